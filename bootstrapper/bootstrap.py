@@ -1,0 +1,564 @@
+"""The bootstrap run: resolve, build bottom-up with bounded concurrency, publish, record.
+
+Scheduling is asyncio on one thread; every blocking step (HTTP, resolution, subprocesses)
+runs in a worker thread. Each package version is built at most once per run: its task is
+memoized, and a "waits-for" graph between tasks turns a build cycle into an error
+instead of a deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import networkx as nx
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.tags import sys_tags
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from .buildenv import EnvFactory
+from .builder import PackageBuilder, SourceTree, make_record, now
+from .buildsystem import BuildSystem
+from .candidates import Release
+from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
+from .finder import IndexFinder
+from .fsutil import atomic_write_text, sha256_file
+from .graph import DependencyGraph, EdgeKind, Node, NodeKey
+from .http import HttpClient
+from .index import PYPI_SIMPLE, IndexClient
+from .metadata import CoreMetadata, parse_metadata, requirement_key
+from .metasource import MetadataOracle
+from .progress import NullReporter, Reporter
+from .publish import IndexWriter
+from .records import BuildRecord, EnvWheel
+from .resolve import Resolution, resolve
+from .sources import SourceStore
+from .store import WheelStore
+from .wheelfile import read_wheel_metadata
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How often a set is re-resolved after built wheels contradicted the metadata used.
+MAX_RESOLVE_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Options:
+    output_dir: Path
+    index_url: str = PYPI_SIMPLE
+    jobs: int = max(1, os.cpu_count() or 1)
+    allow_prereleases: bool = False
+    keep_work: bool = False
+
+
+@dataclass(frozen=True)
+class BuiltWheel:
+    key: NodeKey
+    path: Path
+    metadata: CoreMetadata
+    record: BuildRecord
+    reused: bool
+
+    def env_wheel(self) -> EnvWheel:
+        return EnvWheel(
+            name=self.key.name,
+            version=str(self.key.version),
+            filename=self.path.name,
+            sha256=self.record.wheel_sha256,
+        )
+
+
+@dataclass(frozen=True)
+class BuildSet:
+    """A resolved build environment whose wheels are all built."""
+
+    resolution: Resolution
+    wheels: tuple[BuiltWheel, ...]
+
+    def env_wheels(self) -> tuple[EnvWheel, ...]:
+        return tuple(sorted(w.env_wheel() for w in self.wheels))
+
+    def paths(self) -> list[Path]:
+        return [w.path for w in sorted(self.wheels, key=lambda w: w.key)]
+
+
+@dataclass
+class Result:
+    graph: DependencyGraph
+    install: Resolution
+    built: dict[NodeKey, BuiltWheel] = field(default_factory=dict)
+    build_order: list[NodeKey] = field(default_factory=list)
+
+
+def describe_mismatch(used: CoreMetadata, built: CoreMetadata) -> str:
+    (used_reqs, used_python), (built_reqs, built_python) = (
+        used.dependency_key(),
+        built.dependency_key(),
+    )
+    parts = [f"{built.name}=={built.version}:"]
+    if used_reqs - built_reqs:
+        parts.append(f"resolved with {sorted(used_reqs - built_reqs)} that the wheel lacks;")
+    if built_reqs - used_reqs:
+        parts.append(f"the wheel requires {sorted(built_reqs - used_reqs)} too;")
+    if used_python != built_python:
+        parts.append(f"Requires-Python {used_python!r} became {built_python!r}")
+    return " ".join(parts).rstrip(";")
+
+
+def key_of(release: Release) -> NodeKey:
+    return NodeKey(release.name, release.version)
+
+
+class Bootstrapper:
+    """One run over one output directory."""
+
+    def __init__(self, options: Options, http: HttpClient, reporter: Reporter | None = None):
+        self.options = options
+        out = options.output_dir
+        self.work_dir = out / ".work"
+        self.logs_dir = out / "logs"
+        self.reporter = reporter or NullReporter()
+        self._http = http
+        self.index = IndexClient(options.index_url, http)
+        self.finder = IndexFinder(self.index, Version(".".join(map(str, sys.version_info[:3]))))
+        self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")
+        self.publisher = IndexWriter(out)
+        self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
+        self.builder = PackageBuilder(
+            self.work_dir, self.logs_dir, EnvFactory(self.work_dir / "uv-cache")
+        )
+        self.oracle = MetadataOracle(self.index, self.sources, list(sys_tags()))
+        self.environment = {k: str(v) for k, v in default_environment().items()}
+        self.graph = DependencyGraph()
+        self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bootstrap")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._jobs: asyncio.Semaphore | None = None
+        self._tasks: dict[NodeKey, asyncio.Future[BuiltWheel]] = {}
+        self._waits: nx.DiGraph = nx.DiGraph()
+        self._resolutions: dict[tuple[str, ...], Resolution] = {}
+        self._used: set[NodeKey] = set()
+
+    # -- entry point ---------------------------------------------------------------
+
+    def run(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    ) -> Result:
+        self._prepare_dirs()
+        try:
+            return asyncio.run(self._run(requirements, constraints or {}))
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self.index.close()
+
+    def _prepare_dirs(self) -> None:
+        # Scratch from an interrupted run is never trusted; stored results are.
+        for scratch in ("src", "envs", "out"):
+            shutil.rmtree(self.work_dir / scratch, ignore_errors=True)
+        for directory in (self.logs_dir, self.work_dir / "built", self.publisher.wheels_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+
+    async def _run(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> Result:
+        self._loop = asyncio.get_running_loop()
+        self._jobs = asyncio.Semaphore(max(1, self.options.jobs))
+        try:
+            install = await self._settle(
+                requirements, owner=None, chain=(), constraints=constraints
+            )
+        except BaseException:
+            for task in self._tasks.values():
+                task.cancel()
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            raise
+        for requirement in requirements:
+            name = canonicalize_name(requirement.name)
+            if name in install.resolution.pins:
+                self.graph.add_root(key_of(install.resolution.pins[name]), requirement)
+        for key in sorted(self._used):
+            wheel = self._tasks[key].result()
+            self.graph.add_node(
+                Node(
+                    key=key,
+                    wheel=wheel.path.name,
+                    sdist=wheel.record.sdist,
+                    extra={
+                        "wheel_sha256": wheel.record.wheel_sha256,
+                        "sdist_sha256": wheel.record.sdist_sha256,
+                    },
+                )
+            )
+        result = Result(
+            graph=self.graph,
+            install=install.resolution,
+            built={k: self._tasks[k].result() for k in self._used},
+            build_order=self.graph.build_order(),
+        )
+        self._write_outputs(requirements, result)
+        return result
+
+    # -- sets: resolve, build every member, check the metadata used ---------------
+
+    async def _settle(
+        self,
+        requirements: Sequence[Requirement],
+        *,
+        owner: NodeKey | None,
+        chain: Sequence[str],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    ) -> BuildSet:
+        """Resolve ``requirements`` jointly and build every member; re-resolve while a
+        built wheel contradicts the metadata the resolution relied on."""
+        mismatches: list[str] = []
+        for _ in range(MAX_RESOLVE_ROUNDS):
+            resolution = await self._resolve(requirements, owner, chain, constraints)
+            keys = [key_of(r) for r in resolution.pins.values()]
+            if owner is not None:
+                self._wait_for(owner, keys, chain)
+            built = await asyncio.gather(
+                *(
+                    self._ensure(release, resolution.chains.get(name, (*chain, name)))
+                    for name, release in resolution.pins.items()
+                )
+            )
+            mismatches = [
+                describe_mismatch(resolution.metadata[w.key.name], w.metadata)
+                for w in built
+                if resolution.metadata[w.key.name].dependency_key() != w.metadata.dependency_key()
+            ]
+            if not mismatches:
+                self._record_set(resolution)
+                return BuildSet(resolution, tuple(built))
+            self.reporter.message(
+                "re-resolving: built wheels disagree with the metadata used:\n  "
+                + "\n  ".join(mismatches)
+            )
+            self._resolutions.clear()
+        raise MetadataMismatchError(
+            "built wheels keep contradicting the metadata used to resolve them",
+            chain=chain,
+            details="\n".join(mismatches),
+        )
+
+    async def _resolve(
+        self,
+        requirements: Sequence[Requirement],
+        owner: NodeKey | None,
+        chain: Sequence[str],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None,
+    ) -> Resolution:
+        memo_key = tuple(sorted(str(r) for r in requirements))
+        if owner is not None and memo_key in self._resolutions:
+            return self._resolutions[memo_key]
+        self.reporter.resolving(" ".join(str(r) for r in requirements) or "(nothing)", chain)
+        source = _OwnedMetadata(self, owner)
+        resolution = await self._in_thread(
+            functools.partial(
+                resolve,
+                requirements,
+                self.finder,
+                source,
+                constraints=constraints,
+                environment=self.environment,
+                allow_prereleases=self.options.allow_prereleases,
+                chain=chain,
+            )
+        )
+        self.reporter.resolved(len(resolution.pins))
+        if owner is not None:
+            self._resolutions[memo_key] = resolution
+        return resolution
+
+    def _record_set(self, resolution: Resolution) -> None:
+        for name, release in resolution.pins.items():
+            self._used.add(key_of(release))
+            for requirement in resolution.dependencies[name]:
+                dep = resolution.pins.get(canonicalize_name(requirement.name))
+                if dep is not None:
+                    self.graph.add_edge(key_of(release), key_of(dep), EdgeKind.INSTALL, requirement)
+
+    def _wait_for(self, owner: NodeKey, keys: Sequence[NodeKey], chain: Sequence[str]) -> None:
+        """Record that ``owner``'s build waits for ``keys``; refuse a cycle."""
+        for key in keys:
+            if key == owner or (
+                key in self._waits and owner in self._waits and nx.has_path(self._waits, key, owner)
+            ):
+                path = [owner] if key == owner else nx.shortest_path(self._waits, key, owner)
+                cycle = [owner, *path] if key != owner else [owner, owner]
+                raise BuildCycleError(
+                    "build cycle: " + " -> ".join(str(k) for k in cycle),
+                    package=owner.name,
+                    chain=chain,
+                    details="each of these needs the next one built before it can be built",
+                )
+            self._waits.add_edge(owner, key)
+
+    # -- one package ---------------------------------------------------------------
+
+    async def _ensure(self, release: Release, chain: Sequence[str]) -> BuiltWheel:
+        key = key_of(release)
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._build_package(release, tuple(chain)))
+            self._tasks[key] = task
+            self.reporter.queued(key)
+        return await asyncio.shield(task)
+
+    async def _build_package(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
+        key = key_of(release)
+        log_path = self.builder.log_path(release)
+        try:
+            return await self._build_package_steps(release, chain)
+        except BootstrapError as e:
+            e.with_context(chain=chain)
+            e.package = e.package or release.name
+            if e.log_path is None and log_path.exists():
+                e.log_path = log_path
+            self.reporter.failed(key, e)
+            raise
+
+    async def _build_package_steps(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
+        key = key_of(release)
+        sdist, sdist_sha256 = await self._in_thread(functools.partial(self.sources.fetch, release))
+        previous = self.store.lookup(release.name, release.version)
+        record = previous[1] if previous and previous[1].sdist_sha256 == sdist_sha256 else None
+        tree: SourceTree | None = None
+
+        async def source_tree() -> SourceTree:
+            nonlocal tree
+            if tree is None:
+                tree = await self._in_thread(
+                    functools.partial(
+                        self._step, release, log, self.builder.prepare, release, sdist, log
+                    )
+                )
+            return tree
+
+        with self.builder.log(release, fresh=record is None) as log:
+            if record is not None:
+                build_system = BuildSystem(
+                    requires=tuple(Requirement(r) for r in record.build_system_requires),
+                    backend=record.build_backend,
+                )
+            else:
+                build_system = (await source_tree()).build_system
+            discovery = await self._settle(list(build_system.requires), owner=key, chain=chain)
+            if record is not None and record.discovery_env == discovery.env_wheels():
+                backend_requires = [Requirement(r) for r in record.backend_requires]
+            else:
+                record = None
+                prepared = await source_tree()
+                async with self._job():
+                    self.reporter.started(key, "discovering build requirements")
+                    backend_requires = await self._in_thread(
+                        functools.partial(
+                            self._step,
+                            release,
+                            log,
+                            self.builder.discover,
+                            release,
+                            prepared,
+                            discovery.paths(),
+                            log,
+                        )
+                    )
+            declared = {requirement_key(r) for r in build_system.requires}
+            extra = [r for r in backend_requires if requirement_key(r) not in declared]
+            build_set = (
+                await self._settle([*build_system.requires, *extra], owner=key, chain=chain)
+                if extra
+                else discovery
+            )
+            self._add_build_edges(key, build_system.requires, EdgeKind.BUILD_SYSTEM, build_set)
+            self._add_build_edges(key, extra, EdgeKind.BUILD_BACKEND, build_set)
+
+            if (
+                record is not None
+                and previous is not None
+                and record.build_env == build_set.env_wheels()
+            ):
+                wheel_path = previous[0]
+                metadata = parse_metadata(read_wheel_metadata(wheel_path), wheel_path.name)
+                built = BuiltWheel(key, wheel_path, metadata, record, reused=True)
+                self.reporter.finished(key, reused=True)
+            else:
+                built = await self._build_wheel(
+                    release,
+                    await source_tree(),
+                    sdist,
+                    sdist_sha256,
+                    discovery,
+                    build_set,
+                    backend_requires,
+                    log,
+                )
+        self.oracle.record_built(built.metadata)
+        await self._in_thread(functools.partial(self._publish, built))
+        return built
+
+    async def _build_wheel(
+        self,
+        release: Release,
+        tree: SourceTree,
+        sdist: Path,
+        sdist_sha256: str,
+        discovery: BuildSet,
+        build_set: BuildSet,
+        backend_requires: Sequence[Requirement],
+        log: Any,
+    ) -> BuiltWheel:
+        key = key_of(release)
+        started = now()
+        async with self._job():
+            self.reporter.started(key, "building")
+            wheel = await self._in_thread(
+                functools.partial(
+                    self._step,
+                    release,
+                    log,
+                    self.builder.build,
+                    release,
+                    tree,
+                    build_set.paths(),
+                    log,
+                )
+            )
+        metadata_bytes = read_wheel_metadata(wheel)
+        metadata = parse_metadata(metadata_bytes, wheel.name)
+        if (metadata.name, metadata.version) != (release.name, release.version):
+            raise BootstrapError(
+                f"{release}: the backend built {wheel.name}, which is "
+                f"{metadata.name} {metadata.version}",
+                package=release.name,
+            )
+        record = make_record(
+            release=release,
+            wheel=wheel,
+            wheel_sha256=await self._in_thread(functools.partial(sha256_file, wheel)),
+            sdist=sdist,
+            sdist_sha256=sdist_sha256,
+            build_system=tree.build_system,
+            backend_requires=backend_requires,
+            discovery_env=discovery.env_wheels(),
+            build_env=build_set.env_wheels(),
+            started=started,
+            log=self.builder.log_path(release),
+        )
+        stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
+        await self._in_thread(functools.partial(self.sources.archive, sdist))
+        if not self.options.keep_work:
+            await self._in_thread(functools.partial(self.builder.cleanup, release))
+        self.reporter.finished(key, reused=False)
+        return BuiltWheel(key, stored, metadata, record, reused=False)
+
+    def _publish(self, built: BuiltWheel) -> None:
+        sdist = self.sources.downloads_dir / built.record.sdist
+        if sdist.exists():
+            self.sources.archive(sdist)
+        self.publisher.publish(
+            built.path, read_wheel_metadata(built.path), self.store.record_path(built.path)
+        )
+
+    def _add_build_edges(
+        self,
+        key: NodeKey,
+        requirements: Sequence[Requirement],
+        kind: EdgeKind,
+        build_set: BuildSet,
+    ) -> None:
+        for requirement in requirements:
+            if not requirement.marker or requirement.marker.evaluate(self.environment):
+                pin = build_set.resolution.pins.get(canonicalize_name(requirement.name))
+                if pin is not None:
+                    self.graph.add_edge(key, key_of(pin), kind, requirement)
+
+    # -- resolution-time builds (no cheap metadata) --------------------------------
+
+    def build_for_metadata(
+        self, release: Release, chain: Sequence[str], owner: NodeKey | None
+    ) -> CoreMetadata:
+        """Called from a resolver thread: build ``release`` to learn its dependencies."""
+        assert self._loop is not None
+
+        async def build() -> BuiltWheel:
+            if owner is not None:
+                self._wait_for(owner, [key_of(release)], chain)
+            return await self._ensure(release, chain)
+
+        return asyncio.run_coroutine_threadsafe(build(), self._loop).result().metadata
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _step(self, release: Release, log: Any, fn: Callable[..., T], *args: Any) -> T:
+        with self.builder.step(release, log):
+            return fn(*args)
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn)
+
+    def _job(self) -> asyncio.Semaphore:
+        assert self._jobs is not None
+        return self._jobs
+
+    # -- outputs -------------------------------------------------------------------
+
+    def _write_outputs(self, requirements: Sequence[Requirement], result: Result) -> None:
+        out = self.options.output_dir
+        roots = [str(r) for r in requirements]
+        atomic_write_text(
+            out / "graph.json", json.dumps(result.graph.to_json(roots), indent=2) + "\n"
+        )
+        order = []
+        for key in result.build_order:
+            built = result.built[key]
+            order.append(
+                {
+                    "name": key.name,
+                    "version": str(key.version),
+                    "wheel": built.path.name,
+                    "wheel_sha256": built.record.wheel_sha256,
+                    "sdist": built.record.sdist,
+                    "sdist_sha256": built.record.sdist_sha256,
+                    "source_url": built.record.source_url,
+                    "build_backend": built.record.build_backend,
+                    "build_requires": [f"{w.name}=={w.version}" for w in built.record.build_env],
+                }
+            )
+        atomic_write_text(out / "build-order.json", json.dumps(order, indent=2) + "\n")
+        constraints = "".join(
+            f"{name}=={release.version}\n" for name, release in sorted(result.install.pins.items())
+        )
+        atomic_write_text(out / "constraints.txt", constraints)
+
+
+class _OwnedMetadata:
+    """The run's metadata source, with resolution-time builds attributed to ``owner``."""
+
+    def __init__(self, bootstrapper: Bootstrapper, owner: NodeKey | None) -> None:
+        self._b = bootstrapper
+        self._owner = owner
+
+    def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
+        return self._b.oracle.metadata(
+            release, chain, lambda r, c: self._b.build_for_metadata(r, c, self._owner)
+        )

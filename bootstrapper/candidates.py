@@ -1,0 +1,147 @@
+"""Turn an index page into buildable releases: pure filtering, no I/O."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from .index import DistFile, ProjectPage
+
+logger = logging.getLogger(__name__)
+
+#: Sdist suffixes we accept, best first (PEP 625 names only .tar.gz).
+SDIST_SUFFIXES = (".tar.gz", ".zip", ".tgz", ".tar.bz2")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One version of a project that can be built: its sdist plus the upstream wheels,
+    which serve only as a cheap source of metadata."""
+
+    name: NormalizedName
+    version: Version
+    sdist: DistFile
+    wheels: tuple[DistFile, ...] = ()
+
+    @property
+    def yanked(self) -> bool:
+        return self.sdist.yanked
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+def parse_sdist_filename(filename: str, project: NormalizedName) -> Version | None:
+    """The version in an sdist file name of ``project``, or ``None`` if it is not one.
+
+    Old sdists keep un-normalized names with dashes (``python-dateutil-2.8.2.tar.gz``),
+    so the split point is found by matching the known project name.
+    """
+    for suffix in SDIST_SUFFIXES:
+        if filename.lower().endswith(suffix):
+            stem = filename[: -len(suffix)]
+            break
+    else:
+        return None
+    for i, char in enumerate(stem):
+        if char == "-" and canonicalize_name(stem[:i]) == project:
+            try:
+                return Version(stem[i + 1 :])
+            except InvalidVersion:
+                return None
+    return None
+
+
+def _suffix_rank(filename: str) -> int:
+    lower = filename.lower()
+    return next(i for i, s in enumerate(SDIST_SUFFIXES) if lower.endswith(s))
+
+
+def _python_ok(file: DistFile, python_version: Version) -> bool:
+    if not file.requires_python:
+        return True
+    try:
+        return SpecifierSet(file.requires_python).contains(python_version, prereleases=True)
+    except InvalidSpecifier:
+        logger.debug(
+            "ignoring invalid Requires-Python %r of %s", file.requires_python, file.filename
+        )
+        return True
+
+
+def releases(page: ProjectPage, python_version: Version) -> list[Release]:
+    """Every release of ``page`` that has an sdist usable on ``python_version``, newest first.
+
+    Yanked releases are kept (flagged) because an ``==`` pin may still select them.
+    """
+    sdists: dict[Version, DistFile] = {}
+    wheels: dict[Version, list[DistFile]] = {}
+    for file in page.files:
+        if file.is_wheel:
+            try:
+                wheel_name, version, _, _ = parse_wheel_filename(file.filename)
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+            if wheel_name == page.name:
+                wheels.setdefault(version, []).append(file)
+            continue
+        sdist_version = parse_sdist_filename(file.filename, page.name)
+        if sdist_version is None or not _python_ok(file, python_version):
+            continue
+        best = sdists.get(sdist_version)
+        if best is None or _suffix_rank(file.filename) < _suffix_rank(best.filename):
+            sdists[sdist_version] = file
+    return [
+        Release(page.name, version, sdist, tuple(wheels.get(version, ())))
+        for version, sdist in sorted(sdists.items(), reverse=True)
+    ]
+
+
+def metadata_wheel(release: Release, tags: Sequence[Tag]) -> DistFile | None:
+    """The upstream wheel whose PEP 658 metadata best stands for what we will build:
+    the most preferred one for this interpreter, else any with metadata."""
+    rank = {tag: i for i, tag in enumerate(tags)}
+    best: tuple[int, DistFile] | None = None
+    for file in release.wheels:
+        if file.metadata_hashes is None or file.yanked:
+            continue
+        _, _, _, file_tags = parse_wheel_filename(file.filename)
+        score = min((rank.get(t, len(rank)) for t in file_tags), default=len(rank))
+        if best is None or score < best[0]:
+            best = (score, file)
+    return best[1] if best else None
+
+
+def allowed(
+    candidates: Iterable[Release],
+    specifier: SpecifierSet,
+    *,
+    exact_pins: frozenset[Version],
+    allow_prereleases: bool,
+) -> list[Release]:
+    """Filter releases by one merged specifier, PEP 592 yanking and pre-release rules.
+
+    A yanked release is chosen only through an exact ``==`` pin to it; pre-releases only
+    when asked for (``--pre`` or a specifier naming one) or when nothing else matches.
+    """
+    usable = [
+        c
+        for c in candidates
+        if specifier.contains(c.version, prereleases=True)
+        and (not c.yanked or c.version in exact_pins)
+    ]
+    if allow_prereleases or specifier.prereleases:
+        return usable
+    final = [c for c in usable if not c.version.is_prerelease]
+    return final or usable

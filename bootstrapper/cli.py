@@ -1,0 +1,222 @@
+"""The command line: the only layer that prints or exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .bootstrap import Bootstrapper, Options
+from .errors import BootstrapError, UsageError
+from .http import HttpClient
+from .index import PYPI_SIMPLE
+from .progress import StreamReporter
+from .reqfile import RequirementSet, parse_requirement, read_file
+from .resolve import parse_constraints
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+RUN_LOG = "bootstrap.log"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bootstrapper",
+        description="Rebuild a whole Python dependency tree from source into a static index.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    boot = commands.add_parser(
+        "bootstrap",
+        help="resolve, build from source and publish a dependency tree",
+        description="Resolve the install closure of REQUIREMENTs jointly, build every wheel "
+        "of it (and of its build tools) from source in isolated environments, and write a "
+        "static simple index to the output directory.",
+    )
+    boot.add_argument(
+        "requirements",
+        nargs="*",
+        metavar="REQUIREMENT",
+        help="a PEP 508 requirement, e.g. 'requests' or 'torch>=2'",
+    )
+    boot.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirement_files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="read requirements from FILE",
+    )
+    boot.add_argument(
+        "-c",
+        "--constraint",
+        dest="constraint_files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="constrain the versions of the install closure with FILE",
+    )
+    boot.add_argument(
+        "--index-url",
+        default=PYPI_SIMPLE,
+        metavar="URL",
+        help=f"source index (PEP 503/691), default {PYPI_SIMPLE}",
+    )
+    boot.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("bootstrap-output"),
+        metavar="DIR",
+        help="where wheels, the index, logs and the graph go (default ./bootstrap-output)",
+    )
+    boot.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="how many builds run at once (default: the number of CPUs)",
+    )
+    boot.add_argument(
+        "--pre",
+        action="store_true",
+        help="allow pre-release versions (otherwise only when nothing else "
+        "matches or a requirement names one)",
+    )
+    boot.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep unpacked sources and build environments under DIR/.work",
+    )
+    verbosity = boot.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (the console script exits with it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(args_list)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return EXIT_USAGE
+        return _bootstrap(args)
+    except UsageError as e:
+        print(f"bootstrapper: error: {e.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except BootstrapError as e:
+        print(e.render(), file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted; run the same command again to continue where it stopped",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+
+
+def _requirement_set(args: argparse.Namespace) -> RequirementSet:
+    wanted = RequirementSet()
+    for text in args.requirements:
+        wanted.requirements.append(parse_requirement(text))
+    for path in args.requirement_files:
+        read_file(path, wanted, constraints=False)
+    for path in args.constraint_files:
+        read_file(path, wanted, constraints=True)
+    if not wanted.requirements:
+        raise UsageError("nothing to bootstrap: give a REQUIREMENT or -r FILE")
+    return wanted
+
+
+def _setup_logging(log_file: Path, verbose: bool) -> logging.Handler:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("bootstrapper")
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    # Backends' warnings (re-emitted by pyproject_hooks) belong in the log, not on screen.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").addHandler(handler)
+    logging.getLogger("py.warnings").propagate = False
+    if not any(
+        isinstance(h, logging.NullHandler) for h in logging.getLogger("py.warnings").handlers
+    ):
+        logging.getLogger("py.warnings").addHandler(logging.NullHandler())
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.DEBUG)
+        root.addHandler(console)
+    return handler
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    wanted = _requirement_set(args)
+    output_dir: Path = args.output_dir.absolute()
+    run_log = output_dir / "logs" / RUN_LOG
+    handler = _setup_logging(run_log, args.verbose)
+    reporter = StreamReporter(
+        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+    )
+    options = Options(
+        output_dir=output_dir,
+        index_url=args.index_url,
+        jobs=args.jobs,
+        allow_prereleases=args.pre,
+        keep_work=args.keep_work,
+    )
+    started = time.monotonic()
+    try:
+        with HttpClient() as http:
+            result = Bootstrapper(options, http, reporter).run(
+                wanted.requirements, parse_constraints(wanted.constraints)
+            )
+    except BootstrapError as e:
+        logging.getLogger("bootstrapper").error("%s", e.render())
+        if e.log_path is None:
+            e.log_path = run_log
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        logging.getLogger("bootstrapper").exception("internal error")
+        raise BootstrapError(
+            f"internal error ({type(e).__name__}: {e}); this is a bug in bootstrapper",
+            log_path=run_log,
+        ) from None
+    finally:
+        reporter.close()
+        logging.getLogger("bootstrapper").removeHandler(handler)
+        logging.getLogger("py.warnings").removeHandler(handler)
+        handler.close()
+    built = sum(1 for w in result.built.values() if not w.reused)
+    reused = len(result.built) - built
+    if not args.quiet:
+        print(
+            f"bootstrapped {len(result.install.pins)} packages for install "
+            f"({len(result.built)} wheels: {built} built, {reused} reused) "
+            f"in {time.monotonic() - started:.1f}s\n"
+            f"index: {output_dir / 'simple'}\n"
+            f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
+            + " ".join(str(r) for r in wanted.requirements),
+            file=sys.stderr,
+        )
+    return EXIT_OK

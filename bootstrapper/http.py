@@ -1,0 +1,169 @@
+"""HTTP access with connection reuse, retries with backoff, and verified downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from .errors import FetchError, HashMismatchError
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Hash algorithms strong enough to trust a download with, strongest first.
+TRUSTED_HASHES = ("sha512", "sha384", "sha256")
+USER_AGENT = "bootstrapper/0.1 (+https://pypi.org/project/bootstrapper/)"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_backoff, self.backoff * (2**attempt)))
+
+
+class HttpClient:
+    """One pooled ``httpx.Client`` shared by every thread of a run."""
+
+    def __init__(
+        self,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        timeout: float = 60.0,
+        max_connections: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._retry = retry
+        self._sleep = sleep
+        # trust_env=False: the user's proxy/cert settings for *installers* are not ours to
+        # guess at, except the CA bundle, which we honour explicitly below.
+        verify: str | bool = os.environ.get("SSL_CERT_FILE") or True
+        self._client = httpx.Client(
+            timeout=timeout,
+            follow_redirects=True,
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            verify=verify,
+        )
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """GET with retries on transient failures; the response body is read."""
+        last_error: str = ""
+        for attempt in range(self._retry.attempts):
+            try:
+                response = self._client.get(url, headers=headers)
+            except httpx.TransportError as e:
+                last_error = f"{type(e).__name__}: {e}"
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                last_error = f"HTTP {response.status_code}"
+            if attempt + 1 < self._retry.attempts:
+                delay = self._retry.delay(attempt)
+                logger.debug("GET %s failed (%s); retrying in %.1fs", url, last_error, delay)
+                self._sleep(delay)
+        raise FetchError(f"cannot fetch {url}: {last_error} (after {self._retry.attempts} tries)")
+
+    def download(self, url: str, dest: Path, hashes: Mapping[str, str]) -> str:
+        """Stream ``url`` into ``dest`` (atomically), verifying the strongest known hash.
+
+        Returns the sha256 of what was written. Nothing is left at ``dest`` if the bytes do
+        not match.
+        """
+        algorithm = strongest_hash(hashes)
+        if algorithm is None:
+            raise FetchError(
+                f"the index gives no sha256 for {url}; refusing an unverified download"
+            )
+        expected = hashes[algorithm].lower()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        last_error = ""
+        for attempt in range(self._retry.attempts):
+            fd, tmp_name = tempfile.mkstemp(
+                dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
+            tmp = Path(tmp_name)
+            try:
+                digest = hashlib.new(algorithm)
+                sha256 = hashlib.sha256()
+                with os.fdopen(fd, "wb") as out, self._client.stream("GET", url) as response:
+                    if response.status_code in RETRY_STATUSES:
+                        raise _Transient(f"HTTP {response.status_code}")
+                    if response.status_code != 200:
+                        raise FetchError(f"cannot download {url}: HTTP {response.status_code}")
+                    for chunk in response.iter_bytes(1 << 20):
+                        digest.update(chunk)
+                        sha256.update(chunk)
+                        out.write(chunk)
+                actual = digest.hexdigest()
+                if actual != expected:
+                    raise HashMismatchError(
+                        f"{dest.name}: downloaded bytes do not match the index's {algorithm}",
+                        details=f"expected {algorithm}={expected}\ngot      {algorithm}={actual}\n"
+                        f"url: {url}",
+                    )
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dest)
+                return sha256.hexdigest()
+            except (_Transient, httpx.TransportError) as e:
+                last_error = str(e) or type(e).__name__
+            finally:
+                tmp.unlink(missing_ok=True)
+            if attempt + 1 < self._retry.attempts:
+                self._sleep(self._retry.delay(attempt))
+        raise FetchError(
+            f"cannot download {url}: {last_error} (after {self._retry.attempts} tries)"
+        )
+
+
+class _Transient(Exception):
+    pass
+
+
+def strongest_hash(hashes: Mapping[str, str]) -> str | None:
+    """The strongest trusted algorithm present in ``hashes``, if any."""
+    for name in TRUSTED_HASHES:
+        if name in hashes:
+            return name
+    return None
+
+
+def verify_bytes(data: bytes, hashes: Mapping[str, str], what: str) -> None:
+    """Check ``data`` against the strongest trusted hash; without one, do nothing."""
+    algorithm = strongest_hash(hashes)
+    if algorithm is None:
+        return
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != hashes[algorithm].lower():
+        raise HashMismatchError(
+            f"{what}: bytes do not match the index's {algorithm}",
+            details=f"expected {algorithm}={hashes[algorithm]}\ngot      {algorithm}={actual}",
+        )

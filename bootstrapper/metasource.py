@@ -1,0 +1,104 @@
+"""Where resolution gets a release's dependencies, cheapest trustworthy source first.
+
+1. the wheel this run (or an earlier one) built from it;
+2. the PEP 658 metadata of an upstream wheel of the same version;
+3. the sdist's PKG-INFO, when PEP 643 says its dependencies are static;
+4. otherwise, building it.
+
+Sources 2 and 3 are hints: the bootstrap checks them against the wheel it builds and
+re-resolves on a mismatch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from packaging.tags import Tag
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from .archive import read_member
+from .candidates import Release, metadata_wheel
+from .errors import BootstrapError
+from .index import IndexClient
+from .metadata import CoreMetadata, is_static_sdist_metadata, parse_metadata
+from .sources import SourceStore
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[NormalizedName, Version]
+BuildForMetadata = Callable[[Release, Sequence[str]], CoreMetadata]
+
+
+class MetadataOracle:
+    """The ``MetadataSource`` of a run; thread-safe."""
+
+    def __init__(
+        self,
+        index: IndexClient,
+        sources: SourceStore,
+        tags: Sequence[Tag],
+    ) -> None:
+        self._index = index
+        self._sources = sources
+        self._tags = tags
+        self._lock = threading.Lock()
+        self._known: dict[Key, tuple[CoreMetadata, str]] = {}
+        self._built: dict[Key, CoreMetadata] = {}
+
+    def record_built(self, metadata: CoreMetadata) -> None:
+        """A wheel was built: from now on its metadata is the truth for its version."""
+        key = (metadata.name, metadata.version)
+        with self._lock:
+            self._built[key] = metadata
+            self._known[key] = (metadata, "built wheel")
+
+    def origin(self, name: NormalizedName, version: Version) -> str:
+        with self._lock:
+            entry = self._known.get((name, version))
+        return entry[1] if entry else "unknown"
+
+    def metadata(
+        self, release: Release, chain: Sequence[str], build: BuildForMetadata
+    ) -> CoreMetadata:
+        """The metadata of ``release``; ``build`` is the last resort."""
+        key = (release.name, release.version)
+        with self._lock:
+            entry = self._known.get(key)
+        if entry is not None:
+            return entry[0]
+        metadata, origin = self._find(release, chain, build)
+        if (metadata.name, metadata.version) != key:
+            raise BootstrapError(
+                f"{release}: its metadata ({origin}) names {metadata.name} {metadata.version}",
+                package=release.name,
+                chain=chain,
+            )
+        with self._lock:
+            self._known.setdefault(key, (metadata, origin))
+            return self._known[key][0]
+
+    def _find(
+        self, release: Release, chain: Sequence[str], build: BuildForMetadata
+    ) -> tuple[CoreMetadata, str]:
+        wheel = metadata_wheel(release, self._tags)
+        if wheel is not None:
+            try:
+                data = self._index.fetch_metadata(wheel)
+                return parse_metadata(data, wheel.filename + ".metadata"), "upstream wheel metadata"
+            except BootstrapError as e:
+                logger.debug("ignoring PEP 658 metadata of %s: %s", wheel.filename, e.message)
+        sdist, _ = self._sources.fetch(release)
+        pkg_info = read_member(sdist, "PKG-INFO")
+        if pkg_info is not None:
+            try:
+                metadata = parse_metadata(pkg_info, f"{sdist.name}/PKG-INFO")
+            except BootstrapError as e:
+                logger.debug("ignoring PKG-INFO of %s: %s", sdist.name, e.message)
+            else:
+                if is_static_sdist_metadata(metadata):
+                    return metadata, "sdist PKG-INFO"
+        logger.debug("%s has no static metadata; building it to learn its dependencies", release)
+        return build(release, chain), "built wheel"

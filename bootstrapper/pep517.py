@@ -1,0 +1,110 @@
+"""Call a project's PEP 517 backend inside a build environment, logging everything."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyproject_hooks
+from packaging.requirements import InvalidRequirement, Requirement
+
+from .buildenv import BuildEnv
+from .buildsystem import BuildSystem
+from .errors import BuildError, InvalidSourceError
+
+
+class Backend:
+    """The PEP 517 hooks of one source tree, run by one environment's interpreter."""
+
+    def __init__(
+        self,
+        source_dir: Path,
+        build_system: BuildSystem,
+        env: BuildEnv,
+        log: BinaryIO,
+        *,
+        package: str,
+        extra_environ: Mapping[str, str] | None = None,
+        config_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._package = package
+        self._log = log
+        self._env = env
+        self._extra = dict(extra_environ or {})
+        self._config = dict(config_settings or {}) or None
+        self._hooks = pyproject_hooks.BuildBackendHookCaller(
+            str(source_dir),
+            build_system.backend,
+            backend_path=list(build_system.backend_path) or None,
+            runner=self._runner,
+            python_executable=str(env.python),
+        )
+
+    def _runner(
+        self,
+        cmd: Sequence[str],
+        cwd: str | None = None,
+        extra_environ: Mapping[str, str] | None = None,
+    ) -> None:
+        environ = self._env.environ({**self._extra, **(extra_environ or {})})
+        self._log.flush()
+        subprocess.run(
+            list(cmd),
+            cwd=cwd,
+            env=environ,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=True,
+        )
+
+    def _call(self, hook: str, *args: Any) -> Any:
+        self._log.write(f"\n== PEP 517 hook {hook}\n".encode())
+        method = getattr(self._hooks, hook)
+        try:
+            return method(*args)
+        except pyproject_hooks.BackendUnavailable as e:
+            raise BuildError(
+                f"{self._package}: cannot import the build backend {e.backend_name!r}"
+                + (f" ({e.args[-1]})" if len(e.args) > 1 and e.args[-1] else ""),
+                package=self._package,
+            ) from e
+        except pyproject_hooks.BackendInvalid as e:
+            raise BuildError(
+                f"{self._package}: invalid build backend: {e}", package=self._package
+            ) from e
+        except subprocess.CalledProcessError as e:
+            raise BuildError(
+                f"{self._package}: the build backend failed in {hook} (exit status {e.returncode})",
+                package=self._package,
+            ) from e
+
+    def requires_for_build_wheel(self) -> list[Requirement]:
+        """The backend's extra build requirements (PEP 517 ``get_requires_for_build_wheel``)."""
+        try:
+            raw = self._call("get_requires_for_build_wheel", self._config)
+        except pyproject_hooks.HookMissing:
+            return []
+        requirements = []
+        for item in raw or []:
+            try:
+                requirements.append(Requirement(item))
+            except InvalidRequirement as e:
+                raise InvalidSourceError(
+                    f"{self._package}: the backend asked for a malformed requirement {item!r}",
+                    package=self._package,
+                ) from e
+        return requirements
+
+    def build_wheel(self, wheel_dir: Path) -> Path:
+        wheel_dir.mkdir(parents=True, exist_ok=True)
+        name = self._call("build_wheel", str(wheel_dir), self._config)
+        path = wheel_dir / str(name)
+        if not path.is_file():
+            raise BuildError(
+                f"{self._package}: the backend reported {name!r} but wrote no such wheel",
+                package=self._package,
+            )
+        return path

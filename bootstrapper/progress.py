@@ -1,0 +1,128 @@
+"""Progress reporting, kept out of the pipeline: the run calls a :class:`Reporter`."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from typing import Protocol, TextIO
+
+from .errors import BootstrapError
+from .graph import NodeKey
+
+
+class Reporter(Protocol):
+    def queued(self, key: NodeKey) -> None: ...
+    def resolving(self, what: str, chain: Sequence[str]) -> None: ...
+    def resolved(self, count: int) -> None: ...
+    def started(self, key: NodeKey, what: str) -> None: ...
+    def finished(self, key: NodeKey, reused: bool) -> None: ...
+    def failed(self, key: NodeKey, error: BootstrapError) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class NullReporter:
+    def queued(self, key: NodeKey) -> None:
+        pass
+
+    def resolving(self, what: str, chain: Sequence[str]) -> None:
+        pass
+
+    def resolved(self, count: int) -> None:
+        pass
+
+    def started(self, key: NodeKey, what: str) -> None:
+        pass
+
+    def finished(self, key: NodeKey, reused: bool) -> None:
+        pass
+
+    def failed(self, key: NodeKey, error: BootstrapError) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+class StreamReporter:
+    """Line-oriented progress; on a terminal, also a live status line at the bottom."""
+
+    def __init__(self, stream: TextIO, *, live: bool, quiet: bool = False) -> None:
+        self._stream = stream
+        self._live = live
+        self._quiet = quiet
+        self._lock = threading.Lock()
+        self._queued: set[NodeKey] = set()
+        self._done: set[NodeKey] = set()
+        self._reused = 0
+        self._resolutions = 0
+        self._active: dict[NodeKey, tuple[str, float]] = {}
+        self._status_shown = False
+
+    def _emit(self, line: str | None) -> None:
+        with self._lock:
+            if self._live and self._status_shown:
+                self._stream.write("\r\x1b[2K")
+            if line is not None and not self._quiet:
+                self._stream.write(line + "\n")
+            if self._live:
+                self._stream.write(self._status())
+                self._status_shown = True
+            self._stream.flush()
+
+    def _status(self) -> str:
+        width = shutil.get_terminal_size((100, 20)).columns
+        building = ", ".join(f"{k.name}" for k in sorted(self._active))
+        text = (
+            f"[{len(self._done)}/{len(self._queued)} built, {self._reused} reused, "
+            f"{len(self._queued) - len(self._done)} remaining, {self._resolutions} resolutions]"
+            + (f" {building}" if building else "")
+        )
+        return text[: max(10, width - 1)]
+
+    def queued(self, key: NodeKey) -> None:
+        with self._lock:
+            self._queued.add(key)
+        self._emit(None)
+
+    def resolving(self, what: str, chain: Sequence[str]) -> None:
+        if self._live:
+            self._emit(None)
+
+    def resolved(self, count: int) -> None:
+        with self._lock:
+            self._resolutions += 1
+        self._emit(None)
+
+    def started(self, key: NodeKey, what: str) -> None:
+        with self._lock:
+            self._active[key] = (what, time.monotonic())
+        self._emit(f"{what} {key}" if not self._live else None)
+
+    def finished(self, key: NodeKey, reused: bool) -> None:
+        with self._lock:
+            _, began = self._active.pop(key, ("", time.monotonic()))
+            self._done.add(key)
+            self._queued.add(key)
+            if reused:
+                self._reused += 1
+        if reused:
+            self._emit(f"reused {key} (already built, inputs unchanged)")
+        else:
+            self._emit(f"built {key} in {time.monotonic() - began:.1f}s")
+
+    def failed(self, key: NodeKey, error: BootstrapError) -> None:
+        with self._lock:
+            self._active.pop(key, None)
+        self._emit(f"failed {key}")
+
+    def message(self, text: str) -> None:
+        self._emit(text)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._live and self._status_shown:
+                self._stream.write("\r\x1b[2K")
+                self._stream.flush()
+                self._status_shown = False

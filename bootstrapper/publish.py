@@ -1,0 +1,98 @@
+"""The static simple index (PEP 503, with PEP 592/658/714 attributes).
+
+Publishing is atomic per file and ordered so that a page never links to a file that is
+missing or half written: the wheel, then its metadata and record, then the project page,
+then the root page.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+
+from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_text, sha256_file
+from .metadata import parse_metadata
+from .records import RECORD_SUFFIX
+
+METADATA_SUFFIX = ".metadata"
+
+
+def _page(title: str, links: Iterable[str]) -> str:
+    body = "\n".join(links)
+    return (
+        "<!DOCTYPE html>\n<html>\n<head>\n"
+        '<meta name="pypi:repository-version" content="1.1">\n'
+        f"<title>{html.escape(title)}</title>\n</head>\n<body>\n"
+        f"<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
+    )
+
+
+class IndexWriter:
+    """Writes ``DIR/wheels`` and ``DIR/simple``; safe to call from several threads."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.wheels_dir = output_dir / "wheels"
+        self.simple_dir = output_dir / "simple"
+        self._lock = threading.Lock()
+
+    def published_wheel(self, filename: str) -> Path:
+        return self.wheels_dir / filename
+
+    def publish(self, wheel: Path, metadata: bytes, record: Path | None = None) -> Path:
+        """Add ``wheel`` (with its core metadata and build record) to the index."""
+        name, _, _, _ = parse_wheel_filename(wheel.name)
+        dest = self.wheels_dir / wheel.name
+        with self._lock:
+            if not dest.exists() or sha256_file(dest) != sha256_file(wheel):
+                atomic_copy(wheel, dest)
+            atomic_write_bytes(dest.with_name(dest.name + METADATA_SUFFIX), metadata)
+            if record is not None:
+                atomic_copy(record, dest.with_name(dest.name + RECORD_SUFFIX))
+            self._write_project_page(name)
+            self._write_root_page()
+        return dest
+
+    def _project_wheels(self, name: NormalizedName) -> list[Path]:
+        wheels = []
+        for path in self.wheels_dir.glob("*.whl"):
+            try:
+                wheel_name, _, _, _ = parse_wheel_filename(path.name)
+            except InvalidWheelFilename:
+                continue
+            metadata = path.with_name(path.name + METADATA_SUFFIX)
+            if wheel_name == name and metadata.is_file():
+                wheels.append(path)
+        return sorted(wheels)
+
+    def _write_project_page(self, name: NormalizedName) -> None:
+        links = []
+        for wheel in self._project_wheels(name):
+            metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
+            metadata_bytes = metadata_file.read_bytes()
+            metadata = parse_metadata(metadata_bytes, metadata_file.name)
+            metadata_hash = f"sha256={sha256_file(metadata_file)}"
+            attrs = [f'href="../../wheels/{html.escape(wheel.name)}#sha256={sha256_file(wheel)}"']
+            if str(metadata.requires_python):
+                attrs.append(f'data-requires-python="{html.escape(str(metadata.requires_python))}"')
+            attrs.append(f'data-core-metadata="{metadata_hash}"')
+            attrs.append(f'data-dist-info-metadata="{metadata_hash}"')
+            links.append(f"<a {' '.join(attrs)}>{html.escape(wheel.name)}</a><br>")
+        atomic_write_text(self.simple_dir / name / "index.html", _page(f"Links for {name}", links))
+
+    def _write_root_page(self) -> None:
+        projects = sorted(
+            canonicalize_name(p.name)
+            for p in self.simple_dir.iterdir()
+            if p.is_dir() and (p / "index.html").is_file()
+        )
+        links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
+        atomic_write_text(self.simple_dir / "index.html", _page("Simple index", links))

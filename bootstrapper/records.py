@@ -1,0 +1,72 @@
+"""Build records: what went into a wheel. They let a re-run prove a wheel still valid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .fsutil import atomic_write_text
+
+RECORD_SUFFIX = ".build.json"
+RECORD_SCHEMA = 1
+
+
+@dataclass(frozen=True, order=True)
+class EnvWheel:
+    """One wheel installed in a build environment."""
+
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    name: str
+    version: str
+    wheel: str
+    wheel_sha256: str
+    sdist: str
+    sdist_sha256: str
+    source_url: str
+    build_backend: str
+    build_system_requires: tuple[str, ...]
+    backend_requires: tuple[str, ...]
+    #: The environment the backend was asked for its requirements in.
+    discovery_env: tuple[EnvWheel, ...]
+    #: The environment the wheel was built in.
+    build_env: tuple[EnvWheel, ...]
+    python: str
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    started: str = ""
+    finished: str = ""
+    log: str = ""
+    schema: int = RECORD_SCHEMA
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> BuildRecord:
+        data: dict[str, Any] = json.loads(text)
+        if data.get("schema") != RECORD_SCHEMA:
+            raise ValueError(f"unsupported build record schema {data.get('schema')!r}")
+        for key in ("discovery_env", "build_env"):
+            data[key] = tuple(EnvWheel(**w) for w in data[key])
+        for key in ("build_system_requires", "backend_requires"):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+    def write(self, path: Path) -> None:
+        atomic_write_text(path, self.to_json())
+
+
+def read_record(path: Path) -> BuildRecord | None:
+    """The record at ``path``, or ``None`` when it is missing or unreadable."""
+    try:
+        return BuildRecord.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

@@ -1,0 +1,76 @@
+"""Requirements and constraints files (the subset of pip's format a bootstrap needs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from .errors import InvalidRequirementError, UsageError
+
+
+@dataclass
+class RequirementSet:
+    requirements: list[Requirement] = field(default_factory=list)
+    constraints: list[Requirement] = field(default_factory=list)
+
+
+def parse_requirement(text: str, where: str = "command line") -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as e:
+        raise InvalidRequirementError(
+            f"malformed requirement {text!r} ({where}): {e}", package=text
+        ) from None
+
+
+def read_file(
+    path: Path, into: RequirementSet, *, constraints: bool, _seen: frozenset[Path] = frozenset()
+) -> None:
+    """Add the requirements (or constraints) of ``path``, following ``-r``/``-c``."""
+    resolved = path.resolve()
+    if resolved in _seen:
+        raise UsageError(f"{path}: includes itself")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    logical: list[tuple[int, str]] = []
+    pending = ""
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        logical.append((start, (pending + line).strip()))
+        pending = ""
+    if pending:
+        logical.append((start, pending.strip()))
+    for number, line in logical:
+        where = f"{path}:{number}"
+        if not line:
+            continue
+        for option, is_constraint in (
+            ("-r", False),
+            ("--requirement", False),
+            ("-c", True),
+            ("--constraint", True),
+        ):
+            if line.startswith(option + " ") or line.startswith(option + "="):
+                target = line[len(option) + 1 :].strip()
+                read_file(
+                    path.parent / target,
+                    into,
+                    constraints=constraints or is_constraint,
+                    _seen=_seen | {resolved},
+                )
+                break
+        else:
+            if line.startswith("-"):
+                raise UsageError(f"{where}: unsupported option {line.split()[0]!r}")
+            requirement = parse_requirement(line, where)
+            (into.constraints if constraints else into.requirements).append(requirement)

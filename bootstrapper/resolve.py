@@ -1,0 +1,304 @@
+"""Joint resolution of a requirement set with resolvelib.
+
+The provider is a thin adapter: releases come from a ``ReleaseFinder``, dependencies from
+a ``MetadataSource``. Extras are separate identifiers (``name[extra]``) whose candidates
+depend on the plain project at the same version, so one version per project is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib.providers import AbstractProvider
+
+from .candidates import Release, allowed
+from .errors import BootstrapError, NoSourceDistributionError, ResolutionError
+from .metadata import CoreMetadata
+
+logger = logging.getLogger(__name__)
+
+Identifier = str
+
+
+class ReleaseFinder(Protocol):
+    def releases(self, name: NormalizedName) -> Sequence[Release]:
+        """Buildable releases, newest first; raises UnknownProjectError."""
+
+    def has_files(self, name: NormalizedName) -> bool:
+        """Whether the index lists any file at all for ``name``."""
+
+    def prefetch(self, names: Iterable[NormalizedName]) -> None:
+        """Hint: these projects will probably be looked up soon."""
+
+
+class MetadataSource(Protocol):
+    def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
+        """The core metadata that ``release`` will have once built."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    release: Release
+    extras: frozenset[NormalizedName] = frozenset()
+
+    @property
+    def name(self) -> NormalizedName:
+        return self.release.name
+
+    @property
+    def version(self) -> Version:
+        return self.release.version
+
+    def __str__(self) -> str:
+        extras = f"[{','.join(sorted(self.extras))}]" if self.extras else ""
+        return f"{self.name}{extras}=={self.version}"
+
+
+def _default_environment() -> dict[str, str]:
+    return {k: str(v) for k, v in default_environment().items()}
+
+
+def identifier(name: NormalizedName, extras: Iterable[str]) -> Identifier:
+    normalized = sorted(canonicalize_name(e) for e in extras)
+    return f"{name}[{','.join(normalized)}]" if normalized else name
+
+
+def split_identifier(ident: Identifier) -> tuple[NormalizedName, frozenset[NormalizedName]]:
+    name, _, rest = ident.partition("[")
+    extras = frozenset(NormalizedName(e) for e in rest.rstrip("]").split(",") if e)
+    return NormalizedName(name), extras
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """One version per project, with what each one asked for."""
+
+    pins: Mapping[NormalizedName, Release]
+    extras: Mapping[NormalizedName, frozenset[NormalizedName]]
+    #: The requirements each pin declared that apply here (markers evaluated).
+    dependencies: Mapping[NormalizedName, tuple[Requirement, ...]]
+    metadata: Mapping[NormalizedName, CoreMetadata]
+    #: For each pin, the names leading to it from a root, itself last.
+    chains: Mapping[NormalizedName, tuple[str, ...]] = field(default_factory=dict)
+
+
+def applies(
+    requirement: Requirement, environment: Mapping[str, str], extras: Iterable[str]
+) -> bool:
+    """Whether ``requirement``'s marker holds for the target with any of ``extras``."""
+    if requirement.marker is None:
+        return True
+    for extra in ("", *extras):
+        if requirement.marker.evaluate({**environment, "extra": extra}):
+            return True
+    return False
+
+
+class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
+    def __init__(
+        self,
+        finder: ReleaseFinder,
+        metadata: MetadataSource,
+        constraints: Mapping[NormalizedName, SpecifierSet],
+        environment: Mapping[str, str],
+        allow_prereleases: bool,
+        base_chain: Sequence[str],
+    ) -> None:
+        self._finder = finder
+        self._metadata = metadata
+        self._constraints = constraints
+        self._environment = environment
+        self._pre = allow_prereleases
+        self._base_chain = tuple(base_chain)
+        self.parents: dict[NormalizedName, NormalizedName | None] = {}
+        self.used_metadata: dict[tuple[NormalizedName, Version], CoreMetadata] = {}
+
+    def chain_to(self, name: NormalizedName) -> tuple[str, ...]:
+        path: list[str] = [name]
+        seen = {name}
+        parent = self.parents.get(name)
+        while parent is not None and parent not in seen:
+            path.append(parent)
+            seen.add(parent)
+            parent = self.parents.get(parent)
+        return self._base_chain + tuple(reversed(path))
+
+    def identify(self, requirement_or_candidate: Requirement | Candidate) -> Identifier:
+        if isinstance(requirement_or_candidate, Candidate):
+            return identifier(requirement_or_candidate.name, requirement_or_candidate.extras)
+        return identifier(
+            canonicalize_name(requirement_or_candidate.name), requirement_or_candidate.extras
+        )
+
+    def get_preference(
+        self,
+        identifier: Identifier,
+        resolutions: Mapping[Identifier, Candidate],
+        candidates: Mapping[Identifier, Iterator[Candidate]],
+        information: Mapping[Identifier, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Any:
+        infos = list(information[identifier])
+        pinned = any(
+            spec.operator in ("==", "===") and "*" not in spec.version
+            for info in infos
+            for spec in info.requirement.specifier
+        )
+        causes = {self.identify(c.requirement) for c in backtrack_causes}
+        is_root = any(info.parent is None for info in infos)
+        return (identifier not in causes, not pinned, not is_root, identifier)
+
+    def find_matches(
+        self,
+        identifier: Identifier,
+        requirements: Mapping[Identifier, Iterator[Requirement]],
+        incompatibilities: Mapping[Identifier, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        name, extras = split_identifier(identifier)
+        try:
+            releases = self._finder.releases(name)
+        except BootstrapError as e:
+            raise e.with_context(chain=self.chain_to(name)) from None
+        specifier = SpecifierSet()
+        exact: set[Version] = set()
+        for ident in (identifier, name):
+            for requirement in requirements.get(ident, ()):
+                specifier &= requirement.specifier
+                exact.update(
+                    Version(s.version)
+                    for s in requirement.specifier
+                    if s.operator in ("==", "===") and "*" not in s.version
+                )
+        if name in self._constraints:
+            specifier &= self._constraints[name]
+        bad = {c.version for ident in (identifier, name) for c in incompatibilities.get(ident, ())}
+        matches = allowed(
+            releases, specifier, exact_pins=frozenset(exact), allow_prereleases=self._pre
+        )
+        return [Candidate(r, extras) for r in matches if r.version not in bad]
+
+    def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Requirement]:
+        dependencies = []
+        if candidate.extras:
+            dependencies.append(Requirement(f"{candidate.name}=={candidate.version}"))
+        chain = self.chain_to(candidate.name)
+        try:
+            metadata = self._metadata.metadata(candidate.release, chain)
+        except BootstrapError as e:
+            raise e.with_context(chain=chain) from None
+        self.used_metadata[(candidate.name, candidate.version)] = metadata
+        for requirement in metadata.requires_dist:
+            if not self._applies(requirement, candidate.extras):
+                continue
+            dependencies.append(requirement)
+            self.parents.setdefault(canonicalize_name(requirement.name), candidate.name)
+        self._finder.prefetch(canonicalize_name(r.name) for r in dependencies)
+        return dependencies
+
+    def _applies(self, requirement: Requirement, extras: Iterable[str]) -> bool:
+        if not extras:
+            # Only the base requirements: an ``extra == ...`` marker must not match "".
+            return applies(requirement, self._environment, ())
+        if requirement.marker is None:
+            return False  # already yielded by the plain candidate
+        return any(requirement.marker.evaluate({**self._environment, "extra": e}) for e in extras)
+
+
+def resolve(
+    requirements: Sequence[Requirement],
+    finder: ReleaseFinder,
+    metadata: MetadataSource,
+    *,
+    constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    environment: Mapping[str, str] | None = None,
+    allow_prereleases: bool = False,
+    chain: Sequence[str] = (),
+    reporter: BaseReporter[Requirement, Candidate, Identifier] | None = None,
+) -> Resolution:
+    """Solve ``requirements`` jointly: one release per project, or a ResolutionError that
+    names the conflicting requirements and who asked for them."""
+    env: dict[str, str] = dict(environment or _default_environment())
+    wanted = [r for r in requirements if applies(r, env, ())]
+    finder.prefetch(canonicalize_name(r.name) for r in wanted)
+    provider = _Provider(finder, metadata, constraints or {}, env, allow_prereleases, chain)
+    for requirement in wanted:
+        provider.parents.setdefault(canonicalize_name(requirement.name), None)
+    resolver = Resolver(provider, reporter or BaseReporter())
+    try:
+        result = resolver.resolve(wanted, max_rounds=10_000)
+    except ResolutionImpossible as e:
+        raise _explain(list(e.causes), provider, finder) from None
+    except ResolutionTooDeep as e:
+        raise ResolutionError(
+            f"resolution gave up after {e.args[0]} rounds: the requirements are too tangled",
+            chain=chain,
+        ) from None
+    return _collect(result.mapping, provider, env)
+
+
+def _collect(
+    mapping: Mapping[Identifier, Candidate], provider: _Provider, env: Mapping[str, str]
+) -> Resolution:
+    pins: dict[NormalizedName, Release] = {}
+    extras: dict[NormalizedName, frozenset[NormalizedName]] = {}
+    for candidate in mapping.values():
+        pins[candidate.name] = candidate.release
+        extras[candidate.name] = extras.get(candidate.name, frozenset()) | candidate.extras
+    dependencies: dict[NormalizedName, tuple[Requirement, ...]] = {}
+    metadata: dict[NormalizedName, CoreMetadata] = {}
+    for name, release in pins.items():
+        md = provider.used_metadata[(name, release.version)]
+        metadata[name] = md
+        dependencies[name] = tuple(r for r in md.requires_dist if applies(r, env, extras[name]))
+    chains = {name: provider.chain_to(name) for name in pins}
+    return Resolution(pins, extras, dependencies, metadata, chains)
+
+
+def _explain(causes: Sequence[Any], provider: _Provider, finder: ReleaseFinder) -> BootstrapError:
+    names = sorted({canonicalize_name(c.requirement.name) for c in causes})
+    lines = []
+    for cause in causes:
+        who = "the top-level requirements" if cause.parent is None else str(cause.parent)
+        lines.append(f"{cause.requirement} (required by {who})")
+    if len(names) == 1:
+        name = names[0]
+        # When every requirement on a project fails alone, the reason is the project.
+        if not finder.releases(name) and finder.has_files(name):
+            return NoSourceDistributionError(
+                f"{name} has no source distribution (sdist) usable here; bootstrapper "
+                "builds everything from source",
+                package=name,
+                chain=provider.chain_to(name),
+            )
+        return ResolutionError(
+            f"no version of {name} satisfies every requirement on it",
+            package=name,
+            chain=provider.chain_to(name),
+            details="conflicting requirements:\n" + "\n".join(f"  {line}" for line in lines),
+        )
+    return ResolutionError(
+        f"no versions of {', '.join(names)} can be installed together",
+        package=names[0],
+        chain=provider.chain_to(names[0]),
+        details="conflicting requirements:\n" + "\n".join(f"  {line}" for line in lines),
+    )
+
+
+def parse_constraints(lines: Iterable[Requirement]) -> dict[NormalizedName, SpecifierSet]:
+    merged: dict[NormalizedName, SpecifierSet] = {}
+    for requirement in lines:
+        name = canonicalize_name(requirement.name)
+        merged[name] = merged.get(name, SpecifierSet()) & requirement.specifier
+    return merged

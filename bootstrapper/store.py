@@ -1,0 +1,75 @@
+"""The private store of built wheels and their build records (``DIR/.work/built``)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.version import Version
+
+from .fsutil import atomic_copy, sha256_file
+from .records import RECORD_SUFFIX, BuildRecord, read_record
+
+Key = tuple[NormalizedName, Version]
+
+
+class WheelStore:
+    """Finds the wheel built earlier for a version, and proves it intact before reuse.
+
+    Published wheels (``DIR/wheels``) are searched too, so a run can reuse them even if the
+    private work directory was removed.
+    """
+
+    def __init__(self, built_dir: Path, published_dir: Path) -> None:
+        self.built_dir = built_dir
+        self._dirs = (built_dir, published_dir)
+        self._lock = threading.Lock()
+        self._records: dict[Key, tuple[Path, BuildRecord]] | None = None
+
+    def _scan(self) -> dict[Key, tuple[Path, BuildRecord]]:
+        found: dict[Key, tuple[Path, BuildRecord]] = {}
+        for directory in reversed(self._dirs):  # the private store wins
+            if not directory.is_dir():
+                continue
+            for record_path in directory.glob("*.whl" + RECORD_SUFFIX):
+                wheel = record_path.with_name(record_path.name[: -len(RECORD_SUFFIX)])
+                try:
+                    name, version, _, _ = parse_wheel_filename(wheel.name)
+                except InvalidWheelFilename:
+                    continue
+                record = read_record(record_path)
+                if record is not None and wheel.is_file():
+                    found[(name, version)] = (wheel, record)
+        return found
+
+    def lookup(self, name: NormalizedName, version: Version) -> tuple[Path, BuildRecord] | None:
+        """The earlier wheel of this version and its record, if its bytes still match."""
+        with self._lock:
+            if self._records is None:
+                self._records = self._scan()
+            entry = self._records.get((name, version))
+        if entry is None:
+            return None
+        wheel, record = entry
+        try:
+            if sha256_file(wheel) != record.wheel_sha256:
+                return None
+        except OSError:
+            return None
+        return entry
+
+    def add(self, wheel: Path, record: BuildRecord) -> Path:
+        """Keep a freshly built wheel and its record; returns the stored wheel's path."""
+        dest = self.built_dir / wheel.name
+        atomic_copy(wheel, dest)
+        record.write(dest.with_name(dest.name + RECORD_SUFFIX))
+        name, version, _, _ = parse_wheel_filename(wheel.name)
+        with self._lock:
+            if self._records is not None:
+                self._records[(name, version)] = (dest, record)
+        return dest
+
+    @staticmethod
+    def record_path(wheel: Path) -> Path:
+        return wheel.with_name(wheel.name + RECORD_SUFFIX)
