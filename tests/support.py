@@ -1,0 +1,289 @@
+"""Test support: fixture projects made into real sdists, and a real local index server.
+
+Projects use the in-tree ``fixture_backend`` (``backend-path``, ``requires = []``) unless
+they name build requirements, in which case the backend comes from the installed
+``fixture-backend`` package, which the bootstrap must build first like any other tool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+BACKEND_SOURCE = (Path(__file__).parent / "fixtures" / "fixture_backend.py").read_text()
+
+
+def _toml_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(v) for v in values) + "]"
+
+
+@dataclass
+class Project:
+    name: str
+    version: str = "1.0"
+    dependencies: list[str] = field(default_factory=list)
+    #: ``[build-system].requires``; empty means the in-tree fixture backend.
+    build_requires: list[str] | None = None
+    backend: str = "fixture_backend"
+    backend_requires: list[str] = field(default_factory=list)
+    optional: dict[str, list[str]] = field(default_factory=dict)
+    requires_python: str | None = None
+    #: Extra ``[tool.fixture]`` keys: import, fail, sleep, record-env, modules, ...
+    tool: dict[str, Any] = field(default_factory=dict)
+    #: PKG-INFO Metadata-Version; "2.2"+ makes the dependencies static (PEP 643).
+    pkg_info_version: str = "2.1"
+    files: dict[str, str] = field(default_factory=dict)
+    pyproject: str | None = None
+
+    @property
+    def sdist_name(self) -> str:
+        return f"{self.name.replace('-', '_').lower()}-{self.version}.tar.gz"
+
+    def pyproject_toml(self) -> str:
+        if self.pyproject is not None:
+            return self.pyproject
+        lines = ["[build-system]"]
+        if self.build_requires:
+            lines.append(f"requires = {_toml_list(self.build_requires)}")
+            lines.append(f'build-backend = "{self.backend}"')
+        else:
+            lines.append("requires = []")
+            lines.append('build-backend = "fixture_backend"')
+            lines.append('backend-path = ["_backend"]')
+        lines += ["", "[project]", f'name = "{self.name}"', f'version = "{self.version}"']
+        lines.append(f"dependencies = {_toml_list(self.dependencies)}")
+        if self.requires_python:
+            lines.append(f'requires-python = "{self.requires_python}"')
+        if self.optional:
+            lines.append("[project.optional-dependencies]")
+            for extra, reqs in self.optional.items():
+                lines.append(f"{extra} = {_toml_list(reqs)}")
+        lines += ["", "[tool.fixture]"]
+        if self.backend_requires:
+            lines.append(f"backend-requires = {_toml_list(self.backend_requires)}")
+        for key, value in self.tool.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        return "\n".join(lines) + "\n"
+
+    def pkg_info(self) -> str:
+        lines = [
+            f"Metadata-Version: {self.pkg_info_version}",
+            f"Name: {self.name}",
+            f"Version: {self.version}",
+        ]
+        if self.requires_python:
+            lines.append(f"Requires-Python: {self.requires_python}")
+        lines += [f"Requires-Dist: {d}" for d in self.dependencies]
+        return "\n".join(lines) + "\n\n"
+
+    def sdist(self, dest: Path) -> Path:
+        top = f"{self.name.replace('-', '_').lower()}-{self.version}"
+        members = {
+            "pyproject.toml": self.pyproject_toml(),
+            "PKG-INFO": self.pkg_info(),
+            **self.files,
+        }
+        if not self.build_requires:
+            members["_backend/fixture_backend.py"] = BACKEND_SOURCE
+        dest.mkdir(parents=True, exist_ok=True)
+        path = dest / self.sdist_name
+        with tarfile.open(path, "w:gz") as tar:
+            for name, text in sorted(members.items()):
+                data = text.encode()
+                info = tarfile.TarInfo(f"{top}/{name}")
+                info.size = len(data)
+                info.mtime = 1_600_000_000
+                info.mode = 0o644
+                tar.addfile(info, io.BytesIO(data))
+        return path
+
+
+def backend_package(version: str = "1.0", dependencies: Sequence[str] = ("fixture-helper",)) -> Project:
+    """``fixture-backend``: the fixture backend as an installable package that itself has
+    an install dependency (and builds itself in-tree)."""
+    return Project(
+        "fixture-backend",
+        version,
+        dependencies=list(dependencies),
+        tool={"modules": ["fixture_backend"]},
+        files={"src/fixture_backend.py": BACKEND_SOURCE},
+    )
+
+
+@dataclass
+class IndexFile:
+    filename: str
+    data: bytes
+    yanked: str | None = None
+    requires_python: str | None = None
+    metadata: bytes | None = None
+    #: Override the advertised sha256 (to test mismatch detection); "" advertises none.
+    sha256: str | None = None
+
+
+class FixtureIndex:
+    """A PEP 503/691 index served over real HTTP on 127.0.0.1."""
+
+    def __init__(self, *, json_api: bool = True) -> None:
+        self.json_api = json_api
+        self.projects: dict[str, dict[str, IndexFile]] = {}
+        self.requests: list[str] = []
+        self.fail_next: dict[str, int] = {}
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- content ------------------------------------------------------------------
+
+    def add_file(self, project: str, file: IndexFile) -> None:
+        self.projects.setdefault(canonicalize_name(project), {})[file.filename] = file
+
+    def add(self, project: Project, tmp: Path, **kwargs: Any) -> Path:
+        path = project.sdist(tmp)
+        self.add_file(project.name, IndexFile(path.name, path.read_bytes(), **kwargs))
+        return path
+
+    def add_all(self, projects: Sequence[Project], tmp: Path) -> None:
+        for project in projects:
+            self.add(project, tmp)
+
+    # -- server -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/simple/"
+
+    def start(self) -> None:
+        index = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                index.requests.append(self.path)
+                path = urllib.parse.unquote(self.path.split("?")[0])
+                if index.fail_next.get(path, 0) > 0:
+                    index.fail_next[path] -= 1
+                    self._send(503, b"try again", "text/plain")
+                    return
+                index._route(self, path)
+
+            def _send(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _route(self, handler: Any, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["files"] and len(parts) == 2:
+            name = parts[1]
+            for files in self.projects.values():
+                if name in files:
+                    handler._send(200, files[name].data, "application/octet-stream")
+                    return
+                if name.endswith(".metadata") and name[:-9] in files and files[name[:-9]].metadata:
+                    handler._send(200, files[name[:-9]].metadata, "text/plain")
+                    return
+            handler._send(404, b"not found", "text/plain")
+            return
+        if parts[:1] == ["simple"] and len(parts) == 2:
+            files = self.projects.get(parts[1])
+            if files is None or parts[1] != canonicalize_name(parts[1]):
+                handler._send(404, b"not found", "text/plain")
+                return
+            accept = handler.headers.get("Accept", "")
+            if self.json_api and "application/vnd.pypi.simple.v1+json" in accept:
+                body = json.dumps(self._json_page(parts[1], files)).encode()
+                handler._send(200, body, "application/vnd.pypi.simple.v1+json")
+            else:
+                handler._send(200, self._html_page(files).encode(), "text/html")
+            return
+        handler._send(404, b"not found", "text/plain")
+
+    @staticmethod
+    def _sha256(file: IndexFile) -> str:
+        return file.sha256 if file.sha256 is not None else hashlib.sha256(file.data).hexdigest()
+
+    def _json_page(self, name: str, files: dict[str, IndexFile]) -> dict[str, Any]:
+        entries = []
+        for file in files.values():
+            entry: dict[str, Any] = {
+                "filename": file.filename,
+                "url": f"../../files/{file.filename}",
+                "hashes": {"sha256": self._sha256(file)} if self._sha256(file) else {},
+            }
+            if file.requires_python:
+                entry["requires-python"] = file.requires_python
+            if file.yanked is not None:
+                entry["yanked"] = file.yanked or True
+            if file.metadata is not None:
+                entry["core-metadata"] = {"sha256": hashlib.sha256(file.metadata).hexdigest()}
+            entries.append(entry)
+        return {"meta": {"api-version": "1.1"}, "name": name, "files": entries}
+
+    def _html_page(self, files: dict[str, IndexFile]) -> str:
+        import html
+
+        links = []
+        for file in files.values():
+            fragment = f"#sha256={self._sha256(file)}" if self._sha256(file) else ""
+            attrs = [f'href="../../files/{file.filename}{fragment}"']
+            if file.requires_python:
+                attrs.append(f'data-requires-python="{html.escape(file.requires_python)}"')
+            if file.yanked is not None:
+                attrs.append(f'data-yanked="{html.escape(file.yanked)}"')
+            if file.metadata is not None:
+                digest = hashlib.sha256(file.metadata).hexdigest()
+                attrs.append(f'data-core-metadata="sha256={digest}"')
+            links.append(f"<a {' '.join(attrs)}>{file.filename}</a>")
+        return "<html><body>" + "<br>".join(links) + "</body></html>"
+
+
+def wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.05)
+
+
+def serve_directory(directory: Path) -> Iterator[str]:
+    """A static file server over ``directory`` (what a user would put in front of DIR)."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
