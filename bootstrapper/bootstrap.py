@@ -207,6 +207,11 @@ class Bootstrapper:
                     },
                 )
             )
+        # Publish only after the whole run succeeded, so the index only ever holds
+        # complete closures; the private store already keeps every finished build.
+        await self._in_thread(
+            functools.partial(self._publish, [self._tasks[k].result() for k in sorted(self._used)])
+        )
         result = Result(
             graph=self.graph,
             install=install.resolution,
@@ -303,7 +308,13 @@ class Bootstrapper:
                 key in self._waits and owner in self._waits and nx.has_path(self._waits, key, owner)
             ):
                 path = [owner] if key == owner else nx.shortest_path(self._waits, key, owner)
-                cycle = [owner, *path] if key != owner else [owner, owner]
+                ring = [owner, *path[:-1]] if key != owner else [owner]
+                # Start the cycle where the user's chain first enters it.
+                start = next(
+                    (i for name in chain for i, k in enumerate(ring) if k.name == name), 0
+                )
+                ring = ring[start:] + ring[:start]
+                cycle = [*ring, ring[0]]
                 raise BuildCycleError(
                     "build cycle: " + " -> ".join(str(k) for k in cycle),
                     package=owner.name,
@@ -412,7 +423,6 @@ class Bootstrapper:
                     log,
                 )
         self.oracle.record_built(built.metadata)
-        await self._in_thread(functools.partial(self._publish, built))
         return built
 
     async def _build_wheel(
@@ -464,18 +474,18 @@ class Bootstrapper:
             log=self.builder.log_path(release),
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
-        await self._in_thread(functools.partial(self.sources.archive, sdist))
         if not self.options.keep_work:
             await self._in_thread(functools.partial(self.builder.cleanup, release))
         self.reporter.finished(key, reused=False)
         return BuiltWheel(key, stored, metadata, record, reused=False)
 
-    def _publish(self, built: BuiltWheel) -> None:
-        sdist = self.sources.downloads_dir / built.record.sdist
-        if sdist.exists():
-            self.sources.archive(sdist)
+    def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
+        for built in wheels:
+            sdist = self.sources.downloads_dir / built.record.sdist
+            if sdist.exists():
+                self.sources.archive(sdist)
         self.publisher.publish(
-            built.path, read_wheel_metadata(built.path), self.store.record_path(built.path)
+            (w.path, read_wheel_metadata(w.path), self.store.record_path(w.path)) for w in wheels
         )
 
     def _add_build_edges(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import ssl
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -49,7 +50,10 @@ class HttpClient:
         self._sleep = sleep
         # trust_env=False: the user's proxy/cert settings for *installers* are not ours to
         # guess at, except the CA bundle, which we honour explicitly below.
-        verify: str | bool = os.environ.get("SSL_CERT_FILE") or True
+        cafile = os.environ.get("SSL_CERT_FILE")
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=cafile) if cafile else True
+        )
         self._client = httpx.Client(
             timeout=timeout,
             follow_redirects=True,

@@ -21,9 +21,18 @@ from packaging.utils import (
 
 from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_text, sha256_file
 from .metadata import parse_metadata
-from .records import RECORD_SUFFIX
+from .records import RECORD_SUFFIX, read_record
 
 METADATA_SUFFIX = ".metadata"
+
+
+def _wheel_sha256(wheel: Path) -> str:
+    """The wheel's sha256, from its build record when there is one (hashing a large wheel
+    on every publish would be slow; a corrupted file then fails the installer's check)."""
+    record = read_record(wheel.with_name(wheel.name + RECORD_SUFFIX))
+    if record is not None and record.wheel == wheel.name:
+        return record.wheel_sha256
+    return sha256_file(wheel)
 
 
 def _page(title: str, links: Iterable[str]) -> str:
@@ -47,19 +56,28 @@ class IndexWriter:
     def published_wheel(self, filename: str) -> Path:
         return self.wheels_dir / filename
 
-    def publish(self, wheel: Path, metadata: bytes, record: Path | None = None) -> Path:
-        """Add ``wheel`` (with its core metadata and build record) to the index."""
-        name, _, _, _ = parse_wheel_filename(wheel.name)
-        dest = self.wheels_dir / wheel.name
+    def publish(self, wheels: Iterable[tuple[Path, bytes, Path | None]]) -> list[Path]:
+        """Add wheels (each with its core metadata and build record) to the index, then
+        rewrite the pages of the projects concerned and the root page."""
+        published = []
+        projects: set[NormalizedName] = set()
         with self._lock:
-            if not dest.exists() or sha256_file(dest) != sha256_file(wheel):
-                atomic_copy(wheel, dest)
-            atomic_write_bytes(dest.with_name(dest.name + METADATA_SUFFIX), metadata)
-            if record is not None:
-                atomic_copy(record, dest.with_name(dest.name + RECORD_SUFFIX))
-            self._write_project_page(name)
+            for wheel, metadata, record in wheels:
+                name, _, _, _ = parse_wheel_filename(wheel.name)
+                dest = self.wheels_dir / wheel.name
+                if not dest.exists() or sha256_file(dest) != sha256_file(wheel):
+                    atomic_copy(wheel, dest)
+                metadata_path = dest.with_name(dest.name + METADATA_SUFFIX)
+                if not metadata_path.is_file() or metadata_path.read_bytes() != metadata:
+                    atomic_write_bytes(metadata_path, metadata)
+                if record is not None:
+                    atomic_copy(record, dest.with_name(dest.name + RECORD_SUFFIX))
+                projects.add(name)
+                published.append(dest)
+            for name in sorted(projects):
+                self._write_project_page(name)
             self._write_root_page()
-        return dest
+        return published
 
     def _project_wheels(self, name: NormalizedName) -> list[Path]:
         wheels = []
@@ -80,7 +98,7 @@ class IndexWriter:
             metadata_bytes = metadata_file.read_bytes()
             metadata = parse_metadata(metadata_bytes, metadata_file.name)
             metadata_hash = f"sha256={sha256_file(metadata_file)}"
-            attrs = [f'href="../../wheels/{html.escape(wheel.name)}#sha256={sha256_file(wheel)}"']
+            attrs = [f'href="../../wheels/{html.escape(wheel.name)}#sha256={_wheel_sha256(wheel)}"']
             if str(metadata.requires_python):
                 attrs.append(f'data-requires-python="{html.escape(str(metadata.requires_python))}"')
             attrs.append(f'data-core-metadata="{metadata_hash}"')

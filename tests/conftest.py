@@ -17,6 +17,23 @@ from .support import BACKEND_SOURCE, FixtureIndex, Project, backend_package
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--network", action="store_true",
+        help="also run the end-to-end tests against the real PyPI (on by default when CI=true)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    enabled = config.getoption("--network") or os.environ.get("CI", "").lower() in ("1", "true")
+    if enabled:
+        return
+    skip = pytest.mark.skip(reason="needs PyPI: run with --network (CI=true does)")
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def index() -> Iterator[FixtureIndex]:
     server = FixtureIndex()

@@ -1,0 +1,208 @@
+"""Every user-facing failure: exit status 1, one clear message naming the package and the
+chain that led to it, no traceback, and what an earlier run produced left intact."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from .conftest import ROOT, clean_env, helper_project, standard_tree
+from .support import FixtureIndex, IndexFile, Project, backend_package
+
+
+def assert_clean_failure(run: Any, *needles: str) -> None:
+    assert run.code == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    for needle in needles:
+        assert needle in run.stderr, f"{needle!r} not in:\n{run.stderr}"
+
+
+def test_unknown_top_level_project(index: FixtureIndex, bootstrap: Any) -> None:
+    run = bootstrap("no-such-project")
+    assert_clean_failure(run, "no-such-project is not on the index", "full log:")
+
+
+def test_unknown_dependency_names_the_chain(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add_all(
+        [Project("app", dependencies=["libtwo"]), Project("libtwo", dependencies=["ghost>=1"])],
+        tmp_path,
+    )
+    run = bootstrap("app")
+    assert_clean_failure(run, "ghost is not on the index", "required by: app -> libtwo -> ghost")
+
+
+def test_conflict_shows_requirements_and_who_asked(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add_all(
+        [
+            Project("app", dependencies=["liba", "libb"]),
+            Project("liba", dependencies=["shared<2"]),
+            Project("libb", dependencies=["shared>=2"]),
+            Project("shared", "1.0"),
+            Project("shared", "2.0"),
+        ],
+        tmp_path,
+    )
+    run = bootstrap("app")
+    assert_clean_failure(
+        run, "shared", "shared<2 (required by liba==1.0)", "shared>=2 (required by libb==1.0)"
+    )
+
+
+def test_project_without_sdist(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add_file("binonly", IndexFile("binonly-1.0-py3-none-any.whl", b"not really a wheel"))
+    index.add(Project("app", dependencies=["binonly"]), tmp_path)
+    run = bootstrap("app")
+    assert_clean_failure(run, "binonly has no source distribution", "app -> binonly")
+
+
+def test_malformed_requirement(index: FixtureIndex, bootstrap: Any) -> None:
+    run = bootstrap("app>>=1")
+    assert_clean_failure(run, "malformed requirement 'app>>=1'")
+
+
+def test_malformed_requirement_in_dependency_metadata(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add(Project("app", tool={"built-dependencies": ["bad ((("]}), tmp_path)
+    run = bootstrap("app")
+    assert_clean_failure(run, "malformed Requires-Dist 'bad ((('", "app")
+
+
+def test_usage_errors_exit_2(index: FixtureIndex, bootstrap: Any) -> None:
+    assert bootstrap().code == 2
+    assert bootstrap("app", "--jobs", "0").code == 2
+    assert bootstrap("app", "--no-such-option").code == 2
+
+
+def test_hash_mismatch_publishes_nothing_for_the_package(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add(Project("app", dependencies=["libthree"]), tmp_path)
+    index.add(Project("libthree", "0.5"), tmp_path, sha256="0" * 64)
+    run = bootstrap("app")
+    assert_clean_failure(run, "libthree", "do not match the index's sha256", "expected sha256=000")
+    assert not (run.output / "simple" / "libthree").exists()
+    assert not list((run.output / "sdists").glob("libthree*"))
+    assert not list((run.output / ".work" / "downloads").glob("libthree*"))
+
+
+def test_missing_hash_is_refused(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add(Project("app"), tmp_path, sha256="")
+    run = bootstrap("app")
+    assert_clean_failure(run, "gives no sha256 for app-1.0.tar.gz")
+
+
+def _evil_sdist(path: Path, member: str, *, symlink_to: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        good = b"[build-system]\nrequires = []\n"
+        info = tarfile.TarInfo("evil-1.0/pyproject.toml")
+        info.size = len(good)
+        tar.addfile(info, io.BytesIO(good))
+        info = tarfile.TarInfo(member)
+        if symlink_to is not None:
+            info.type = tarfile.SYMTYPE
+            info.linkname = symlink_to
+            tar.addfile(info)
+        else:
+            payload = b"owned\n"
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return buffer.getvalue()
+
+
+def test_malicious_archive_is_refused(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add_file("evil", IndexFile("evil-1.0.tar.gz", _evil_sdist(tmp_path, "evil-1.0/../../../escaped.txt")))
+    run = bootstrap("evil==1.0")
+    assert_clean_failure(run, "evil", "points outside the archive")
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+def test_archive_with_outward_symlink_is_refused(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    data = _evil_sdist(tmp_path, "evil-1.0/link", symlink_to="../../../../etc")
+    index.add_file("evil", IndexFile("evil-1.0.tar.gz", data))
+    run = bootstrap("evil")
+    assert_clean_failure(run, "link 'evil-1.0/link' -> '../../../../etc' points outside")
+
+
+def test_failing_build_shows_log_tail_and_keeps_earlier_results(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add_all(standard_tree(), tmp_path / "sdists")
+    first = bootstrap("app")
+    assert first.code == 0, first.stderr
+    graph_before = (first.output / "graph.json").read_bytes()
+    pages_before = {
+        p.relative_to(first.output): p.read_bytes() for p in (first.output / "simple").rglob("*.html")
+    }
+
+    index.add(
+        Project("broken", "1.0", dependencies=["libone"], tool={"fail": "compiler exploded: E42"}),
+        tmp_path / "sdists",
+    )
+    index.add(Project("app2", "1.0", dependencies=["broken"]), tmp_path / "sdists")
+    run = bootstrap("app2")
+    log = run.output / "logs" / "broken-1.0.log"
+    assert_clean_failure(
+        run, "broken", "build_wheel", "compiler exploded: E42", f"full log: {log}",
+        "required by: app2 -> broken",
+    )
+    assert "compiler exploded: E42" in log.read_text()
+    # The earlier run's results are untouched.
+    assert (run.output / "graph.json").read_bytes() == graph_before
+    for relative, content in pages_before.items():
+        assert (run.output / relative).read_bytes() == content
+    # Nothing of the failed run is published: app2 was built, but its closure is not.
+    assert not (run.output / "simple" / "broken").exists()
+    assert not (run.output / "simple" / "app2").exists()
+
+
+def test_build_cycle_is_refused_with_the_cycle(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add_all(
+        [
+            backend_package(dependencies=["fixture-helper"]),
+            helper_project(),
+            Project("hen", build_requires=["fixture-backend", "egg"]),
+            Project("egg", build_requires=["fixture-backend", "hen"]),
+        ],
+        tmp_path,
+    )
+    run = bootstrap("hen")
+    assert_clean_failure(run, "build cycle:", "hen==1.0 -> egg==1.0 -> hen==1.0")
+
+
+def test_install_cycles_are_fine(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add_all(
+        [Project("torchy", dependencies=["tritony"]), Project("tritony", dependencies=["torchy"])],
+        tmp_path,
+    )
+    run = bootstrap("torchy")
+    assert run.code == 0, run.stderr
+    order = [e["name"] for e in json.loads((run.output / "build-order.json").read_text())]
+    assert sorted(order) == ["torchy", "tritony"]
+
+
+def test_no_traceback_from_the_real_console_script(
+    tmp_path: Path, index: FixtureIndex
+) -> None:
+    index.add(Project("app", dependencies=["ghost"]), tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "bootstrapper", "bootstrap", "--index-url", index.url,
+         "--output-dir", str(tmp_path / "out"), "app"],
+        capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=300, check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "error: ghost is not on the index" in result.stderr
+    assert "required by: app -> ghost" in result.stderr
