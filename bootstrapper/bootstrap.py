@@ -288,7 +288,7 @@ class Bootstrapper:
                 chain=chain,
             )
         )
-        self.reporter.resolved(len(resolution.pins))
+        self.reporter.resolved([key_of(r) for r in resolution.pins.values()])
         if owner is not None:
             self._resolutions[memo_key] = resolution
         return resolution

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol, TextIO
 
 from .errors import BootstrapError
@@ -15,7 +15,7 @@ from .graph import NodeKey
 class Reporter(Protocol):
     def queued(self, key: NodeKey) -> None: ...
     def resolving(self, what: str, chain: Sequence[str]) -> None: ...
-    def resolved(self, count: int) -> None: ...
+    def resolved(self, keys: Collection[NodeKey]) -> None: ...
     def started(self, key: NodeKey, what: str) -> None: ...
     def finished(self, key: NodeKey, reused: bool) -> None: ...
     def failed(self, key: NodeKey, error: BootstrapError) -> None: ...
@@ -29,7 +29,7 @@ class NullReporter:
     def resolving(self, what: str, chain: Sequence[str]) -> None:
         pass
 
-    def resolved(self, count: int) -> None:
+    def resolved(self, keys: Collection[NodeKey]) -> None:
         pass
 
     def started(self, key: NodeKey, what: str) -> None:
@@ -56,7 +56,7 @@ class StreamReporter:
         self._queued: set[NodeKey] = set()
         self._done: set[NodeKey] = set()
         self._reused = 0
-        self._resolutions = 0
+        self._resolved: set[NodeKey] = set()
         self._active: dict[NodeKey, tuple[str, float]] = {}
         self._status_shown = False
 
@@ -73,11 +73,11 @@ class StreamReporter:
 
     def _status(self) -> str:
         width = shutil.get_terminal_size((100, 20)).columns
-        building = ", ".join(f"{k.name}" for k in sorted(self._active))
+        building = ", ".join(str(k) for k in sorted(self._active))
         text = (
-            f"[{len(self._done)}/{len(self._queued)} built, {self._reused} reused, "
-            f"{len(self._queued) - len(self._done)} remaining, {self._resolutions} resolutions]"
-            + (f" {building}" if building else "")
+            f"[resolved {len(self._resolved)} | built {len(self._done)}/{len(self._queued)}"
+            f" ({self._reused} reused) | {len(self._queued) - len(self._done)} remaining]"
+            + (f" building {building}" if building else "")
         )
         return text[: max(10, width - 1)]
 
@@ -90,9 +90,9 @@ class StreamReporter:
         if self._live:
             self._emit(None)
 
-    def resolved(self, count: int) -> None:
+    def resolved(self, keys: Collection[NodeKey]) -> None:
         with self._lock:
-            self._resolutions += 1
+            self._resolved.update(keys)
         self._emit(None)
 
     def started(self, key: NodeKey, what: str) -> None:

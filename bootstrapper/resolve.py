@@ -8,7 +8,8 @@ depend on the plain project at the same version, so one version per project is c
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,7 +17,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 from resolvelib.providers import AbstractProvider
 
@@ -65,6 +66,13 @@ class Candidate:
 
 def _default_environment() -> dict[str, str]:
     return {k: str(v) for k, v in default_environment().items()}
+
+
+def _python_version(environment: Mapping[str, str]) -> Version:
+    try:
+        return Version(environment["python_full_version"])
+    except (KeyError, InvalidVersion):
+        return Version(".".join(map(str, sys.version_info[:3])))
 
 
 def identifier(name: NormalizedName, extras: Iterable[str]) -> Identifier:
@@ -119,6 +127,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         self._environment = environment
         self._pre = allow_prereleases
         self._base_chain = tuple(base_chain)
+        self._python = _python_version(environment)
         self.parents: dict[NormalizedName, NormalizedName | None] = {}
         self.used_metadata: dict[tuple[NormalizedName, Version], CoreMetadata] = {}
 
@@ -162,7 +171,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         identifier: Identifier,
         requirements: Mapping[Identifier, Iterator[Requirement]],
         incompatibilities: Mapping[Identifier, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Callable[[], Iterator[Candidate]]:
         name, extras = split_identifier(identifier)
         try:
             releases = self._finder.releases(name)
@@ -184,7 +193,22 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         matches = allowed(
             releases, specifier, exact_pins=frozenset(exact), allow_prereleases=self._pre
         )
-        return [Candidate(r, extras) for r in matches if r.version not in bad]
+        candidates = [Candidate(r, extras) for r in matches if r.version not in bad]
+        # The index's data-requires-python already filtered most; a release whose own
+        # metadata excludes the target is skipped lazily, when the resolver reaches it.
+        return lambda: (c for c in candidates if self._python_ok(c))
+
+    def _python_ok(self, candidate: Candidate) -> bool:
+        if candidate.release.sdist.requires_python:
+            return True  # the index said so, from the same metadata
+        try:
+            metadata = self._metadata.metadata(candidate.release, self.chain_to(candidate.name))
+        except BootstrapError as e:
+            raise e.with_context(chain=self.chain_to(candidate.name)) from None
+        if metadata.requires_python.contains(self._python, prereleases=True):
+            return True
+        logger.debug("skipping %s: Requires-Python %s", candidate, metadata.requires_python)
+        return False
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
         return requirement.specifier.contains(candidate.version, prereleases=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .conftest import installed, pip_install, standard_tree, uv_install
-from .support import FixtureIndex, serve_directory
+from .support import FixtureIndex, Project, serve_directory
 
 
 def test_tree_builds_publishes_and_installs(
@@ -65,3 +65,15 @@ def test_tree_builds_publishes_and_installs(
     for base in serve_directory(out):
         served = uv_install(f"{base}/simple/", tmp_path / "served-venv", "app")
         assert served.returncode == 0, served.stderr
+
+
+def test_requires_python_in_metadata_alone_is_honoured(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    # No data-requires-python on the index: only the (static) PKG-INFO says it.
+    future = Project("lib", "2.0", requires_python=">=4", pkg_info_version="2.2")
+    index.add_all([Project("app", dependencies=["lib"]), future, Project("lib", "1.0")], tmp_path)
+    run = bootstrap("app")
+    assert run.code == 0, run.stderr
+    assert "lib==1.0" in (run.output / "constraints.txt").read_text().splitlines()
+    assert not list((run.output / ".work" / "built").glob("lib-2.0*"))
