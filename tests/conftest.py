@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--network", action="store_true",
+        "--network",
+        action="store_true",
         help="also run the end-to-end tests against the real PyPI (on by default when CI=true)",
     )
 
@@ -60,8 +61,16 @@ def bootstrap(
     def run(*args: str, output: Path | None = None, jobs: int = 2) -> Run:
         out = output or tmp_path / "out"
         code = main(
-            ["bootstrap", "--index-url", index.url, "--output-dir", str(out),
-             "--jobs", str(jobs), *args]
+            [
+                "bootstrap",
+                "--index-url",
+                index.url,
+                "--output-dir",
+                str(out),
+                "--jobs",
+                str(jobs),
+                *args,
+            ]
         )
         captured = capsys.readouterr()
         return Run(code, captured.err, out)
@@ -71,7 +80,9 @@ def bootstrap(
 
 def helper_project(version: str = "1.0") -> Project:
     return Project(
-        "fixture-helper", version, tool={"modules": ["fixture_helper"]},
+        "fixture-helper",
+        version,
+        tool={"modules": ["fixture_helper"]},
         files={"src/fixture_helper.py": "HELPER = True\n"},
     )
 
@@ -87,7 +98,8 @@ def standard_tree() -> list[Project]:
         Project("libone", "2.0"),
         Project("libthree", "0.5"),
         Project(
-            "libtwo", "2.0",
+            "libtwo",
+            "2.0",
             build_requires=["fixture-backend"],
             backend_requires=["dyn-req"],
             tool={"import": ["fixture_helper", "dyn_req"]},
@@ -104,31 +116,66 @@ def pip_install(output: Path, venv: Path, *requirements: str) -> subprocess.Comp
     """Install from the produced index alone, with pip, into a fresh venv."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     return subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--isolated", "--no-cache-dir", "--index-url", (output / "simple").as_uri() + "/",
-         *requirements],
-        capture_output=True, text=True, env=clean_env(), check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--index-url",
+            (output / "simple").as_uri() + "/",
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
     )
 
 
 def uv_install(index_url: str, venv: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
     uv = find_uv()
     env = clean_env()
-    subprocess.run([uv, "venv", "--no-config", "--quiet", "--python", sys.executable, str(venv)],
-                   check=True, env=env)
+    subprocess.run(
+        [uv, "venv", "--no-config", "--quiet", "--python", sys.executable, str(venv)],
+        check=True,
+        env=env,
+    )
     return subprocess.run(
-        [uv, "pip", "install", "--no-config", "--no-cache", "--index-url", index_url,
-         "--python", str(venv / "bin" / "python"), *requirements],
-        capture_output=True, text=True, env=env, check=False,
+        [
+            uv,
+            "pip",
+            "install",
+            "--no-config",
+            "--no-cache",
+            "--index-url",
+            index_url,
+            "--python",
+            str(venv / "bin" / "python"),
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
 
 
 def installed(venv: Path) -> dict[str, str]:
     out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib.metadata as m, json; "
-         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
-        capture_output=True, text=True, check=True, cwd=venv,
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m, json; "
+            "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=venv,
     )
     import json
 

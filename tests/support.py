@@ -110,7 +110,9 @@ class Project:
         return path
 
 
-def backend_package(version: str = "1.0", dependencies: Sequence[str] = ("fixture-helper",)) -> Project:
+def backend_package(
+    version: str = "1.0", dependencies: Sequence[str] = ("fixture-helper",)
+) -> Project:
     """``fixture-backend``: the fixture backend as an installable package that itself has
     an install dependency (and builds itself in-tree)."""
     return Project(
@@ -171,7 +173,7 @@ class FixtureIndex:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 index.requests.append(self.path)
                 path = urllib.parse.unquote(self.path.split("?")[0])
                 if index.fail_next.get(path, 0) > 0:
@@ -279,7 +281,9 @@ def serve_directory(directory: Path) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory))
+    )
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -27,7 +27,9 @@ def test_unknown_top_level_project(index: FixtureIndex, bootstrap: Any) -> None:
     assert_clean_failure(run, "no-such-project is not on the index", "full log:")
 
 
-def test_unknown_dependency_names_the_chain(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+def test_unknown_dependency_names_the_chain(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
     index.add_all(
         [Project("app", dependencies=["libtwo"]), Project("libtwo", dependencies=["ghost>=1"])],
         tmp_path,
@@ -119,7 +121,9 @@ def _evil_sdist(path: Path, member: str, *, symlink_to: str | None = None) -> by
 
 
 def test_malicious_archive_is_refused(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
-    index.add_file("evil", IndexFile("evil-1.0.tar.gz", _evil_sdist(tmp_path, "evil-1.0/../../../escaped.txt")))
+    index.add_file(
+        "evil", IndexFile("evil-1.0.tar.gz", _evil_sdist(tmp_path, "evil-1.0/../../../escaped.txt"))
+    )
     run = bootstrap("evil==1.0")
     assert_clean_failure(run, "evil", "points outside the archive")
     assert not list(tmp_path.rglob("escaped.txt"))
@@ -142,7 +146,8 @@ def test_failing_build_shows_log_tail_and_keeps_earlier_results(
     assert first.code == 0, first.stderr
     graph_before = (first.output / "graph.json").read_bytes()
     pages_before = {
-        p.relative_to(first.output): p.read_bytes() for p in (first.output / "simple").rglob("*.html")
+        p.relative_to(first.output): p.read_bytes()
+        for p in (first.output / "simple").rglob("*.html")
     }
 
     index.add(
@@ -153,7 +158,11 @@ def test_failing_build_shows_log_tail_and_keeps_earlier_results(
     run = bootstrap("app2")
     log = run.output / "logs" / "broken-1.0.log"
     assert_clean_failure(
-        run, "broken", "build_wheel", "compiler exploded: E42", f"full log: {log}",
+        run,
+        "broken",
+        "build_wheel",
+        "compiler exploded: E42",
+        f"full log: {log}",
         "required by: app2 -> broken",
     )
     assert "compiler exploded: E42" in log.read_text()
@@ -193,14 +202,26 @@ def test_install_cycles_are_fine(tmp_path: Path, index: FixtureIndex, bootstrap:
     assert sorted(order) == ["torchy", "tritony"]
 
 
-def test_no_traceback_from_the_real_console_script(
-    tmp_path: Path, index: FixtureIndex
-) -> None:
+def test_no_traceback_from_the_real_console_script(tmp_path: Path, index: FixtureIndex) -> None:
     index.add(Project("app", dependencies=["ghost"]), tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "bootstrapper", "bootstrap", "--index-url", index.url,
-         "--output-dir", str(tmp_path / "out"), "app"],
-        capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bootstrapper",
+            "bootstrap",
+            "--index-url",
+            index.url,
+            "--output-dir",
+            str(tmp_path / "out"),
+            "app",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -22,8 +22,13 @@ def test_tree_builds_publishes_and_installs(
     assert graph["schema"] == 1 and graph["roots"] == ["app"]
     nodes = {(n["name"], n["version"]) for n in graph["nodes"]}
     assert nodes == {
-        ("app", "1.0"), ("libone", "1.4"), ("libthree", "0.5"), ("libtwo", "2.0"),
-        ("dyn-req", "1.0"), ("fixture-backend", "1.0"), ("fixture-helper", "1.0"),
+        ("app", "1.0"),
+        ("libone", "1.4"),
+        ("libthree", "0.5"),
+        ("libtwo", "2.0"),
+        ("dyn-req", "1.0"),
+        ("fixture-backend", "1.0"),
+        ("fixture-helper", "1.0"),
     }
     edges = {(e["from"], e["to"], e["kind"]) for e in graph["edges"]}
     assert (None, "app==1.0", "toplevel") in edges
@@ -57,7 +62,10 @@ def test_tree_builds_publishes_and_installs(
     result = pip_install(out, tmp_path / "pip-venv", "app")
     assert result.returncode == 0, result.stderr
     assert installed(tmp_path / "pip-venv") == {
-        "app": "1.0", "libone": "1.4", "libthree": "0.5", "libtwo": "2.0"
+        "app": "1.0",
+        "libone": "1.4",
+        "libthree": "0.5",
+        "libtwo": "2.0",
     }
     uv_result = uv_install((out / "simple").as_uri() + "/", tmp_path / "uv-venv", "app")
     assert uv_result.returncode == 0, uv_result.stderr

@@ -14,7 +14,9 @@ from .conftest import installed, pip_install, uv_install
 pytestmark = pytest.mark.network
 
 
-def test_bootstrap_small_real_tree_from_pypi(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bootstrap_small_real_tree_from_pypi(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # idna builds with flit-core, six with the legacy setuptools backend: two real
     # backends, each built from source before what needs it.
     out = tmp_path / "out"
