@@ -24,22 +24,29 @@ def sha256_file(path: Path) -> str:
 
 
 @contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[bytes]]:
-    """Open a temporary file beside ``path``; it replaces ``path`` only if the block ends
-    without an exception, so readers never see a half-written file."""
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it only if the block ends without an
+    exception, so readers never see a half-written file; it is removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            tmp.unlink()
+
+
+@contextmanager
+def atomic_open(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file object whose content replaces ``path`` atomically."""
+    with replacing(path) as tmp, tmp.open("wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -53,18 +60,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_copy(src: Path, dest: Path) -> None:
     """Copy (hard-link when possible) ``src`` to ``dest`` atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.unlink(tmp)
+    with replacing(dest) as tmp:
+        tmp.unlink()
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
             os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
