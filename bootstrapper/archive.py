@@ -6,12 +6,16 @@ links that point outside the tree, no devices. One bad member refuses the whole 
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import posixpath
 import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import UnsafeArchiveError
 
@@ -78,7 +82,7 @@ def unpack(archive: Path, dest: Path) -> Path:
     except _FILTER_ERROR as e:
         shutil.rmtree(dest, ignore_errors=True)
         raise UnsafeArchiveError(f"{archive.name}: unsafe member: {e}") from e
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
         shutil.rmtree(dest, ignore_errors=True)
         raise UnsafeArchiveError(f"{archive.name}: not a readable archive: {e}") from e
     entries = list(dest.iterdir())
@@ -87,7 +91,19 @@ def unpack(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def _check_compression(archive: Path) -> None:
+    """Read a compressed archive to its end so its checksum is verified: tarfile stops at
+    the end-of-archive marker and would never notice corrupted trailing data."""
+    opener: Any = {".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open}.get(archive.suffix)
+    if opener is None:
+        return
+    with opener(archive, "rb") as stream:
+        while stream.read(1 << 20):
+            pass
+
+
 def _unpack_tar(archive: Path, dest: Path) -> None:
+    _check_compression(archive)
     with tarfile.open(archive) as tar:
         members = _validated_tar_members(archive, tar)
         for member in members:
@@ -139,7 +155,7 @@ def read_member(archive: Path, wanted: str) -> bytes | None:
                 if member.isfile() and _is_top_member(member.name, wanted):
                     f = tar.extractfile(member)
                     return f.read() if f else None
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
         raise UnsafeArchiveError(f"{archive.name}: not a readable archive: {e}") from e
     return None
 

@@ -310,9 +310,7 @@ class Bootstrapper:
                 path = [owner] if key == owner else nx.shortest_path(self._waits, key, owner)
                 ring = [owner, *path[:-1]] if key != owner else [owner]
                 # Start the cycle where the user's chain first enters it.
-                start = next(
-                    (i for name in chain for i, k in enumerate(ring) if k.name == name), 0
-                )
+                start = next((i for name in chain for i, k in enumerate(ring) if k.name == name), 0)
                 ring = ring[start:] + ring[:start]
                 cycle = [*ring, ring[0]]
                 raise BuildCycleError(
@@ -437,8 +435,8 @@ class Bootstrapper:
         log: Any,
     ) -> BuiltWheel:
         key = key_of(release)
-        started = now()
         async with self._job():
+            started = now()
             self.reporter.started(key, "building")
             wheel = await self._in_thread(
                 functools.partial(

@@ -63,9 +63,11 @@ def parse_sdist_filename(filename: str, project: NormalizedName) -> Version | No
     return None
 
 
-def _suffix_rank(filename: str) -> int:
-    lower = filename.lower()
-    return next(i for i, s in enumerate(SDIST_SUFFIXES) if lower.endswith(s))
+def _file_rank(file: DistFile) -> tuple[bool, int]:
+    """Among sdists of one version: an unyanked file first (PEP 592 yanks files, not
+    releases), then the preferred format."""
+    lower = file.filename.lower()
+    return file.yanked, next(i for i, s in enumerate(SDIST_SUFFIXES) if lower.endswith(s))
 
 
 def _python_ok(file: DistFile, python_version: Version) -> bool:
@@ -100,7 +102,7 @@ def releases(page: ProjectPage, python_version: Version) -> list[Release]:
         if sdist_version is None or not _python_ok(file, python_version):
             continue
         best = sdists.get(sdist_version)
-        if best is None or _suffix_rank(file.filename) < _suffix_rank(best.filename):
+        if best is None or _file_rank(file) < _file_rank(best):
             sdists[sdist_version] = file
     return [
         Release(page.name, version, sdist, tuple(wheels.get(version, ())))

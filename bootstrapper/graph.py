@@ -99,12 +99,9 @@ class DependencyGraph:
         condensed = nx.condensation(self._graph)
         members: Mapping[int, set[NodeKey]] = nx.get_node_attributes(condensed, "members")
         for component in members.values():
-            if len(component) > 1:
-                sub = self._graph.subgraph(component)
-                if any(EdgeKind(d["kind"]).is_build for _, _, d in sub.edges(data=True)):
-                    raise BuildCycleError(
-                        "build cycle: " + " -> ".join(str(k) for k in _a_cycle(sub))
-                    )
+            cycle = _build_cycle(self._graph.subgraph(component))
+            if cycle:
+                raise BuildCycleError("build cycle: " + " -> ".join(str(k) for k in cycle))
         order: list[NodeKey] = []
         # Dependencies first: reverse the edges (parent -> child means child is needed).
         reversed_dag = condensed.reverse(copy=True)
@@ -127,7 +124,11 @@ class DependencyGraph:
         return {"schema": SCHEMA, "roots": list(roots), "nodes": nodes, "edges": edges}
 
 
-def _a_cycle(graph: nx.MultiDiGraph) -> list[NodeKey]:
-    cycle = nx.find_cycle(graph)
-    keys = [edge[0] for edge in cycle]
-    return [*keys, keys[0]]
+def _build_cycle(component: nx.MultiDiGraph) -> list[NodeKey]:
+    """A cycle through a build edge inside one strongly connected component, if any:
+    the build edge, then the shortest way back."""
+    for parent, child, data in sorted(component.edges(data=True), key=lambda e: (e[0], e[1])):
+        if EdgeKind(data["kind"]).is_build:
+            back: list[NodeKey] = nx.shortest_path(component, child, parent)
+            return [parent, *back] if parent != child else [parent, parent]
+    return []

@@ -87,10 +87,18 @@ def _metadata_attr(value: Any) -> Mapping[str, str] | None:
 def parse_json_page(name: NormalizedName, page_url: str, data: bytes) -> ProjectPage:
     """Parse a PEP 691 JSON project page."""
     try:
-        document = json.loads(data)
-        raw_files = document["files"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise IndexAccessError(f"malformed JSON index page for {name} at {page_url}: {e}") from e
+        return ProjectPage(name=name, url=page_url, files=tuple(_json_files(data, page_url)))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise IndexAccessError(
+            f"malformed JSON index page for {name} at {page_url}: {type(e).__name__}: {e}"
+        ) from e
+
+
+def _json_files(data: bytes, page_url: str) -> list[DistFile]:
+    document = json.loads(data)
+    raw_files = document["files"]
+    if not isinstance(raw_files, list):
+        raise TypeError(f"'files' is {type(raw_files).__name__}, not a list")
     files = []
     for raw in raw_files:
         yanked = raw.get("yanked", False)
@@ -107,7 +115,7 @@ def parse_json_page(name: NormalizedName, page_url: str, data: bytes) -> Project
                 ),
             )
         )
-    return ProjectPage(name=name, url=page_url, files=tuple(files))
+    return files
 
 
 class _AnchorParser(HTMLParser):

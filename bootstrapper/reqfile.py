@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import InvalidRequirementError, UsageError
+
+#: pip's rule: ``#`` at the start of a line or after white space starts a comment.
+_COMMENT = re.compile(r"(^|\s+)#.*$")
 
 
 @dataclass
@@ -42,7 +46,7 @@ def read_file(
     for number, raw in enumerate(text.splitlines(), start=1):
         if not pending:
             start = number
-        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
+        line = _COMMENT.sub("", raw)
         if line.endswith("\\"):
             pending += line[:-1]
             continue

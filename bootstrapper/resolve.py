@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +76,16 @@ def _python_version(environment: Mapping[str, str]) -> Version:
         return Version(".".join(map(str, sys.version_info[:3])))
 
 
+def _exact_pins(specifier: SpecifierSet) -> set[Version]:
+    """The versions ``specifier`` pins exactly (for PEP 592: yanked files need one)."""
+    pins = set()
+    for spec in specifier:
+        if spec.operator in ("==", "===") and "*" not in spec.version:
+            with suppress(InvalidVersion):  # "===" may name any string, never a release
+                pins.add(Version(spec.version))
+    return pins
+
+
 def identifier(name: NormalizedName, extras: Iterable[str]) -> Identifier:
     normalized = sorted(canonicalize_name(e) for e in extras)
     return f"{name}[{','.join(normalized)}]" if normalized else name
@@ -126,7 +137,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         self._constraints = constraints
         self._environment = environment
         self._pre = allow_prereleases
-        self._base_chain = tuple(base_chain)
+        self.base_chain = tuple(base_chain)
         self._python = _python_version(environment)
         self.parents: dict[NormalizedName, NormalizedName | None] = {}
         self.used_metadata: dict[tuple[NormalizedName, Version], CoreMetadata] = {}
@@ -139,7 +150,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
             path.append(parent)
             seen.add(parent)
             parent = self.parents.get(parent)
-        return self._base_chain + tuple(reversed(path))
+        return self.base_chain + tuple(reversed(path))
 
     def identify(self, requirement_or_candidate: Requirement | Candidate) -> Identifier:
         if isinstance(requirement_or_candidate, Candidate):
@@ -182,11 +193,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         for ident in (identifier, name):
             for requirement in requirements.get(ident, ()):
                 specifier &= requirement.specifier
-                exact.update(
-                    Version(s.version)
-                    for s in requirement.specifier
-                    if s.operator in ("==", "===") and "*" not in s.version
-                )
+                exact.update(_exact_pins(requirement.specifier))
         if name in self._constraints:
             specifier &= self._constraints[name]
         bad = {c.version for ident in (identifier, name) for c in incompatibilities.get(ident, ())}
@@ -286,8 +293,31 @@ def _collect(
         md = provider.used_metadata[(name, release.version)]
         metadata[name] = md
         dependencies[name] = tuple(r for r in md.requires_dist if applies(r, env, extras[name]))
-    chains = {name: provider.chain_to(name) for name in pins}
-    return Resolution(pins, extras, dependencies, metadata, chains)
+    return Resolution(pins, extras, dependencies, metadata, _chains(pins, dependencies, provider))
+
+
+def _chains(
+    pins: Mapping[NormalizedName, Release],
+    dependencies: Mapping[NormalizedName, tuple[Requirement, ...]],
+    provider: _Provider,
+) -> dict[NormalizedName, tuple[str, ...]]:
+    """Shortest path from a root to each pin, over the final result's own edges (the
+    parents seen while resolving may belong to abandoned candidates)."""
+    roots = [n for n, parent in provider.parents.items() if parent is None and n in pins]
+    chains: dict[NormalizedName, tuple[str, ...]] = {
+        name: (*provider.base_chain, name) for name in roots
+    }
+    queue = list(roots)
+    while queue:
+        name = queue.pop(0)
+        for requirement in dependencies[name]:
+            child = canonicalize_name(requirement.name)
+            if child in pins and child not in chains:
+                chains[child] = (*chains[name], child)
+                queue.append(child)
+    for name in pins:
+        chains.setdefault(name, provider.chain_to(name))
+    return chains
 
 
 def _explain(causes: Sequence[Any], provider: _Provider, finder: ReleaseFinder) -> BootstrapError:

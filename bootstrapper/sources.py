@@ -71,6 +71,6 @@ class SourceStore:
     def archive(self, path: Path) -> Path:
         """Keep ``path`` in ``DIR/sdists`` as a source some build used."""
         dest = self.sdists_dir / path.name
-        if not dest.exists():
+        if not dest.exists() or sha256_file(dest) != sha256_file(path):
             atomic_copy(path, dest)
         return dest
