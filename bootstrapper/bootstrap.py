@@ -35,7 +35,7 @@ from .buildsystem import BuildSystem
 from .candidates import Release
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
 from .finder import IndexFinder
-from .fsutil import atomic_write_text, sha256_file
+from .fsutil import atomic_write_text, sha256_file, sweep_temporary_files
 from .graph import DependencyGraph, EdgeKind, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
@@ -171,6 +171,16 @@ class Bootstrapper:
         # Scratch from an interrupted run is never trusted; stored results are.
         for scratch in ("src", "envs", "out"):
             shutil.rmtree(self.work_dir / scratch, ignore_errors=True)
+        out = self.options.output_dir
+        for directory in (
+            out,
+            out / "simple",
+            out / "wheels",
+            out / "sdists",
+            self.work_dir / "built",
+            self.work_dir / "downloads",
+        ):
+            sweep_temporary_files(directory, recursive=directory.name == "simple")
         for directory in (self.logs_dir, self.work_dir / "built", self.publisher.wheels_dir):
             directory.mkdir(parents=True, exist_ok=True)
 

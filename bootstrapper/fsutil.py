@@ -67,3 +67,14 @@ def atomic_copy(src: Path, dest: Path) -> None:
         except OSError:
             shutil.copyfile(src, tmp)
             os.chmod(tmp, 0o644)
+
+
+def sweep_temporary_files(directory: Path, *, recursive: bool = False) -> None:
+    """Remove what a killed process left of its atomic writes (``.NAME.XXXX.tmp``) and
+    downloads (``.NAME.XXXX.part``) in ``directory``."""
+    if not directory.is_dir():
+        return
+    for pattern in (".*.tmp", ".*.part"):
+        for path in directory.rglob(pattern) if recursive else directory.glob(pattern):
+            with suppress(FileNotFoundError):
+                path.unlink()

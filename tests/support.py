@@ -212,10 +212,11 @@ class FixtureIndex:
             handler._send(404, b"not found", "text/plain")
             return
         if parts[:1] == ["simple"] and len(parts) == 2:
-            files = self.projects.get(parts[1])
-            if files is None or parts[1] != canonicalize_name(parts[1]):
+            page_files = self.projects.get(parts[1])
+            if page_files is None or parts[1] != canonicalize_name(parts[1]):
                 handler._send(404, b"not found", "text/plain")
                 return
+            files = page_files
             accept = handler.headers.get("Accept", "")
             if self.json_api and "application/vnd.pypi.simple.v1+json" in accept:
                 body = json.dumps(self._json_page(parts[1], files)).encode()
