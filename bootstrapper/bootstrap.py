@@ -142,7 +142,9 @@ class Bootstrapper:
         self.builder = PackageBuilder(
             self.work_dir, self.logs_dir, EnvFactory(self.work_dir / "uv-cache")
         )
-        self.oracle = MetadataOracle(self.index, self.sources, list(sys_tags()))
+        self.oracle = MetadataOracle(
+            self.index, self.sources, list(sys_tags()), stored=self._stored_metadata
+        )
         self.environment = {k: str(v) for k, v in default_environment().items()}
         self.graph = DependencyGraph()
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bootstrap")
@@ -508,6 +510,15 @@ class Bootstrapper:
                 pin = build_set.resolution.pins.get(canonicalize_name(requirement.name))
                 if pin is not None:
                     self.graph.add_edge(key, key_of(pin), kind, requirement)
+
+    def _stored_metadata(self, release: Release) -> CoreMetadata | None:
+        """The metadata of the wheel an earlier run built from this very sdist."""
+        found = self.store.lookup(release.name, release.version)
+        expected = release.sdist.hashes.get("sha256")
+        if found is None or expected is None or found[1].sdist_sha256 != expected.lower():
+            return None
+        wheel = found[0]
+        return parse_metadata(read_wheel_metadata(wheel), wheel.name)
 
     # -- resolution-time builds (no cheap metadata) --------------------------------
 

@@ -1,6 +1,6 @@
 """Where resolution gets a release's dependencies, cheapest trustworthy source first.
 
-1. the wheel this run (or an earlier one) built from it;
+1. the wheel this run (or an earlier one, from the same sdist) built from it;
 2. the PEP 658 metadata of an upstream wheel of the same version;
 3. the sdist's PKG-INFO, when PEP 643 says its dependencies are static;
 4. otherwise, building it.
@@ -40,10 +40,12 @@ class MetadataOracle:
         index: IndexClient,
         sources: SourceStore,
         tags: Sequence[Tag],
+        stored: Callable[[Release], CoreMetadata | None] | None = None,
     ) -> None:
         self._index = index
         self._sources = sources
         self._tags = tags
+        self._stored = stored
         self._lock = threading.Lock()
         self._known: dict[Key, tuple[CoreMetadata, str]] = {}
         self._built: dict[Key, CoreMetadata] = {}
@@ -83,6 +85,10 @@ class MetadataOracle:
     def _find(
         self, release: Release, chain: Sequence[str], build: BuildForMetadata
     ) -> tuple[CoreMetadata, str]:
+        if self._stored is not None:
+            stored = self._stored(release)
+            if stored is not None:
+                return stored, "wheel built by an earlier run"
         wheel = metadata_wheel(release, self._tags)
         if wheel is not None:
             try:
