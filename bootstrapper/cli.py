@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from . import __version__
 from .bootstrap import Bootstrapper, Options
@@ -166,6 +169,17 @@ def _setup_logging(log_file: Path, verbose: bool) -> logging.Handler:
     return handler
 
 
+def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C: stop at once. Every result is written atomically and scratch space is
+    cleaned by the next run, so there is nothing to unwind; a re-run resumes."""
+    sys.stderr.write(
+        "\ninterrupted; run the same command again to continue where it stopped\n"
+    )
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def _bootstrap(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -184,6 +198,8 @@ def _bootstrap(args: argparse.Namespace) -> int:
         keep_work=args.keep_work,
     )
     started = time.monotonic()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGINT, _exit_interrupted) if in_main_thread else None
     try:
         with HttpClient() as http:
             result = Bootstrapper(options, http, reporter).run(
@@ -203,6 +219,8 @@ def _bootstrap(args: argparse.Namespace) -> int:
             log_path=run_log,
         ) from None
     finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
         reporter.close()
         logging.getLogger("bootstrapper").removeHandler(handler)
         logging.getLogger("py.warnings").removeHandler(handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import tarfile
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .conftest import ROOT, clean_env, helper_project, standard_tree
-from .support import FixtureIndex, IndexFile, Project, backend_package
+from .support import FixtureIndex, IndexFile, Project, backend_package, wait_for
 
 
 def assert_clean_failure(run: Any, *needles: str) -> None:
@@ -227,3 +228,63 @@ def test_no_traceback_from_the_real_console_script(tmp_path: Path, index: Fixtur
     assert "Traceback" not in result.stderr
     assert "error: ghost is not on the index" in result.stderr
     assert "required by: app -> ghost" in result.stderr
+
+
+def test_ctrl_c_stops_at_once_and_the_rerun_continues(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add_all(
+        [
+            Project("app", dependencies=["quick", "slow"], pkg_info_version="2.2"),
+            Project("quick", pkg_info_version="2.2"),
+            Project("slow", pkg_info_version="2.2", tool={"sleep": 60}),
+        ],
+        tmp_path / "sdists",
+    )
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bootstrapper",
+            "bootstrap",
+            "--index-url",
+            index.url,
+            "--output-dir",
+            str(out),
+            "--jobs",
+            "1",
+            "app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+    )
+    try:
+        wait_for(lambda: "== PEP 517 hook build_wheel" in _read(out / "logs" / "slow-1.0.log"))
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "interrupted; run the same command again" in stderr
+    assert "Traceback" not in stderr
+    assert not (out / "graph.json").exists()
+
+    finished = sorted(p.name.split("-")[0] for p in (out / ".work" / "built").glob("*.whl"))
+    assert "slow" not in finished
+    index.add(Project("slow", pkg_info_version="2.2"), tmp_path / "sdists")  # now fast
+    run = bootstrap("app")
+    assert run.code == 0, run.stderr
+    for name in finished:
+        assert f"reused {name}==1.0" in run.stderr
+    assert "built slow==1.0" in run.stderr
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
