@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
 import shutil
@@ -35,12 +34,13 @@ from .buildsystem import BuildSystem
 from .candidates import Release
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
 from .finder import IndexFinder
-from .fsutil import atomic_write_text, sha256_file, sweep_temporary_files
+from .fsutil import sha256_file, sweep_temporary_files
 from .graph import DependencyGraph, EdgeKind, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
 from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .metasource import MetadataOracle
+from .outputs import write_outputs
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter
 from .records import BuildRecord, EnvWheel
@@ -230,7 +230,14 @@ class Bootstrapper:
             built={k: self._tasks[k].result() for k in self._used},
             build_order=self.graph.build_order(),
         )
-        self._write_outputs(requirements, result)
+        write_outputs(
+            self.options.output_dir,
+            [str(r) for r in requirements],
+            result.graph,
+            result.build_order,
+            {key: wheel.record for key, wheel in result.built.items()},
+            ((name, release.version) for name, release in result.install.pins.items()),
+        )
         return result
 
     # -- sets: resolve, build every member, check the metadata used ---------------
@@ -548,36 +555,6 @@ class Bootstrapper:
     def _job(self) -> asyncio.Semaphore:
         assert self._jobs is not None
         return self._jobs
-
-    # -- outputs -------------------------------------------------------------------
-
-    def _write_outputs(self, requirements: Sequence[Requirement], result: Result) -> None:
-        out = self.options.output_dir
-        roots = [str(r) for r in requirements]
-        atomic_write_text(
-            out / "graph.json", json.dumps(result.graph.to_json(roots), indent=2) + "\n"
-        )
-        order = []
-        for key in result.build_order:
-            built = result.built[key]
-            order.append(
-                {
-                    "name": key.name,
-                    "version": str(key.version),
-                    "wheel": built.path.name,
-                    "wheel_sha256": built.record.wheel_sha256,
-                    "sdist": built.record.sdist,
-                    "sdist_sha256": built.record.sdist_sha256,
-                    "source_url": built.record.source_url,
-                    "build_backend": built.record.build_backend,
-                    "build_requires": [f"{w.name}=={w.version}" for w in built.record.build_env],
-                }
-            )
-        atomic_write_text(out / "build-order.json", json.dumps(order, indent=2) + "\n")
-        constraints = "".join(
-            f"{name}=={release.version}\n" for name, release in sorted(result.install.pins.items())
-        )
-        atomic_write_text(out / "constraints.txt", constraints)
 
 
 class _OwnedMetadata:

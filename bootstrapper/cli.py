@@ -172,9 +172,7 @@ def _setup_logging(log_file: Path, verbose: bool) -> logging.Handler:
 def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C: stop at once. Every result is written atomically and scratch space is
     cleaned by the next run, so there is nothing to unwind; a re-run resumes."""
-    sys.stderr.write(
-        "\ninterrupted; run the same command again to continue where it stopped\n"
-    )
+    sys.stderr.write("\ninterrupted; run the same command again to continue where it stopped\n")
     sys.stderr.flush()
     logging.shutdown()
     os._exit(EXIT_INTERRUPTED)

@@ -1,0 +1,56 @@
+"""The run's summary files: graph.json, build-order.json and constraints.txt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from .fsutil import atomic_write_text
+from .graph import DependencyGraph, NodeKey
+from .records import BuildRecord
+
+
+def build_order_entries(
+    order: Sequence[NodeKey], records: Mapping[NodeKey, BuildRecord]
+) -> list[dict[str, Any]]:
+    """One entry per wheel, in build order, with what it was built from and with."""
+    return [
+        {
+            "name": key.name,
+            "version": str(key.version),
+            "wheel": records[key].wheel,
+            "wheel_sha256": records[key].wheel_sha256,
+            "sdist": records[key].sdist,
+            "sdist_sha256": records[key].sdist_sha256,
+            "source_url": records[key].source_url,
+            "build_backend": records[key].build_backend,
+            "build_requires": [f"{w.name}=={w.version}" for w in records[key].build_env],
+        }
+        for key in order
+    ]
+
+
+def constraints_text(pins: Iterable[tuple[str, Version]]) -> str:
+    """``name==version`` lines, sorted by name, one per project."""
+    return "".join(f"{name}=={version}\n" for name, version in sorted(pins))
+
+
+def write_outputs(
+    output_dir: Path,
+    roots: Sequence[str],
+    graph: DependencyGraph,
+    order: Sequence[NodeKey],
+    records: Mapping[NodeKey, BuildRecord],
+    install_pins: Iterable[tuple[str, Version]],
+) -> None:
+    """Write the three files atomically (each reader sees an old or a new file)."""
+    atomic_write_text(output_dir / "graph.json", json.dumps(graph.to_json(roots), indent=2) + "\n")
+    atomic_write_text(
+        output_dir / "build-order.json",
+        json.dumps(build_order_entries(order, records), indent=2) + "\n",
+    )
+    atomic_write_text(output_dir / "constraints.txt", constraints_text(install_pins))
