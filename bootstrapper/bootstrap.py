@@ -9,6 +9,7 @@ instead of a deadlock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -152,7 +153,7 @@ class Bootstrapper:
         self._jobs: asyncio.Semaphore | None = None
         self._tasks: dict[NodeKey, asyncio.Future[BuiltWheel]] = {}
         self._waits: nx.DiGraph = nx.DiGraph()
-        self._resolutions: dict[tuple[str, ...], Resolution] = {}
+        self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
         self._used: set[NodeKey] = set()
 
     # -- entry point ---------------------------------------------------------------
@@ -292,7 +293,15 @@ class Bootstrapper:
     ) -> Resolution:
         memo_key = tuple(sorted(str(r) for r in requirements))
         if owner is not None and memo_key in self._resolutions:
-            return self._resolutions[memo_key]
+            # Same build requirements as another package: same set, but our own chains.
+            earlier, earlier_chain = self._resolutions[memo_key]
+            return dataclasses.replace(
+                earlier,
+                chains={
+                    name: (*chain, *path[len(earlier_chain) :])
+                    for name, path in earlier.chains.items()
+                },
+            )
         self.reporter.resolving(" ".join(str(r) for r in requirements) or "(nothing)", chain)
         source = _OwnedMetadata(self, owner)
         resolution = await self._in_thread(
@@ -309,7 +318,7 @@ class Bootstrapper:
         )
         self.reporter.resolved([key_of(r) for r in resolution.pins.values()])
         if owner is not None:
-            self._resolutions[memo_key] = resolution
+            self._resolutions[memo_key] = (resolution, tuple(chain))
         return resolution
 
     def _record_set(self, resolution: Resolution) -> None:
