@@ -22,8 +22,16 @@ from pathlib import Path
 
 def run_once(output: Path, requirements: list[str], jobs: int | None) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of one ``bootstrapper bootstrap`` process tree."""
-    args = [sys.executable, "-m", "bootstrapper", "bootstrap", "-q",
-            "--output-dir", str(output), *requirements]
+    args = [
+        sys.executable,
+        "-m",
+        "bootstrapper",
+        "bootstrap",
+        "-q",
+        "--output-dir",
+        str(output),
+        *requirements,
+    ]
     if jobs:
         args += ["--jobs", str(jobs)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -54,8 +62,11 @@ def main() -> None:
             seconds, _ = run_once(output, args.requirements, args.jobs)
             rerun.append(seconds)
             wheels = len(list((output / "wheels").glob("*.whl")))
-        print(f"run {i + 1}: cold {cold[-1]:.1f}s, re-run {rerun[-1]:.2f}s, "
-              f"{wheels} wheels, peak RSS {peak:.0f} MiB", flush=True)
+        print(
+            f"run {i + 1}: cold {cold[-1]:.1f}s, re-run {rerun[-1]:.2f}s, "
+            f"{wheels} wheels, peak RSS {peak:.0f} MiB",
+            flush=True,
+        )
     print(
         f"median of {args.runs}: cold {statistics.median(cold):.1f}s, "
         f"re-run {statistics.median(rerun):.2f}s, peak RSS {statistics.median(peaks):.0f} MiB "

@@ -32,7 +32,7 @@ from packaging.version import Version
 from .buildenv import EnvFactory
 from .builder import PackageBuilder, SourceTree, make_record, now
 from .buildsystem import BuildSystem
-from .candidates import Release
+from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
 from .finder import IndexFinder
 from .fsutil import sha256_file, sweep_temporary_files
@@ -149,6 +149,10 @@ class Bootstrapper:
         self.environment = {k: str(v) for k, v in default_environment().items()}
         self.graph = DependencyGraph()
         self._pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bootstrap")
+        # Its own few threads, so guesses waiting on builds never starve real work.
+        self._speculation = ThreadPoolExecutor(
+            max_workers=max(2, options.jobs), thread_name_prefix="speculate"
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._jobs: asyncio.Semaphore | None = None
         self._tasks: dict[NodeKey, asyncio.Future[BuiltWheel]] = {}
@@ -168,6 +172,7 @@ class Bootstrapper:
             return asyncio.run(self._run(requirements, constraints or {}))
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            self._speculation.shutdown(wait=False, cancel_futures=True)
             self.index.close()
 
     def _prepare_dirs(self) -> None:
@@ -536,6 +541,32 @@ class Bootstrapper:
         wheel = found[0]
         return parse_metadata(read_wheel_metadata(wheel), wheel.name)
 
+    def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+        """Learn, in the background, the dependencies of the release the resolver will
+        most likely pick for each requirement, so that the metadata look-ups (and the
+        builds when there is no cheap metadata) of independent packages overlap instead
+        of happening one after the other."""
+        for requirement in requirements:
+            self._speculation.submit(self._speculate_one, requirement, tuple(chain))
+
+    def _speculate_one(self, requirement: Requirement, chain: tuple[str, ...]) -> None:
+        name = canonicalize_name(requirement.name)
+        try:
+            likely = allowed(
+                self.finder.releases(name),
+                requirement.specifier,
+                exact_pins=frozenset(),
+                allow_prereleases=self.options.allow_prereleases,
+            )
+            if likely:
+                self.oracle.metadata(
+                    likely[0], (*chain, name), lambda r, c: self.build_for_metadata(r, c, None)
+                )
+        except (BootstrapError, RuntimeError, asyncio.CancelledError) as e:
+            # Only a guess: if the resolver does need this release, it meets the same
+            # error itself, with its own chain.
+            logger.debug("speculative look-up of %s failed: %s", requirement, e)
+
     # -- resolution-time builds (no cheap metadata) --------------------------------
 
     def build_for_metadata(
@@ -577,3 +608,6 @@ class _OwnedMetadata:
         return self._b.oracle.metadata(
             release, chain, lambda r, c: self._b.build_for_metadata(r, c, self._owner)
         )
+
+    def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+        self._b.speculate(requirements, chain)

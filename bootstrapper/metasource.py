@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from packaging.tags import Tag
@@ -49,6 +50,7 @@ class MetadataOracle:
         self._lock = threading.Lock()
         self._known: dict[Key, tuple[CoreMetadata, str]] = {}
         self._built: dict[Key, CoreMetadata] = {}
+        self._key_locks: defaultdict[Key, threading.Lock] = defaultdict(threading.Lock)
 
     def record_built(self, metadata: CoreMetadata) -> None:
         """A wheel was built: from now on its metadata is the truth for its version."""
@@ -67,11 +69,21 @@ class MetadataOracle:
     ) -> CoreMetadata:
         """The metadata of ``release``; ``build`` is the last resort."""
         key = (release.name, release.version)
-        with self._lock:
-            entry = self._known.get(key)
-        if entry is not None:
-            return entry[0]
-        metadata, origin = self._find(release, chain, build)
+        # One cheap look-up per release even when several threads ask at once. The lock
+        # is not held while building: builds are deduplicated by the scheduler, which
+        # also turns a package needing itself into a cycle error instead of a deadlock.
+        with self._key_lock(key):
+            with self._lock:
+                entry = self._known.get(key)
+            if entry is not None:
+                return entry[0]
+            found = self._cheap(release)
+        if found is None:
+            logger.debug(
+                "%s has no static metadata; building it to learn its dependencies", release
+            )
+            found = build(release, chain), "built wheel"
+        metadata, origin = found
         if (metadata.name, metadata.version) != key:
             raise BootstrapError(
                 f"{release}: its metadata ({origin}) names {metadata.name} {metadata.version}",
@@ -82,9 +94,12 @@ class MetadataOracle:
             self._known.setdefault(key, (metadata, origin))
             return self._known[key][0]
 
-    def _find(
-        self, release: Release, chain: Sequence[str], build: BuildForMetadata
-    ) -> tuple[CoreMetadata, str]:
+    def _key_lock(self, key: Key) -> threading.Lock:
+        with self._lock:
+            return self._key_locks[key]
+
+    def _cheap(self, release: Release) -> tuple[CoreMetadata, str] | None:
+        """Metadata that needs no build, with where it came from; None if there is none."""
         if self._stored is not None:
             stored = self._stored(release)
             if stored is not None:
@@ -106,5 +121,4 @@ class MetadataOracle:
             else:
                 if is_static_sdist_metadata(metadata):
                     return metadata, "sdist PKG-INFO"
-        logger.debug("%s has no static metadata; building it to learn its dependencies", release)
-        return build(release, chain), "built wheel"
+        return None

@@ -46,6 +46,10 @@ class MetadataSource(Protocol):
     def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
         """The core metadata that ``release`` will have once built."""
 
+    def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+        """Hint: the metadata of a release matching each of ``requirements`` will
+        probably be asked for soon (``chain`` led to them)."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -236,6 +240,7 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
             dependencies.append(requirement)
             self.parents.setdefault(canonicalize_name(requirement.name), candidate.name)
         self._finder.prefetch(canonicalize_name(r.name) for r in dependencies)
+        self._metadata.anticipate(dependencies, chain)
         return dependencies
 
     def _applies(self, requirement: Requirement, extras: Iterable[str]) -> bool:

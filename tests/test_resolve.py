@@ -63,6 +63,7 @@ class FakeIndex:
         self.wheel_only = {canonicalize_name(n) for n in wheel_only}
         self.broken_metadata = {canonicalize_name(n) for n in broken_metadata}
         self.prefetched: list[NormalizedName] = []
+        self.anticipated: list[str] = []
         self.metadata_calls: list[tuple[str, tuple[str, ...]]] = []
 
     # ReleaseFinder
@@ -90,6 +91,9 @@ class FakeIndex:
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         self.prefetched.extend(names)
+
+    def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+        self.anticipated.extend(str(r) for r in requirements)
 
     # MetadataSource
     def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
