@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bootstrapper import bootstrap  # noqa: E402
-from bootstrapper.cli import main  # noqa: E402
-from tests.support import FixtureIndex, Project  # noqa: E402
+from bootstrapper import bootstrap
+from bootstrapper.cli import main
+from tests.support import FixtureIndex, Project
 
 
 def one_run(index: FixtureIndex, jobs: int) -> float:
