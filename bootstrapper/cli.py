@@ -12,6 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from . import __version__
 from .bootstrap import Bootstrapper, Options
@@ -21,6 +24,7 @@ from .index import PYPI_SIMPLE
 from .progress import StreamReporter
 from .reqfile import RequirementSet, parse_requirement, read_file
 from .resolve import parse_constraints
+from .wheeledit import WheelEdit, edit_wheel
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 RUN_LOG = "bootstrap.log"
@@ -108,7 +112,79 @@ def build_parser() -> argparse.ArgumentParser:
     verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
     )
+    _add_wheel_commands(commands)
     return parser
+
+
+def _add_wheel_commands(commands: Any) -> None:
+    wheel = commands.add_parser("wheel", help="work on wheel files")
+    wheel_commands = wheel.add_subparsers(
+        dest="wheel_command", metavar="COMMAND", parser_class=_Parser, required=True
+    )
+    edit = wheel_commands.add_parser(
+        "edit",
+        help="rewrite a wheel's requirements and rebuild number",
+        description="Rewrite WHEEL: drop or add Requires-Dist entries and stamp a rebuild "
+        "number. METADATA, WHEEL, the dist-info name and RECORD (hashes and sizes) are "
+        "regenerated; every other file is kept byte for byte.",
+    )
+    edit.add_argument("wheel", type=Path, metavar="WHEEL")
+    edit.add_argument(
+        "--remove-requires",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="drop every Requires-Dist naming NAME (an error if there is none)",
+    )
+    edit.add_argument(
+        "--add-requires",
+        action="append",
+        default=[],
+        metavar="REQUIREMENT",
+        help="add a Requires-Dist (markers allowed)",
+    )
+    scheme = edit.add_mutually_exclusive_group()
+    scheme.add_argument(
+        "--build-tag",
+        type=int,
+        metavar="N",
+        help="set the PEP 427 build tag: pkg-1.4-N-py3-none-any.whl",
+    )
+    scheme.add_argument("--post", type=int, metavar="N", help="make the version 1.4.postN")
+    scheme.add_argument("--local", metavar="LABEL", help="make the version 1.4+LABEL")
+    edit.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the new wheel goes (default: beside WHEEL)",
+    )
+
+
+def _wheel_edit(args: argparse.Namespace) -> int:
+    if not args.wheel.is_file():
+        raise UsageError(f"no such wheel: {args.wheel}")
+    for number in (args.build_tag, args.post):
+        if number is not None and number < 1:
+            raise UsageError("a rebuild number must be at least 1")
+    scheme, rebuild = "build-tag", 0
+    if args.build_tag is not None:
+        rebuild = args.build_tag
+    elif args.post is not None:
+        scheme, rebuild = "post", args.post
+    elif args.local is not None:
+        scheme = "local"
+    edit = WheelEdit(
+        remove_requires=frozenset(canonicalize_name(n) for n in args.remove_requires),
+        add_requires=tuple(parse_requirement(r, "--add-requires") for r in args.add_requires),
+        rebuild=rebuild,
+        scheme=scheme,
+        local=args.local,
+    )
+    output_dir: Path = args.output_dir or args.wheel.parent
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = edit_wheel(args.wheel, output_dir, edit)
+    print(result)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -119,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
+        if args.command == "wheel":
+            return _wheel_edit(args)
         return _bootstrap(args)
     except UsageError as e:
         print(f"bootstrapper: error: {e.message}", file=sys.stderr)
