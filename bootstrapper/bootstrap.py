@@ -30,22 +30,24 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .buildenv import EnvFactory
-from .builder import PackageBuilder, SourceTree, make_record, now
+from .builder import BuildPlan, PackageBuilder, SourceTree, make_record, now
 from .buildsystem import BuildSystem
 from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
 from .finder import IndexFinder
-from .fsutil import sha256_file, sweep_temporary_files
+from .fsutil import atomic_write_text, sha256_file, sweep_temporary_files
 from .graph import DependencyGraph, EdgeKind, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
 from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .metasource import MetadataOracle
 from .outputs import write_outputs
+from .patches import find_patches
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter
 from .records import BuildRecord, EnvWheel
 from .resolve import Resolution, resolve
+from .settings import Settings
 from .sources import SourceStore
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
@@ -65,6 +67,7 @@ class Options:
     jobs: int = max(1, os.cpu_count() or 1)
     allow_prereleases: bool = False
     keep_work: bool = False
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ class BuiltWheel:
     metadata: CoreMetadata
     record: BuildRecord
     reused: bool
+
+    @property
+    def source_metadata(self) -> CoreMetadata:
+        """The wheel's metadata as resolution sees it: under the source version, whatever
+        rebuild number the wheel's own version carries."""
+        return dataclasses.replace(self.metadata, version=self.key.version)
 
     def env_wheel(self) -> EnvWheel:
         return EnvWheel(
@@ -128,8 +137,18 @@ def key_of(release: Release) -> NodeKey:
 class Bootstrapper:
     """One run over one output directory."""
 
-    def __init__(self, options: Options, http: HttpClient, reporter: Reporter | None = None):
+    def __init__(
+        self,
+        options: Options,
+        http: HttpClient,
+        reporter: Reporter | None = None,
+        *,
+        settings: Settings | None = None,
+        patch_layers: Sequence[Path] = (),
+    ):
         self.options = options
+        self.settings = settings or Settings([])
+        self.patch_layers = list(patch_layers)
         out = options.output_dir
         self.work_dir = out / ".work"
         self.logs_dir = out / "logs"
@@ -175,7 +194,23 @@ class Bootstrapper:
             self._speculation.shutdown(wait=False, cancel_futures=True)
             self.index.close()
 
+    def _claim_variant(self) -> None:
+        """One output directory holds one variant, so a CPU and a CUDA tree never mix."""
+        marker = self.work_dir / "variant"
+        wanted = self.options.variant or ""
+        if marker.is_file():
+            held = marker.read_text(encoding="utf-8").strip()
+            if held != wanted:
+                raise BootstrapError(
+                    f"{self.options.output_dir} holds the output of "
+                    + (f"the {held!r} variant" if held else "the base settings (no variant)")
+                    + "; give this run its own --output-dir"
+                )
+            return
+        atomic_write_text(marker, wanted + "\n")
+
     def _prepare_dirs(self) -> None:
+        self._claim_variant()
         # Scratch from an interrupted run is never trusted; stored results are.
         for scratch in ("src", "envs", "out"):
             shutil.rmtree(self.work_dir / scratch, ignore_errors=True)
@@ -217,11 +252,15 @@ class Bootstrapper:
             self.graph.add_node(
                 Node(
                     key=key,
+                    version=str(wheel.metadata.version),
                     wheel=wheel.path.name,
                     sdist=wheel.record.sdist,
                     extra={
+                        "source_version": str(key.version),
                         "wheel_sha256": wheel.record.wheel_sha256,
                         "sdist_sha256": wheel.record.sdist_sha256,
+                        "rebuild": wheel.record.rebuild,
+                        **wheel.record.plan,
                     },
                 )
             )
@@ -242,7 +281,10 @@ class Bootstrapper:
             result.graph,
             result.build_order,
             {key: wheel.record for key, wheel in result.built.items()},
-            ((name, release.version) for name, release in result.install.pins.items()),
+            (
+                (name, result.built[key_of(release)].metadata.version)
+                for name, release in result.install.pins.items()
+            ),
         )
         return result
 
@@ -271,7 +313,7 @@ class Bootstrapper:
                 )
             )
             mismatches = [
-                describe_mismatch(resolution.metadata[w.key.name], w.metadata)
+                describe_mismatch(resolution.metadata[w.key.name], w.source_metadata)
                 for w in built
                 if resolution.metadata[w.key.name].dependency_key() != w.metadata.dependency_key()
             ]
@@ -381,8 +423,15 @@ class Bootstrapper:
     async def _build_package_steps(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
         key = key_of(release)
         sdist, sdist_sha256 = await self._in_thread(functools.partial(self.sources.fetch, release))
+        plan = self._plan(release)
         previous = self.store.lookup(release.name, release.version)
-        record = previous[1] if previous and previous[1].sdist_sha256 == sdist_sha256 else None
+        record = (
+            previous[1]
+            if previous
+            and previous[1].sdist_sha256 == sdist_sha256
+            and previous[1].plan == plan.fingerprint(release.version)
+            else None
+        )
         tree: SourceTree | None = None
 
         async def source_tree() -> SourceTree:
@@ -390,7 +439,7 @@ class Bootstrapper:
             if tree is None:
                 tree = await self._in_thread(
                     functools.partial(
-                        self._step, release, log, self.builder.prepare, release, sdist, log
+                        self._step, release, log, self.builder.prepare, release, sdist, plan, log
                     )
                 )
             return tree
@@ -420,6 +469,7 @@ class Bootstrapper:
                             release,
                             prepared,
                             discovery.paths(),
+                            plan,
                             log,
                         )
                     )
@@ -445,6 +495,7 @@ class Bootstrapper:
             else:
                 built = await self._build_wheel(
                     release,
+                    plan,
                     await source_tree(),
                     sdist,
                     sdist_sha256,
@@ -453,12 +504,31 @@ class Bootstrapper:
                     backend_requires,
                     log,
                 )
-        self.oracle.record_built(built.metadata)
+        self.oracle.record_built(built.source_metadata)
         return built
+
+    def _plan(self, release: Release) -> BuildPlan:
+        settings = self.settings.for_package(release.name, self.options.variant)
+        patches = find_patches(
+            self.patch_layers, release.name, release.version, self.options.variant
+        )
+        try:
+            env = settings.expanded_env(release.version, os.environ)
+        except BootstrapError as e:
+            e.package = release.name
+            raise
+        return BuildPlan(
+            settings=settings,
+            patches=tuple(patches),
+            env=env,
+            edit=settings.wheel_edit(release.version),
+            variant=self.options.variant,
+        )
 
     async def _build_wheel(
         self,
         release: Release,
+        plan: BuildPlan,
         tree: SourceTree,
         sdist: Path,
         sdist_sha256: str,
@@ -480,12 +550,14 @@ class Bootstrapper:
                     release,
                     tree,
                     build_set.paths(),
+                    plan,
                     log,
                 )
             )
         metadata_bytes = read_wheel_metadata(wheel)
         metadata = parse_metadata(metadata_bytes, wheel.name)
-        if (metadata.name, metadata.version) != (release.name, release.version):
+        expected_version = plan.edit.new_version(release.version)
+        if (metadata.name, metadata.version) != (release.name, expected_version):
             raise BootstrapError(
                 f"{release}: the backend built {wheel.name}, which is "
                 f"{metadata.name} {metadata.version}",
@@ -503,6 +575,7 @@ class Bootstrapper:
             build_env=build_set.env_wheels(),
             started=started,
             log=self.builder.log_path(release),
+            plan=plan,
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
         if not self.options.keep_work:

@@ -5,27 +5,32 @@ Each step writes to the package's log; the scheduler decides when the steps run.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 from .archive import unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
 from .errors import BootstrapError
+from .patches import Patch, apply_patches
 from .pep517 import Backend
 from .records import BuildRecord, EnvWheel
+from .settings import PackageSettings
+from .wheeledit import WheelEdit, edit_wheel
 
 LOG_TAIL_LINES = 25
 
@@ -34,6 +39,26 @@ LOG_TAIL_LINES = 25
 class SourceTree:
     path: Path
     build_system: BuildSystem
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    """What the settings and patches say about building one package version."""
+
+    settings: PackageSettings
+    patches: tuple[Patch, ...]
+    env: Mapping[str, str]
+    edit: WheelEdit
+    variant: str | None = None
+
+    def fingerprint(self, version: Version) -> dict[str, Any]:
+        """Everything of the plan that a build record keeps and a re-run compares."""
+        return {
+            "settings": self.settings.to_json(version),
+            "patches": [p.to_json() for p in self.patches],
+            "env": dict(self.env),
+            "variant": self.variant,
+        }
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -87,11 +112,23 @@ class PackageBuilder:
                     e.details = "last lines of the build log:\n" + tail
             raise
 
-    def prepare(self, release: Release, sdist: Path, log: BinaryIO) -> SourceTree:
-        """Unpack the sdist into a fresh directory and read its build system."""
+    def prepare(self, release: Release, sdist: Path, plan: BuildPlan, log: BinaryIO) -> SourceTree:
+        """Unpack the sdist into a fresh directory, apply the patches (before anything
+        is read from it, so a patch may change the build requirements) and read its
+        build system, with the settings' build-requires edits applied."""
         log.write(f"== unpacking {sdist.name}\n".encode())
         root = unpack(sdist, self._work / "src" / f"{release.name}-{release.version}")
+        if plan.patches:
+            log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())
+            log.write(apply_patches(root, plan.patches).encode())
         build_system = read_build_system(root, str(release.name))
+        edits = plan.settings.build_requires
+        if edits:
+            declared = [str(r) for r in build_system.requires]
+            log.write(f"build-system requires as declared: {declared}\n".encode())
+            build_system = dataclasses.replace(
+                build_system, requires=edits.apply(build_system.requires)
+            )
         log.write(
             f"build backend: {build_system.backend}\n"
             f"build-system requires: {[str(r) for r in build_system.requires]}\n".encode()
@@ -113,27 +150,56 @@ class PackageBuilder:
         return env
 
     def discover(
-        self, release: Release, tree: SourceTree, wheels: Sequence[Path], log: BinaryIO
+        self,
+        release: Release,
+        tree: SourceTree,
+        wheels: Sequence[Path],
+        plan: BuildPlan,
+        log: BinaryIO,
     ) -> list[Requirement]:
         """The backend's own build requirements, asked in an env of ``wheels``."""
         env = self._env(release, wheels, log)
-        backend = Backend(tree.path, tree.build_system, env, log, package=release.name)
+        backend = self._backend(release, tree, env, plan, log)
         found = backend.requires_for_build_wheel()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
 
     def build(
-        self, release: Release, tree: SourceTree, wheels: Sequence[Path], log: BinaryIO
+        self,
+        release: Release,
+        tree: SourceTree,
+        wheels: Sequence[Path],
+        plan: BuildPlan,
+        log: BinaryIO,
     ) -> Path:
-        """Build the wheel in an env of exactly ``wheels``; returns it (in a scratch dir)."""
+        """Build the wheel in an env of exactly ``wheels`` and apply the plan's wheel
+        edits; returns it (in a scratch dir)."""
         env = self._env(release, wheels, log)
         out = self._work / "out" / f"{release.name}-{release.version}"
         if out.exists():
             shutil.rmtree(out)
-        backend = Backend(tree.path, tree.build_system, env, log, package=release.name)
-        wheel = backend.build_wheel(out)
+        backend = self._backend(release, tree, env, plan, log)
+        wheel = backend.build_wheel(out / "backend")
         log.write(f"\n== built {wheel.name}\n".encode())
+        if not plan.edit.is_empty:
+            wheel = edit_wheel(wheel, out, plan.edit)
+            log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
         return wheel
+
+    def _backend(
+        self, release: Release, tree: SourceTree, env: BuildEnv, plan: BuildPlan, log: BinaryIO
+    ) -> Backend:
+        if plan.env:
+            log.write(f"environment from settings: {dict(plan.env)}\n".encode())
+        return Backend(
+            tree.path,
+            tree.build_system,
+            env,
+            log,
+            package=release.name,
+            extra_environ=plan.env,
+            config_settings=plan.settings.config_settings,
+        )
 
     def cleanup(self, release: Release) -> None:
         """Remove the work directories of ``release`` (the built wheel is stored already)."""
@@ -161,6 +227,7 @@ def make_record(
     build_env: Sequence[EnvWheel],
     started: str,
     log: Path,
+    plan: BuildPlan,
 ) -> BuildRecord:
     return BuildRecord(
         name=release.name,
@@ -181,4 +248,6 @@ def make_record(
         started=started,
         finished=now(),
         log=os.fspath(log),
+        plan=plan.fingerprint(release.version),
+        rebuild=plan.edit.rebuild,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -15,15 +16,18 @@ from types import FrameType
 from typing import Any
 
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from . import __version__
 from .bootstrap import Bootstrapper, Options
 from .errors import BootstrapError, UsageError
 from .http import HttpClient
 from .index import PYPI_SIMPLE
+from .patches import find_patches, patched_packages
 from .progress import StreamReporter
 from .reqfile import RequirementSet, parse_requirement, read_file
 from .resolve import parse_constraints
+from .settings import Settings, default_layers, recipes_dir
 from .wheeledit import WheelEdit, edit_wheel
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -84,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument(
         "--output-dir",
         type=Path,
-        default=Path("bootstrap-output"),
+        default=None,
         metavar="DIR",
         help="where wheels, the index, logs and the graph go (default ./bootstrap-output)",
     )
@@ -107,13 +111,97 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep unpacked sources and build environments under DIR/.work",
     )
+    _add_settings_options(boot)
     verbosity = boot.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
     )
     _add_wheel_commands(commands)
+    _add_settings_commands(commands)
     return parser
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overrides-dir",
+        type=Path,
+        default=Path("overrides"),
+        metavar="DIR",
+        help="per-package settings: DIR/settings/<name>.yaml and DIR/settings.yaml "
+        "(default ./overrides; layered over bootstrapper's own recipes)",
+    )
+    parser.add_argument(
+        "--patches-dir",
+        type=Path,
+        default=Path("patches"),
+        metavar="DIR",
+        help="per-package patches: DIR/<name>/*.patch, DIR/<name>/<version>/*.patch "
+        "(default ./patches; layered over bootstrapper's own recipes)",
+    )
+    parser.add_argument(
+        "--variant",
+        metavar="NAME",
+        help="merge each package's 'variants: NAME' settings over its base; the default "
+        "output directory becomes ./bootstrap-output-NAME",
+    )
+
+
+def _add_settings_commands(commands: Any) -> None:
+    settings = commands.add_parser("settings", help="per-package settings")
+    sub = settings.add_subparsers(
+        dest="settings_command", metavar="COMMAND", parser_class=_Parser, required=True
+    )
+    check = sub.add_parser(
+        "check",
+        help="validate the settings and show what applies to a package",
+        description="Validate every settings file (all problems are reported, with file "
+        "and line) and, given a PACKAGE and VERSION, print the settings and patches that "
+        "apply to it.",
+    )
+    check.add_argument("package", nargs="?", metavar="PACKAGE")
+    check.add_argument("version", nargs="?", metavar="VERSION")
+    _add_settings_options(check)
+
+
+def _settings_layers(args: argparse.Namespace) -> tuple[Settings, list[Path]]:
+    settings = Settings(default_layers(args.overrides_dir))
+    variants = settings.variants()
+    if args.variant is not None and args.variant not in variants:
+        raise UsageError(
+            f"unknown variant {args.variant!r}"
+            + (f" (the settings define: {', '.join(sorted(variants))})" if variants else "")
+        )
+    return settings, [args.patches_dir, recipes_dir() / "patches"]
+
+
+def _settings_check(args: argparse.Namespace) -> int:
+    settings, patch_layers = _settings_layers(args)
+    print(
+        f"settings OK: {len(settings.packages)} packages configured in "
+        f"{', '.join(str(p) for p in settings.layers) or 'no directory'}"
+    )
+    if args.package is None:
+        return EXIT_OK
+    if args.version is None:
+        raise UsageError("give the VERSION too, e.g. 'settings check torch 2.5.1'")
+    try:
+        version = Version(args.version)
+    except InvalidVersion:
+        raise UsageError(f"invalid version {args.version!r}") from None
+    name = canonicalize_name(args.package)
+    package = settings.for_package(name, args.variant)
+    patches = find_patches(patch_layers, name, version, args.variant)
+    report = {
+        "package": name,
+        "version": str(version),
+        "variant": args.variant,
+        "settings": package.to_json(version),
+        "patches": [p.to_json() for p in patches],
+        "wheel-version": str(package.wheel_edit(version).new_version(version)),
+    }
+    print(json.dumps(report, indent=2))
+    return EXIT_OK
 
 
 def _add_wheel_commands(commands: Any) -> None:
@@ -197,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "wheel":
             return _wheel_edit(args)
+        if args.command == "settings":
+            return _settings_check(args)
         return _bootstrap(args)
     except UsageError as e:
         print(f"bootstrapper: error: {e.message}", file=sys.stderr)
@@ -260,7 +350,9 @@ def _bootstrap(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     wanted = _requirement_set(args)
-    output_dir: Path = args.output_dir.absolute()
+    settings, patch_layers = _settings_layers(args)
+    default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
+    output_dir: Path = (args.output_dir or Path(default_output)).absolute()
     run_log = output_dir / "logs" / RUN_LOG
     handler = _setup_logging(run_log, args.verbose)
     reporter = StreamReporter(
@@ -272,15 +364,17 @@ def _bootstrap(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         allow_prereleases=args.pre,
         keep_work=args.keep_work,
+        variant=args.variant,
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, _exit_interrupted) if in_main_thread else None
     try:
         with HttpClient() as http:
-            result = Bootstrapper(options, http, reporter).run(
-                wanted.requirements, parse_constraints(wanted.constraints)
+            bootstrapper = Bootstrapper(
+                options, http, reporter, settings=settings, patch_layers=patch_layers
             )
+            result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
     except BootstrapError as e:
         logging.getLogger("bootstrapper").error("%s", e.render())
         if e.log_path is None:
@@ -301,6 +395,12 @@ def _bootstrap(args: argparse.Namespace) -> int:
         logging.getLogger("bootstrapper").removeHandler(handler)
         logging.getLogger("py.warnings").removeHandler(handler)
         handler.close()
+    in_tree = {key.name for key in result.built}
+    for name in sorted(patched_packages([args.patches_dir]) - in_tree):
+        print(
+            f"warning: {args.patches_dir / name} has patches for {name}, which is not in the tree",
+            file=sys.stderr,
+        )
     built = sum(1 for w in result.built.values() if not w.reused)
     reused = len(result.built) - built
     if not args.quiet:

@@ -44,11 +44,17 @@ class Node:
     wheel: str
     sdist: str
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: The published wheel's version, when a rebuild scheme changed it (1.4.post2).
+    version: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.key.name}=={self.version or self.key.version}"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.key.name,
-            "version": str(self.key.version),
+            "version": self.version or str(self.key.version),
             "wheel": self.wheel,
             "sdist": self.sdist,
             **self.extra,
@@ -111,14 +117,22 @@ class DependencyGraph:
             order.extend(sorted(members[component]))
         return [key for key in order if key in self]
 
+    def _label(self, key: NodeKey) -> str:
+        return self.node(key).label if key in self else str(key)
+
     def to_json(self, roots: Iterable[str]) -> dict[str, Any]:
         nodes = [self.node(k).to_json() for k in sorted(self._graph.nodes) if k in self]
         edges: list[dict[str, Any]] = [
-            {"from": None, "to": str(key), "kind": EdgeKind.TOPLEVEL.value, "requirement": str(req)}
+            {
+                "from": None,
+                "to": self._label(key),
+                "kind": EdgeKind.TOPLEVEL.value,
+                "requirement": str(req),
+            }
             for key, req in self._roots
         ]
         edges.extend(
-            {"from": str(u), "to": str(v), "kind": str(kind), "requirement": req}
+            {"from": self._label(u), "to": self._label(v), "kind": str(kind), "requirement": req}
             for u, v, kind, req in self.edges()
         )
         return {"schema": SCHEMA, "roots": list(roots), "nodes": nodes, "edges": edges}

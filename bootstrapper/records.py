@@ -44,6 +44,9 @@ class BuildRecord:
     started: str = ""
     finished: str = ""
     log: str = ""
+    #: Settings, patches (with sha256), environment and variant that applied.
+    plan: dict[str, Any] = field(default_factory=dict)
+    rebuild: int = 0
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from packaging.utils import InvalidWheelFilename, NormalizedName, parse_wheel_filename
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .fsutil import atomic_copy, sha256_file
@@ -34,13 +34,14 @@ class WheelStore:
                 continue
             for record_path in directory.glob("*.whl" + RECORD_SUFFIX):
                 wheel = record_path.with_name(record_path.name[: -len(RECORD_SUFFIX)])
-                try:
-                    name, version, _, _ = parse_wheel_filename(wheel.name)
-                except InvalidWheelFilename:
-                    continue
                 record = read_record(record_path)
-                if record is not None and wheel.is_file():
-                    found[(name, version)] = (wheel, record)
+                if record is None or not wheel.is_file():
+                    continue
+                # Keyed by the source version: a rebuild scheme may have changed the
+                # wheel's. Of several rebuilds, the latest one stands.
+                key = (canonicalize_name(record.name), Version(record.version))
+                if key not in found or found[key][1].finished <= record.finished:
+                    found[key] = (wheel, record)
         return found
 
     def lookup(self, name: NormalizedName, version: Version) -> tuple[Path, BuildRecord] | None:
@@ -64,10 +65,10 @@ class WheelStore:
         dest = self.built_dir / wheel.name
         atomic_copy(wheel, dest)
         record.write(dest.with_name(dest.name + RECORD_SUFFIX))
-        name, version, _, _ = parse_wheel_filename(wheel.name)
+        key = (canonicalize_name(record.name), Version(record.version))
         with self._lock:
             if self._records is not None:
-                self._records[(name, version)] = (dest, record)
+                self._records[key] = (dest, record)
         return dest
 
     @staticmethod

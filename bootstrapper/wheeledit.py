@@ -165,7 +165,8 @@ def edit_wheel(source: Path, dest_dir: Path, edit: WheelEdit) -> Path:
             entries.append((info, new_name))
     record_name = f"{new_prefix}.dist-info/RECORD"
     contents[record_name] = _record(
-        (n, d) for n, d in contents.items() if n != record_name and not n.endswith("/")
+        ((n, d) for n, d in contents.items() if n != record_name and not n.endswith("/")),
+        record_name,
     ).encode()
     if record_name not in {new for _, new in entries}:
         entries.append((zipfile.ZipInfo(record_name, (1980, 1, 1, 0, 0, 0)), record_name))
@@ -189,8 +190,9 @@ def _renamed(name: str, renames: dict[str, str]) -> str:
     return name
 
 
-def _record(files: Iterable[tuple[str, bytes]]) -> str:
+def _record(files: Iterable[tuple[str, bytes]], record_name: str) -> str:
     rows = [f"{name},{_record_hash(data)},{len(data)}" for name, data in files]
+    rows.append(f"{record_name},,")  # RECORD cannot hash itself
     return "\n".join(rows) + "\n"
 
 
