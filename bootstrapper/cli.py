@@ -27,7 +27,7 @@ from .patches import find_patches, patched_packages
 from .progress import StreamReporter
 from .reqfile import RequirementSet, parse_requirement, read_file
 from .resolve import parse_constraints
-from .settings import Settings, default_layers, recipes_dir
+from .settings import Settings, default_layers, recipes_dir, unique_dirs
 from .wheeledit import WheelEdit, edit_wheel
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -172,7 +172,7 @@ def _settings_layers(args: argparse.Namespace) -> tuple[Settings, list[Path]]:
             f"unknown variant {args.variant!r}"
             + (f" (the settings define: {', '.join(sorted(variants))})" if variants else "")
         )
-    return settings, [args.patches_dir, recipes_dir() / "patches"]
+    return settings, unique_dirs([args.patches_dir, recipes_dir() / "patches"])
 
 
 def _settings_check(args: argparse.Namespace) -> int:
@@ -197,6 +197,7 @@ def _settings_check(args: argparse.Namespace) -> int:
         "version": str(version),
         "variant": args.variant,
         "settings": package.to_json(version),
+        "env-expanded": package.expanded_env(version, os.environ),
         "patches": [p.to_json() for p in patches],
         "wheel-version": str(package.wheel_edit(version).new_version(version)),
     }

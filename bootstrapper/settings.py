@@ -373,17 +373,39 @@ class Settings:
             if file is None:
                 continue
             files.append(str(file.path))
-            merged.update({k: v for k, v in file.values.items() if k != "variants"})
+            _merge(merged, {k: v for k, v in file.values.items() if k != "variants"})
             if variant is not None:
-                merged.update(file.values.get("variants", {}).get(variant, {}))
+                _merge(merged, file.values.get("variants", {}).get(variant, {}))
         return PackageSettings(**merged, files=tuple(files))
+
+
+def _merge(into: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Later layers win key by key; ``env`` and ``config-settings`` merge variable by
+    variable, so a variant can add one variable without repeating the rest."""
+    for key, value in layer.items():
+        if key in ("env", "config_settings") and key in into:
+            into[key] = {**into[key], **value}
+        else:
+            into[key] = value
 
 
 def default_layers(user_dir: Path | None) -> list[Path]:
     """The user's overrides directory first, then the recipes shipped with bootstrapper."""
     layers = [user_dir] if user_dir is not None else []
     layers.append(recipes_dir() / "overrides")
-    return layers
+    return unique_dirs(layers)
+
+
+def unique_dirs(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without repeats of the same directory (the user may point at ours)."""
+    seen: set[Path] = set()
+    unique = []
+    for path in paths:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(path)
+    return unique
 
 
 def recipes_dir() -> Path:
