@@ -155,7 +155,13 @@ class Bootstrapper:
         self.reporter = reporter or NullReporter()
         self._http = http
         self.index = IndexClient(options.index_url, http)
-        self.finder = IndexFinder(self.index, Version(".".join(map(str, sys.version_info[:3]))))
+        tags = list(sys_tags())
+        self.finder = IndexFinder(
+            self.index,
+            Version(".".join(map(str, sys.version_info[:3]))),
+            prebuilt=lambda name: self.settings.for_package(name, options.variant).prebuilt,
+            tags=tags,
+        )
         self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")
         self.publisher = IndexWriter(out)
         self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
@@ -163,7 +169,11 @@ class Bootstrapper:
             self.work_dir, self.logs_dir, EnvFactory(self.work_dir / "uv-cache")
         )
         self.oracle = MetadataOracle(
-            self.index, self.sources, list(sys_tags()), stored=self._stored_metadata
+            self.index,
+            self.sources,
+            tags,
+            stored=self._stored_metadata,
+            adjust=self._as_settings_will_make_it,
         )
         self.environment = {k: str(v) for k, v in default_environment().items()}
         self.graph = DependencyGraph()
@@ -424,6 +434,8 @@ class Bootstrapper:
         key = key_of(release)
         sdist, sdist_sha256 = await self._in_thread(functools.partial(self.sources.fetch, release))
         plan = self._plan(release)
+        if release.prebuilt:
+            return await self._take_prebuilt(release, sdist, sdist_sha256, plan)
         previous = self.store.lookup(release.name, release.version)
         record = (
             previous[1]
@@ -507,6 +519,58 @@ class Bootstrapper:
         self.oracle.record_built(built.source_metadata)
         return built
 
+    async def _take_prebuilt(
+        self, release: Release, wheel: Path, wheel_sha256: str, plan: BuildPlan
+    ) -> BuiltWheel:
+        """``prebuilt: true``: the upstream wheel (hash-checked on download) stands in for
+        a build; the requires edits and the rebuild number still apply."""
+        key = key_of(release)
+        previous = self.store.lookup(release.name, release.version)
+        if (
+            previous is not None
+            and previous[1].sdist_sha256 == wheel_sha256
+            and previous[1].plan == plan.fingerprint(release.version)
+        ):
+            path, record = previous
+            reused = True
+        else:
+            started = now()
+            with self.builder.log(release, fresh=True) as log:
+                log.write(f"== prebuilt: taking {wheel.name} from the index as it is\n".encode())
+                path = await self._in_thread(
+                    functools.partial(
+                        self._step,
+                        release,
+                        log,
+                        self.builder.take_prebuilt,
+                        release,
+                        wheel,
+                        plan,
+                        log,
+                    )
+                )
+            record = make_record(
+                release=release,
+                wheel=path,
+                wheel_sha256=await self._in_thread(functools.partial(sha256_file, path)),
+                sdist=wheel,
+                sdist_sha256=wheel_sha256,
+                build_system=BuildSystem(requires=(), backend="(prebuilt upstream wheel)"),
+                backend_requires=(),
+                discovery_env=(),
+                build_env=(),
+                started=started,
+                log=self.builder.log_path(release),
+                plan=plan,
+            )
+            path = await self._in_thread(functools.partial(self.store.add, path, record))
+            reused = False
+        metadata = parse_metadata(read_wheel_metadata(path), path.name)
+        built = BuiltWheel(key, path, metadata, record, reused=reused)
+        self.reporter.finished(key, reused=reused)
+        self.oracle.record_built(built.source_metadata)
+        return built
+
     def _plan(self, release: Release) -> BuildPlan:
         settings = self.settings.for_package(release.name, self.options.variant)
         patches = find_patches(
@@ -586,7 +650,7 @@ class Bootstrapper:
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         for built in wheels:
             sdist = self.sources.downloads_dir / built.record.sdist
-            if sdist.exists():
+            if sdist.exists() and not sdist.name.endswith(".whl"):
                 self.sources.archive(sdist)
         self.publisher.publish(
             (w.path, read_wheel_metadata(w.path), self.store.record_path(w.path)) for w in wheels
@@ -604,6 +668,12 @@ class Bootstrapper:
                 pin = build_set.resolution.pins.get(canonicalize_name(requirement.name))
                 if pin is not None:
                     self.graph.add_edge(key, key_of(pin), kind, requirement)
+
+    def _as_settings_will_make_it(self, metadata: CoreMetadata) -> CoreMetadata:
+        edits = self.settings.for_package(metadata.name, self.options.variant).requires
+        if not edits:
+            return metadata
+        return dataclasses.replace(metadata, requires_dist=edits.apply(metadata.requires_dist))
 
     def _stored_metadata(self, release: Release) -> CoreMetadata | None:
         """The metadata of the wheel an earlier run built from this very sdist."""

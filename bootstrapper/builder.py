@@ -186,6 +186,16 @@ class PackageBuilder:
             log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
         return wheel
 
+    def take_prebuilt(self, release: Release, wheel: Path, plan: BuildPlan, log: BinaryIO) -> Path:
+        """The upstream wheel, with the plan's wheel edits applied (in a scratch dir)."""
+        out = self._work / "out" / f"{release.name}-{release.version}"
+        out.mkdir(parents=True, exist_ok=True)
+        if plan.edit.is_empty:
+            return wheel
+        edited = edit_wheel(wheel, out, plan.edit)
+        log.write(f"== rewrote it as {edited.name} (requires and rebuild number)\n".encode())
+        return edited
+
     def _backend(
         self, release: Release, tree: SourceTree, env: BuildEnv, plan: BuildPlan, log: BinaryIO
     ) -> Backend:

@@ -27,7 +27,11 @@ SDIST_SUFFIXES = (".tar.gz", ".zip", ".tgz", ".tar.bz2")
 @dataclass(frozen=True)
 class Release:
     """One version of a project that can be built: its sdist plus the upstream wheels,
-    which serve only as a cheap source of metadata."""
+    which serve only as a cheap source of metadata.
+
+    For a package whose settings say ``prebuilt: true``, ``sdist`` is instead the
+    upstream wheel that will be taken as it is (see :attr:`prebuilt`).
+    """
 
     name: NormalizedName
     version: Version
@@ -37,6 +41,10 @@ class Release:
     @property
     def yanked(self) -> bool:
         return self.sdist.yanked
+
+    @property
+    def prebuilt(self) -> bool:
+        return self.sdist.is_wheel
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}"
@@ -107,6 +115,32 @@ def releases(page: ProjectPage, python_version: Version) -> list[Release]:
     return [
         Release(page.name, version, sdist, tuple(wheels.get(version, ())))
         for version, sdist in sorted(sdists.items(), reverse=True)
+    ]
+
+
+def prebuilt_releases(
+    page: ProjectPage, python_version: Version, tags: Sequence[Tag]
+) -> list[Release]:
+    """Releases of ``page`` offered as a wheel installable on this interpreter (the best
+    match for ``tags``), newest first: the escape hatch for what cannot be built here."""
+    rank = {tag: i for i, tag in enumerate(tags)}
+    best: dict[Version, tuple[tuple[bool, int], DistFile]] = {}
+    for file in page.files:
+        if not file.is_wheel or not _python_ok(file, python_version):
+            continue
+        try:
+            wheel_name, version, _, file_tags = parse_wheel_filename(file.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        score = min((rank[t] for t in file_tags if t in rank), default=None)
+        if wheel_name != page.name or score is None:
+            continue
+        key = (file.yanked, score)
+        if version not in best or key < best[version][0]:
+            best[version] = (key, file)
+    return [
+        Release(page.name, version, file, (file,))
+        for version, (_, file) in sorted(best.items(), reverse=True)
     ]
 
 

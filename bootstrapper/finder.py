@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from .candidates import Release, releases
+from .candidates import Release, prebuilt_releases, releases
 from .index import IndexClient
 
 
 class IndexFinder:
     """The ``ReleaseFinder`` over an :class:`IndexClient`, memoized for the run."""
 
-    def __init__(self, index: IndexClient, python_version: Version) -> None:
+    def __init__(
+        self,
+        index: IndexClient,
+        python_version: Version,
+        *,
+        prebuilt: Callable[[NormalizedName], bool] = lambda name: False,
+        tags: Sequence[Tag] = (),
+    ) -> None:
         self._index = index
         self._python = python_version
+        self._prebuilt = prebuilt
+        self._tags = tags
         self._lock = threading.Lock()
         self._releases: dict[NormalizedName, list[Release]] = {}
 
@@ -26,7 +36,12 @@ class IndexFinder:
             cached = self._releases.get(name)
         if cached is not None:
             return cached
-        found = releases(self._index.project_page(name), self._python)
+        page = self._index.project_page(name)
+        found = (
+            prebuilt_releases(page, self._python, self._tags)
+            if self._prebuilt(name)
+            else releases(page, self._python)
+        )
         with self._lock:
             self._releases[name] = found
         return found

@@ -42,11 +42,15 @@ class MetadataOracle:
         sources: SourceStore,
         tags: Sequence[Tag],
         stored: Callable[[Release], CoreMetadata | None] | None = None,
+        adjust: Callable[[CoreMetadata], CoreMetadata] = lambda metadata: metadata,
     ) -> None:
         self._index = index
         self._sources = sources
         self._tags = tags
         self._stored = stored
+        # What the settings will do to the built wheel (requires edits), applied to the
+        # cheap metadata too, so resolution sees the dependencies the wheel will have.
+        self._adjust = adjust
         self._lock = threading.Lock()
         self._known: dict[Key, tuple[CoreMetadata, str]] = {}
         self._built: dict[Key, CoreMetadata] = {}
@@ -108,7 +112,8 @@ class MetadataOracle:
         if wheel is not None:
             try:
                 data = self._index.fetch_metadata(wheel)
-                return parse_metadata(data, wheel.filename + ".metadata"), "upstream wheel metadata"
+                metadata = parse_metadata(data, wheel.filename + ".metadata")
+                return self._adjust(metadata), "upstream wheel metadata"
             except BootstrapError as e:
                 logger.debug("ignoring PEP 658 metadata of %s: %s", wheel.filename, e.message)
         sdist, _ = self._sources.fetch(release)
@@ -120,5 +125,5 @@ class MetadataOracle:
                 logger.debug("ignoring PKG-INFO of %s: %s", sdist.name, e.message)
             else:
                 if is_static_sdist_metadata(metadata):
-                    return metadata, "sdist PKG-INFO"
+                    return self._adjust(metadata), "sdist PKG-INFO"
         return None
