@@ -35,7 +35,7 @@ from .buildsystem import BuildSystem
 from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
 from .finder import IndexFinder
-from .fsutil import atomic_write_text, sha256_file, sweep_temporary_files
+from .fsutil import atomic_copy, atomic_write_text, sha256_file, sweep_temporary_files
 from .graph import DependencyGraph, EdgeKind, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
@@ -43,12 +43,13 @@ from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .metasource import MetadataOracle
 from .outputs import write_outputs
 from .patches import find_patches
+from .plugins import Plugins
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter
 from .records import BuildRecord, EnvWheel
 from .resolve import Resolution, resolve
-from .settings import Settings
-from .sources import SourceStore
+from .settings import Settings, expand
+from .sources import SourceStore, fetch_git, fetch_url
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
 
@@ -145,9 +146,11 @@ class Bootstrapper:
         *,
         settings: Settings | None = None,
         patch_layers: Sequence[Path] = (),
+        plugins: Plugins | None = None,
     ):
         self.options = options
         self.settings = settings or Settings([])
+        self.plugins = plugins or Plugins()
         self.patch_layers = list(patch_layers)
         out = options.output_dir
         self.work_dir = out / ".work"
@@ -166,7 +169,7 @@ class Bootstrapper:
         self.publisher = IndexWriter(out)
         self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
         self.builder = PackageBuilder(
-            self.work_dir, self.logs_dir, EnvFactory(self.work_dir / "uv-cache")
+            self.work_dir, self.logs_dir, EnvFactory(self.work_dir / "uv-cache"), self.plugins
         )
         self.oracle = MetadataOracle(
             self.index,
@@ -432,8 +435,10 @@ class Bootstrapper:
 
     async def _build_package_steps(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
         key = key_of(release)
-        sdist, sdist_sha256 = await self._in_thread(functools.partial(self.sources.fetch, release))
         plan = self._plan(release)
+        sdist, sdist_sha256 = await self._in_thread(
+            functools.partial(self._fetch_source, release, plan)
+        )
         if release.prebuilt:
             return await self._take_prebuilt(release, sdist, sdist_sha256, plan)
         previous = self.store.lookup(release.name, release.version)
@@ -570,6 +575,44 @@ class Bootstrapper:
         self.reporter.finished(key, reused=reused)
         self.oracle.record_built(built.source_metadata)
         return built
+
+    def _fetch_source(self, release: Release, plan: BuildPlan) -> tuple[Path, str]:
+        """The source archive to build: a plugin's, the settings' ``source``, or the
+        index's sdist (hash-checked)."""
+        context = self.builder.context(release, plan)
+        from_plugin = self.plugins.call(release.name, "fetch_source", context)
+        if from_plugin is not None:
+            path = Path(from_plugin)
+            if not path.is_file():
+                raise BootstrapError(
+                    f"the {release.name} plugin's fetch_source returned {path}, which is not "
+                    "a file",
+                    package=release.name,
+                )
+            dest = self.sources.downloads_dir / path.name
+            if path.resolve() != dest.resolve():
+                atomic_copy(path, dest)
+            return dest, sha256_file(dest)
+        spec = plan.settings.source
+        if spec is None or release.prebuilt:
+            return self.sources.fetch(release)
+        variables = {**os.environ, "version": str(release.version)}
+        stem = f"{release.name.replace('-', '_')}-{release.version}"
+        try:
+            if spec.url is not None:
+                url = expand(spec.url, variables, "source.url")
+                suffix = ".zip" if url.lower().endswith(".zip") else ".tar.gz"
+                dest = self.sources.downloads_dir / f"{stem}{suffix}"
+                return dest, fetch_url(self._http, url, dest)
+            assert spec.git is not None
+            ref = expand(spec.ref or "${version}", variables, "source.ref")
+            dest = self.sources.downloads_dir / f"{stem}.tar.gz"
+            return dest, fetch_git(
+                expand(spec.git, variables, "source.git"), ref, stem, dest, self.work_dir
+            )
+        except BootstrapError as e:
+            e.package = release.name
+            raise
 
     def _plan(self, release: Release) -> BuildPlan:
         settings = self.settings.for_package(release.name, self.options.variant)

@@ -28,6 +28,7 @@ from .candidates import Release
 from .errors import BootstrapError
 from .patches import Patch, apply_patches
 from .pep517 import Backend
+from .plugins import PluginContext, Plugins
 from .records import BuildRecord, EnvWheel
 from .settings import PackageSettings
 from .wheeledit import WheelEdit, edit_wheel
@@ -82,10 +83,13 @@ def tool_versions() -> dict[str, str]:
 class PackageBuilder:
     """Runs the build steps for packages, each in its own work directory and log."""
 
-    def __init__(self, work_dir: Path, logs_dir: Path, envs: EnvFactory) -> None:
+    def __init__(
+        self, work_dir: Path, logs_dir: Path, envs: EnvFactory, plugins: Plugins | None = None
+    ) -> None:
         self._work = work_dir
         self.logs_dir = logs_dir
         self._envs = envs
+        self._plugins = plugins or Plugins()
         self._env_contents: dict[Path, tuple[Path, ...]] = {}
 
     def log_path(self, release: Release) -> Path:
@@ -121,6 +125,11 @@ class PackageBuilder:
         if plan.patches:
             log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())
             log.write(apply_patches(root, plan.patches).encode())
+        if self._plugins.hook(release.name, "prepare_source"):
+            log.write(b"== plugin: prepare_source\n")
+            self._plugins.call(
+                release.name, "prepare_source", self.context(release, plan, log=log), root
+            )
         build_system = read_build_system(root, str(release.name))
         edits = plan.settings.build_requires
         if edits:
@@ -178,13 +187,44 @@ class PackageBuilder:
         out = self._work / "out" / f"{release.name}-{release.version}"
         if out.exists():
             shutil.rmtree(out)
-        backend = self._backend(release, tree, env, plan, log)
-        wheel = backend.build_wheel(out / "backend")
-        log.write(f"\n== built {wheel.name}\n".encode())
+        wheel_dir = out / "backend"
+        wheel_dir.mkdir(parents=True)
+        context = self.context(release, plan, log=log, python=env.python)
+        from_plugin = self._plugins.call(release.name, "build_wheel", context, tree.path, wheel_dir)
+        if from_plugin is not None:
+            wheel = Path(from_plugin)
+            log.write(f"\n== the plugin built {wheel.name}\n".encode())
+        else:
+            wheel = self._backend(release, tree, env, plan, log).build_wheel(wheel_dir)
+            log.write(f"\n== built {wheel.name}\n".encode())
         if not plan.edit.is_empty:
             wheel = edit_wheel(wheel, out, plan.edit)
             log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
         return wheel
+
+    def context(
+        self,
+        release: Release,
+        plan: BuildPlan,
+        *,
+        log: BinaryIO | None = None,
+        python: Path | None = None,
+    ) -> PluginContext:
+        """What a plugin hook is told about the package it works on."""
+
+        def write(text: str) -> None:
+            if log is not None:
+                log.write(text.encode() + (b"" if text.endswith("\n") else b"\n"))
+
+        return PluginContext(
+            name=release.name,
+            version=release.version,
+            settings=plan.settings,
+            work_dir=self._work,
+            env=plan.env,
+            python=python,
+            log=write,
+        )
 
     def take_prebuilt(self, release: Release, wheel: Path, plan: BuildPlan, log: BinaryIO) -> Path:
         """The upstream wheel, with the plan's wheel edits applied (in a scratch dir)."""

@@ -24,6 +24,7 @@ from .errors import BootstrapError, UsageError
 from .http import HttpClient
 from .index import PYPI_SIMPLE
 from .patches import find_patches, patched_packages
+from .plugins import Plugins
 from .progress import StreamReporter
 from .reqfile import RequirementSet, parse_requirement, read_file
 from .resolve import parse_constraints
@@ -373,7 +374,12 @@ def _bootstrap(args: argparse.Namespace) -> int:
     try:
         with HttpClient() as http:
             bootstrapper = Bootstrapper(
-                options, http, reporter, settings=settings, patch_layers=patch_layers
+                options,
+                http,
+                reporter,
+                settings=settings,
+                patch_layers=patch_layers,
+                plugins=Plugins.discover(),
             )
             result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
     except BootstrapError as e:

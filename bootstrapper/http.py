@@ -96,18 +96,22 @@ class HttpClient:
                 self._sleep(delay)
         raise FetchError(f"cannot fetch {url}: {last_error} (after {self._retry.attempts} tries)")
 
-    def download(self, url: str, dest: Path, hashes: Mapping[str, str]) -> str:
+    def download(
+        self, url: str, dest: Path, hashes: Mapping[str, str], *, require_hash: bool = True
+    ) -> str:
         """Stream ``url`` into ``dest`` (atomically), verifying the strongest known hash.
 
         Returns the sha256 of what was written. Nothing is left at ``dest`` if the bytes do
-        not match.
+        not match. Without a hash the download is refused, unless ``require_hash`` is
+        false (a source URL from the user's own settings).
         """
         algorithm = strongest_hash(hashes)
-        if algorithm is None:
+        if algorithm is None and require_hash:
             raise FetchError(
                 f"the index gives no sha256 for {url}; refusing an unverified download"
             )
-        expected = hashes[algorithm].lower()
+        algorithm = algorithm or "sha256"
+        expected = hashes[algorithm].lower() if algorithm in hashes else None
         dest.parent.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for attempt in range(self._retry.attempts):
@@ -128,7 +132,7 @@ class HttpClient:
                         sha256.update(chunk)
                         out.write(chunk)
                 actual = digest.hexdigest()
-                if actual != expected:
+                if expected is not None and actual != expected:
                     raise HashMismatchError(
                         f"{dest.name}: downloaded bytes do not match the index's {algorithm}",
                         details=f"expected {algorithm}={expected}\ngot      {algorithm}={actual}\n"

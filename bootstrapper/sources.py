@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
@@ -74,3 +76,48 @@ class SourceStore:
         if not dest.exists() or sha256_file(dest) != sha256_file(path):
             atomic_copy(path, dest)
         return dest
+
+
+def fetch_url(http: HttpClient, url: str, dest: Path) -> str:
+    """Download a source archive named by the user's settings; returns its sha256 (which
+    the build record keeps: the settings give no hash to check it against)."""
+    return http.download(url, dest, {}, require_hash=False)
+
+
+def fetch_git(repository: str, ref: str, prefix: str, dest: Path, work: Path) -> str:
+    """Archive ``ref`` of a git repository as an sdist-like ``.tar.gz`` (top directory
+    ``prefix``); returns its sha256."""
+    git = shutil.which("git")
+    if git is None:
+        raise FetchError("the 'git' program is needed for a 'source: {git: ...}' setting")
+    checkout = work / f"git-{prefix}"
+    shutil.rmtree(checkout, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _git(git, ["clone", "--quiet", "--no-checkout", repository, str(checkout)], "clone")
+        archive = [
+            "-C",
+            str(checkout),
+            "archive",
+            "--format=tar.gz",
+            f"--prefix={prefix}/",
+            f"--output={dest}",
+        ]
+        try:  # a tag or a commit; else a branch, known after a clone as origin/<branch>
+            _git(git, [*archive, ref], f"archive of {ref!r}")
+        except FetchError:
+            _git(git, [*archive, f"origin/{ref}"], f"archive of {ref!r}")
+    except FetchError as e:
+        e.message = f"{e.message} ({repository})"
+        raise
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
+    return sha256_file(dest)
+
+
+def _git(git: str, args: list[str], what: str) -> None:
+    result = subprocess.run(
+        [git, *args], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    if result.returncode != 0:
+        raise FetchError(f"git {what} failed", details=(result.stderr or result.stdout).strip())
