@@ -1,0 +1,206 @@
+"""prebuilt wheels, the 'source' setting and plugins, through the real bootstrap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrapper.wheelfile import read_wheel_metadata
+
+from .conftest import installed, pip_install
+from .support import FixtureIndex, IndexFile, Project, serve_directory
+
+
+def settings_dirs(tmp_path: Path, files: dict[str, str]) -> list[str]:
+    overrides = tmp_path / "overrides"
+    (overrides / "settings").mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (overrides / "settings" / f"{name}.yaml").write_text(textwrap.dedent(text))
+    patches = tmp_path / "patches"
+    patches.mkdir(exist_ok=True)
+    return ["--overrides-dir", str(overrides), "--patches-dir", str(patches)]
+
+
+def upstream_wheel(tmp_path: Path, index: FixtureIndex, bootstrap: Any, project: Project) -> Path:
+    """A wheel of ``project`` as an upstream index would offer it (built by a first run)."""
+    index.add(project, tmp_path / "upstream")
+    run = bootstrap(project.name, *settings_dirs(tmp_path / "plain", {}), output=tmp_path / "up")
+    assert run.code == 0, run.stderr
+    wheels: Path = run.output / "wheels"
+    return next(wheels.glob(f"{project.name.replace('-', '_')}-*.whl"))
+
+
+def test_prebuilt_takes_the_upstream_wheel_with_edits_and_rebuild(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add(Project("libthree", "0.5"), tmp_path / "sdists")
+    index.add(Project("libx", "1.0"), tmp_path / "sdists")
+    wheel = upstream_wheel(
+        tmp_path, index, bootstrap, Project("binonly", "2.0", dependencies=["libthree", "libx"])
+    )
+    # Now the index offers binonly only as a wheel (with PEP 658 metadata).
+    index.projects.pop("binonly")
+    index.add_file(
+        "binonly", IndexFile(wheel.name, wheel.read_bytes(), metadata=read_wheel_metadata(wheel))
+    )
+    index.add(Project("app", dependencies=["binonly"]), tmp_path / "sdists")
+    dirs = settings_dirs(
+        tmp_path,
+        {
+            "binonly": """
+                prebuilt: true
+                requires: {remove: [libx]}
+                changelog: {"2.0": ["drop libx"]}
+            """
+        },
+    )
+    without = bootstrap("app", *settings_dirs(tmp_path / "nothing", {}))
+    assert without.code == 1 and "binonly has no source distribution" in without.stderr
+
+    run = bootstrap("app", *dirs)
+    assert run.code == 0, run.stderr
+    out = run.output
+    assert "re-resolving" not in run.stderr  # the requires edit was known up front
+    published = sorted(p.name for p in (out / "wheels").glob("binonly*.whl"))
+    assert published == ["binonly-2.0-1-py3-none-any.whl"]
+    metadata = (out / "wheels" / "binonly-2.0-1-py3-none-any.whl.metadata").read_text()
+    assert "Requires-Dist: libthree" in metadata and "libx" not in metadata
+    assert (out / "constraints.txt").read_text().splitlines() == [
+        "app==1.0",
+        "binonly==2.0",
+        "libthree==0.5",
+    ]
+    node = next(
+        n for n in json.loads((out / "graph.json").read_text())["nodes"] if n["name"] == "binonly"
+    )
+    assert node["settings"]["prebuilt"] is True and node["rebuild"] == 1
+    record = json.loads((out / "wheels" / "binonly-2.0-1-py3-none-any.whl.build.json").read_text())
+    assert record["sdist"] == wheel.name  # what it came from: the upstream wheel
+    assert not (out / "sdists" / wheel.name).exists()  # a wheel is not a source
+
+    result = pip_install(out, tmp_path / "venv", "app")
+    assert result.returncode == 0, result.stderr
+    assert "libx" not in installed(tmp_path / "venv")
+
+    again = bootstrap("app", *dirs)
+    assert again.code == 0 and "reused binonly==2.0" in again.stderr
+
+
+def test_prebuilt_wheel_hash_is_checked(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    wheel = upstream_wheel(tmp_path, index, bootstrap, Project("binonly", "2.0"))
+    index.projects.pop("binonly")
+    index.add_file("binonly", IndexFile(wheel.name, wheel.read_bytes(), sha256="1" * 64))
+    run = bootstrap("binonly", *settings_dirs(tmp_path, {"binonly": "prebuilt: true\n"}))
+    assert run.code == 1
+    assert "do not match the index's sha256" in run.stderr
+    assert not (run.output / "simple" / "binonly").exists()
+
+
+def test_source_url_template(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    # The index's sdist is broken; the settings point at a good archive elsewhere.
+    index.add(Project("lib", "1.0", tool={"fail": "the index sdist is broken"}), tmp_path / "bad")
+    mirror = tmp_path / "mirror"
+    Project("lib", "1.0", dependencies=["libthree"]).sdist(mirror)
+    index.add(Project("libthree", "0.5"), tmp_path / "sdists")
+    for base in serve_directory(mirror):
+        dirs = settings_dirs(
+            tmp_path, {"lib": f'source: {{url: "{base}/lib-${{version}}.tar.gz"}}\n'}
+        )
+        run = bootstrap("lib", *dirs)
+    assert run.code == 0, run.stderr
+    assert "libthree==0.5" in (run.output / "constraints.txt").read_text()
+    archived = run.output / "sdists" / "lib-1.0.tar.gz"
+    assert archived.read_bytes() == (mirror / "lib-1.0.tar.gz").read_bytes()
+    record = json.loads(next((run.output / "wheels").glob("lib-*.build.json")).read_text())
+    assert record["plan"]["settings"]["source"] == {"url": f"{base}/lib-${{version}}.tar.gz"}
+
+
+def test_source_git_repository(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add(Project("lib", "1.0", tool={"fail": "the index sdist is broken"}), tmp_path / "bad")
+    repo = tmp_path / "repo"
+    sdist = Project("lib", "1.0", dependencies=[]).sdist(tmp_path / "tmp-sdist")
+    subprocess.run(["tar", "xzf", str(sdist), "-C", str(tmp_path / "tmp-sdist")], check=True)
+    (tmp_path / "tmp-sdist" / "lib-1.0").rename(repo)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], check=True)
+    subprocess.run([*git, "tag", "v1.0"], check=True)
+    dirs = settings_dirs(
+        tmp_path, {"lib": f'source: {{git: "{repo.as_uri()}", ref: "v${{version}}"}}\n'}
+    )
+    run = bootstrap("lib", *dirs)
+    assert run.code == 0, run.stderr
+    assert (run.output / "sdists" / "lib-1.0.tar.gz").is_file()
+
+    bad = settings_dirs(
+        tmp_path / "b", {"lib": f'source: {{git: "{repo.as_uri()}", ref: "nope"}}\n'}
+    )
+    failed = bootstrap("lib", *bad, output=tmp_path / "other")
+    assert failed.code == 1
+    assert "git archive of 'nope' failed" in failed.stderr and "lib" in failed.stderr
+
+
+PLUGIN = """
+from pathlib import Path
+
+def prepare_source(context, source_dir):
+    context.log("plugin: preparing " + context.name)
+    text = (source_dir / "pyproject.toml").read_text()
+    (source_dir / "pyproject.toml").write_text(
+        text.replace('dependencies = []', 'dependencies = ["libthree"]')
+    )
+
+def build_wheel(context, source_dir, wheel_dir):
+    return None  # let the backend build
+"""
+
+FAILING_PLUGIN = """
+def fetch_source(context):
+    raise RuntimeError("mirror unreachable")
+"""
+
+
+def install_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, package: str, code: str, module: str
+) -> None:
+    """A distribution on sys.path declaring a bootstrapper.overrides entry point."""
+    site = tmp_path / "site"
+    (site / f"{module}-1.0.dist-info").mkdir(parents=True)
+    (site / f"{module}.py").write_text(code)
+    (site / f"{module}-1.0.dist-info" / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n"
+    )
+    (site / f"{module}-1.0.dist-info" / "entry_points.txt").write_text(
+        f"[bootstrapper.overrides]\n{package} = {module}\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+
+
+def test_plugin_prepare_source_changes_the_tree(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_plugin(tmp_path, monkeypatch, "lib", PLUGIN, "preparing_plugin")
+    index.add_all([Project("lib", "1.0"), Project("libthree", "0.5")], tmp_path / "sdists")
+    run = bootstrap("lib", *settings_dirs(tmp_path, {}))
+    assert run.code == 0, run.stderr
+    assert "libthree==0.5" in (run.output / "constraints.txt").read_text()
+    assert "plugin: preparing lib" in (run.output / "logs" / "lib-1.0.log").read_text()
+
+
+def test_plugin_failure_is_a_clear_error(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_plugin(tmp_path, monkeypatch, "lib", FAILING_PLUGIN, "failing_plugin")
+    index.add(Project("lib", "1.0"), tmp_path / "sdists")
+    run = bootstrap("lib", *settings_dirs(tmp_path, {}))
+    assert run.code == 1
+    assert "the lib plugin's fetch_source failed: RuntimeError: mirror unreachable" in run.stderr
+    assert "Traceback" not in run.stderr
