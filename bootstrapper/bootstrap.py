@@ -725,7 +725,9 @@ class Bootstrapper:
         if found is None or expected is None or found[1].sdist_sha256 != expected.lower():
             return None
         wheel = found[0]
-        return parse_metadata(read_wheel_metadata(wheel), wheel.name)
+        metadata = parse_metadata(read_wheel_metadata(wheel), wheel.name)
+        # Under the source version, whatever rebuild number the wheel's version carries.
+        return dataclasses.replace(metadata, version=release.version)
 
     def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         """Learn, in the background, the dependencies of the release the resolver will
@@ -766,7 +768,7 @@ class Bootstrapper:
                 self._wait_for(owner, [key_of(release)], chain)
             return await self._ensure(release, chain)
 
-        return asyncio.run_coroutine_threadsafe(build(), self._loop).result().metadata
+        return asyncio.run_coroutine_threadsafe(build(), self._loop).result().source_metadata
 
     # -- helpers -------------------------------------------------------------------
 

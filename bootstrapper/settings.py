@@ -135,10 +135,11 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def expand(value: str, variables: Mapping[str, str], what: str) -> str:
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in variables:
-            return variables[name]
-        if default is not None:
-            return default
+        value = variables.get(name)
+        if default is not None and not value:
+            return default  # as in the shell, ":-" also replaces an empty value
+        if value is not None:
+            return value
         raise BootstrapError(
             f"setting {what!r} uses ${{{name}}}, which is not set (write ${{{name}:-}} "
             "for an empty default)"

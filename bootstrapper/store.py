@@ -40,7 +40,7 @@ class WheelStore:
                 # Keyed by the source version: a rebuild scheme may have changed the
                 # wheel's. Of several rebuilds, the latest one stands.
                 key = (canonicalize_name(record.name), Version(record.version))
-                if key not in found or found[key][1].finished <= record.finished:
+                if key not in found or _newer(record, found[key][1]):
                     found[key] = (wheel, record)
         return found
 
@@ -74,3 +74,9 @@ class WheelStore:
     @staticmethod
     def record_path(wheel: Path) -> Path:
         return wheel.with_name(wheel.name + RECORD_SUFFIX)
+
+
+def _newer(record: BuildRecord, than: BuildRecord) -> bool:
+    """Of two builds of one version, the later one; on a tie (the times have one-second
+    resolution), the higher rebuild."""
+    return (record.finished, record.rebuild) >= (than.finished, than.rebuild)

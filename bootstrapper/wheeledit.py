@@ -84,6 +84,8 @@ def _record_hash(data: bytes) -> str:
 def edit_metadata(text: str, edit: WheelEdit, new_version: Version) -> str:
     """METADATA with the edit applied: pure text in, text out."""
     head, sep, body = text.partition("\n\n")
+    if not sep:  # headers only, no description
+        head, sep = head.rstrip("\n"), "\n"
     lines = head.split("\n")
     removed: set[NormalizedName] = set()
     kept: list[str] = []
@@ -112,9 +114,12 @@ def edit_metadata(text: str, edit: WheelEdit, new_version: Version) -> str:
 
 
 def _edit_wheel_file(text: str, build_tag: int | None) -> str:
+    """WHEEL with ``Build:`` set to ``build_tag``; unchanged when there is none to set (a
+    requires edit keeps the wheel's own build tag, as its file name does)."""
+    if not build_tag:
+        return text
     lines = [line for line in text.rstrip("\n").split("\n") if not line.startswith("Build:")]
-    if build_tag:
-        lines.append(f"Build: {build_tag}")
+    lines.append(f"Build: {build_tag}")
     return "\n".join(lines) + "\n"
 
 
