@@ -683,6 +683,7 @@ class Bootstrapper:
             started=started,
             log=self.builder.log_path(release),
             plan=plan,
+            epoch=tree.epoch,
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
         if not self.options.keep_work:

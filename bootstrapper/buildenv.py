@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import BuildError
+from .reproducible import FIXED_ENVIRONMENT
 
 #: Variables that would let the user's installer or interpreter settings leak into a build.
 _LEAKY_PREFIXES = ("PIP_", "UV_", "CONDA_", "PYTHON")
@@ -40,6 +41,7 @@ def clean_environ(base: Mapping[str, str]) -> dict[str, str]:
             "UV_OFFLINE": "1",
             "PYTHONNOUSERSITE": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
+            **FIXED_ENVIRONMENT,
         }
     )
     return env

@@ -30,16 +30,21 @@ from .patches import Patch, apply_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
 from .records import BuildRecord, EnvWheel
+from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
 from .settings import PackageSettings
 from .wheeledit import WheelEdit, edit_wheel
 
 LOG_TAIL_LINES = 25
+#: Bumped when the way wheels are made changes, so that earlier builds are not reused.
+BUILD_RECIPE = 2
 
 
 @dataclass(frozen=True)
 class SourceTree:
     path: Path
     build_system: BuildSystem
+    #: SOURCE_DATE_EPOCH for builds of this source (from the archive, so stable).
+    epoch: int = ZIP_EPOCH
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class BuildPlan:
     def fingerprint(self, version: Version) -> dict[str, Any]:
         """Everything of the plan that a build record keeps and a re-run compares."""
         return {
+            "recipe": BUILD_RECIPE,
             "settings": self.settings.to_json(version),
             "patches": [p.to_json() for p in self.patches],
             "env": dict(self.env),
@@ -138,11 +144,13 @@ class PackageBuilder:
             build_system = dataclasses.replace(
                 build_system, requires=edits.apply(build_system.requires)
             )
+        epoch = source_date_epoch(sdist)
         log.write(
             f"build backend: {build_system.backend}\n"
-            f"build-system requires: {[str(r) for r in build_system.requires]}\n".encode()
+            f"build-system requires: {[str(r) for r in build_system.requires]}\n"
+            f"SOURCE_DATE_EPOCH={epoch}\n".encode()
         )
-        return SourceTree(root, build_system)
+        return SourceTree(root, build_system, epoch)
 
     def _env(self, release: Release, wheels: Sequence[Path], log: BinaryIO) -> BuildEnv:
         """A build env of exactly ``wheels``; the discovery env is reused for the build
@@ -200,6 +208,7 @@ class PackageBuilder:
         if not plan.edit.is_empty:
             wheel = edit_wheel(wheel, out, plan.edit)
             log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
+        normalize_wheel(wheel, tree.epoch)
         return wheel
 
     def context(
@@ -247,7 +256,7 @@ class PackageBuilder:
             env,
             log,
             package=release.name,
-            extra_environ=plan.env,
+            extra_environ=build_environment(plan, tree.epoch),
             config_settings=plan.settings.config_settings,
         )
 
@@ -258,6 +267,11 @@ class PackageBuilder:
             shutil.rmtree(
                 self._work / part / f"{release.name}-{release.version}", ignore_errors=True
             )
+
+
+def build_environment(plan: BuildPlan, epoch: int) -> dict[str, str]:
+    """The variables bootstrapper sets for a build (on top of a cleaned environment)."""
+    return {**FIXED_ENVIRONMENT, "SOURCE_DATE_EPOCH": str(epoch), **plan.env}
 
 
 def now() -> str:
@@ -278,6 +292,7 @@ def make_record(
     started: str,
     log: Path,
     plan: BuildPlan,
+    epoch: int | None = None,
 ) -> BuildRecord:
     return BuildRecord(
         name=release.name,
@@ -300,4 +315,5 @@ def make_record(
         log=os.fspath(log),
         plan=plan.fingerprint(release.version),
         rebuild=plan.edit.rebuild,
+        environment=build_environment(plan, epoch) if epoch is not None else dict(plan.env),
     )

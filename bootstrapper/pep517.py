@@ -13,6 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from .buildenv import BuildEnv
 from .buildsystem import BuildSystem
 from .errors import BuildError, InvalidSourceError
+from .reproducible import UMASK
 
 
 class Backend:
@@ -58,6 +59,7 @@ class Backend:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             check=True,
+            umask=UMASK,
         )
 
     def _call(self, hook: str, *args: Any) -> Any:

@@ -47,6 +47,8 @@ class BuildRecord:
     #: Settings, patches (with sha256), environment and variant that applied.
     plan: dict[str, Any] = field(default_factory=dict)
     rebuild: int = 0
+    #: The environment variables bootstrapper set for the build.
+    environment: dict[str, str] = field(default_factory=dict)
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> str:

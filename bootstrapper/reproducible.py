@@ -1,0 +1,93 @@
+"""What makes a rebuild give the same bytes: a stable build environment and a normalized
+wheel archive."""
+
+from __future__ import annotations
+
+import calendar
+import stat
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+from .fsutil import replacing
+
+#: The earliest time a zip file can hold (1980-01-01), and the default epoch.
+ZIP_EPOCH = 315532800
+UMASK = 0o022
+
+#: Variables every build gets, so that locale, time zone and hashing don't vary.
+FIXED_ENVIRONMENT = {
+    "LC_ALL": "C.UTF-8",
+    "LANG": "C.UTF-8",
+    "TZ": "UTC",
+    "PYTHONHASHSEED": "0",
+}
+
+
+def source_date_epoch(sdist: Path) -> int:
+    """A stable ``SOURCE_DATE_EPOCH`` for a source archive: its newest member's time,
+    which depends only on the archive's bytes."""
+    newest = 0
+    try:
+        if sdist.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(sdist) as zf:
+                for info in zf.infolist():
+                    newest = max(newest, calendar.timegm((*info.date_time, 0, 0, 0)))
+        elif not sdist.name.endswith(".whl"):
+            with tarfile.open(sdist) as tar:
+                for member in tar:
+                    newest = max(newest, int(member.mtime))
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, OverflowError, ValueError):
+        return ZIP_EPOCH
+    return max(newest, ZIP_EPOCH)
+
+
+def _order(name: str) -> tuple[int, str]:
+    # Files first, then the .dist-info directory, RECORD last (as installers expect).
+    top = name.split("/", 1)[0]
+    if top.endswith(".dist-info"):
+        return (2, name) if name.endswith("/RECORD") else (1, name)
+    return (0, name)
+
+
+def normalize_wheel(wheel: Path, epoch: int) -> None:
+    """Rewrite ``wheel`` in place so that only file contents can vary: entries in a fixed
+    order, every timestamp ``epoch``, permissions 0644 or 0755, one compression setting,
+    no directory entries. Contents, and so RECORD, are unchanged."""
+    when = time.gmtime(max(epoch, ZIP_EPOCH))[:6]
+    with zipfile.ZipFile(wheel) as zf:
+        entries = [(info, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
+    entries.sort(key=lambda entry: _order(entry[0].filename))
+    with replacing(wheel) as tmp, zipfile.ZipFile(tmp, "w") as out:
+        for info, data in entries:
+            executable = (info.external_attr >> 16) & 0o111
+            clean = zipfile.ZipInfo(info.filename, when)
+            clean.external_attr = (stat.S_IFREG | (0o755 if executable else 0o644)) << 16
+            clean.create_system = 3  # unix, so the permissions are read back
+            clean.compress_type = zipfile.ZIP_DEFLATED
+            out.writestr(clean, data, compresslevel=6)
+
+
+def first_difference(left: Path, right: Path) -> str | None:
+    """``None`` when two wheels are byte-identical, else the first thing that differs."""
+    if left.read_bytes() == right.read_bytes():
+        return None
+    with zipfile.ZipFile(left) as a, zipfile.ZipFile(right) as b:
+        names_a = [i.filename for i in a.infolist()]
+        names_b = [i.filename for i in b.infolist()]
+        for name in names_a:
+            if name not in names_b:
+                return f"{name}: only in {left}"
+            if a.read(name) != b.read(name):
+                return f"{name}: contents differ"
+            if a.getinfo(name).external_attr != b.getinfo(name).external_attr:
+                return f"{name}: permissions differ"
+            if a.getinfo(name).date_time != b.getinfo(name).date_time:
+                return f"{name}: timestamps differ"
+        extra = [n for n in names_b if n not in names_a]
+        if extra:
+            return f"{extra[0]}: only in {right}"
+        if names_a != names_b:
+            return "the same files in a different order"
+    return "the archives differ outside their files (zip metadata)"
