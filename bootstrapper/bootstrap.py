@@ -45,7 +45,7 @@ from .outputs import write_outputs
 from .patches import find_patches
 from .plugins import Plugins
 from .progress import NullReporter, Reporter
-from .publish import IndexWriter
+from .publish import IndexWriter, SourceIndexWriter
 from .records import BuildRecord, EnvWheel
 from .resolve import Resolution, resolve
 from .settings import Settings, expand
@@ -692,13 +692,33 @@ class Bootstrapper:
         return BuiltWheel(key, stored, metadata, record, reused=False)
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
+        sources = []
         for built in wheels:
             sdist = self.sources.downloads_dir / built.record.sdist
             if sdist.exists() and not sdist.name.endswith(".whl"):
                 self.sources.archive(sdist)
+                sources.append(built.key.name)
+            self._archive_patches(built)
+        SourceIndexWriter(self.sources.sdists_dir).update(sources)
         self.publisher.publish(
             (w.path, read_wheel_metadata(w.path), self.store.record_path(w.path)) for w in wheels
         )
+
+    def _archive_patches(self, built: BuiltWheel) -> None:
+        """Keep the patches a build used in DIR/patches/<name>/<version>/, so that the
+        output directory alone can rebuild the tree."""
+        for patch in built.record.plan.get("patches", []):
+            source = Path(patch["path"])
+            dest = (
+                self.options.output_dir
+                / "patches"
+                / built.key.name
+                / str(built.key.version)
+                / patch["file"]
+            )
+            stale = not dest.is_file() or sha256_file(dest) != patch["sha256"]
+            if stale and source.is_file() and sha256_file(source) == patch["sha256"]:
+                atomic_copy(source, dest)
 
     def _add_build_edges(
         self,

@@ -8,6 +8,8 @@ import os
 import ssl
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,7 @@ from types import TracebackType
 import httpx
 
 from .errors import FetchError, HashMismatchError
+from .fsutil import replacing
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +82,10 @@ class HttpClient:
         self._client.close()
 
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
-        """GET with retries on transient failures; the response body is read."""
+        """GET with retries on transient failures; the response body is read. ``file:``
+        URLs are read from the disk (a directory means its ``index.html``)."""
+        if url.startswith("file:"):
+            return _read_local(url)
         last_error: str = ""
         for attempt in range(self._retry.attempts):
             try:
@@ -112,6 +118,8 @@ class HttpClient:
             )
         algorithm = algorithm or "sha256"
         expected = hashes[algorithm].lower() if algorithm in hashes else None
+        if url.startswith("file:"):
+            return _copy_local(url, dest, algorithm, expected)
         dest.parent.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for attempt in range(self._retry.attempts):
@@ -175,3 +183,38 @@ def verify_bytes(data: bytes, hashes: Mapping[str, str], what: str) -> None:
             f"{what}: bytes do not match the index's {algorithm}",
             details=f"expected {algorithm}={hashes[algorithm]}\ngot      {algorithm}={actual}",
         )
+
+
+def local_path(url: str) -> Path:
+    """The path a ``file:`` URL names."""
+    parsed = urllib.parse.urlparse(url)
+    return Path(urllib.request.url2pathname(parsed.path))
+
+
+def _read_local(url: str) -> httpx.Response:
+    path = local_path(url)
+    if path.is_dir():
+        path = path / "index.html"
+    request = httpx.Request("GET", url)
+    if not path.is_file():
+        return httpx.Response(404, request=request)
+    content_type = "text/html" if path.suffix == ".html" else "application/octet-stream"
+    return httpx.Response(
+        200, content=path.read_bytes(), headers={"content-type": content_type}, request=request
+    )
+
+
+def _copy_local(url: str, dest: Path, algorithm: str, expected: str | None) -> str:
+    source = local_path(url)
+    if not source.is_file():
+        raise FetchError(f"cannot read {url}: no such file")
+    data = source.read_bytes()
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if expected is not None and actual != expected:
+        raise HashMismatchError(
+            f"{dest.name}: the file's bytes do not match the index's {algorithm}",
+            details=f"expected {algorithm}={expected}\ngot      {algorithm}={actual}\nurl: {url}",
+        )
+    with replacing(dest) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()

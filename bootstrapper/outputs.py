@@ -29,6 +29,12 @@ def build_order_entries(
             "source_url": records[key].source_url,
             "build_backend": records[key].build_backend,
             "build_requires": [f"{w.name}=={w.version}" for w in records[key].build_env],
+            "build_env": [
+                {"name": w.name, "version": w.version, "wheel": w.filename, "sha256": w.sha256}
+                for w in records[key].build_env
+            ],
+            "rebuild": records[key].rebuild,
+            "plan": records[key].plan,
         }
         for key in order
     ]

@@ -19,6 +19,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from .candidates import parse_sdist_filename
 from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_text, sha256_file
 from .metadata import parse_metadata
 from .records import RECORD_SUFFIX, read_record
@@ -114,3 +115,37 @@ class IndexWriter:
         )
         links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
         atomic_write_text(self.simple_dir / "index.html", _page("Simple index", links))
+
+
+class SourceIndexWriter:
+    """``DIR/sdists`` as a PEP 503 index of the exact sources the builds used, so that the
+    directory alone (``--index-url file://DIR/sdists/``, or ``build-sequence``) can
+    rebuild the tree elsewhere."""
+
+    def __init__(self, sdists_dir: Path) -> None:
+        self.sdists_dir = sdists_dir
+        self._lock = threading.Lock()
+
+    def update(self, projects: Iterable[NormalizedName]) -> None:
+        with self._lock:
+            for name in sorted(set(projects)):
+                self._write_project_page(name)
+            self._write_root_page()
+
+    def _write_project_page(self, name: NormalizedName) -> None:
+        links = []
+        for path in sorted(self.sdists_dir.iterdir()):
+            if path.is_file() and parse_sdist_filename(path.name, name) is not None:
+                digest = sha256_file(path)
+                links.append(
+                    f'<a href="../{html.escape(path.name)}#sha256={digest}">'
+                    f"{html.escape(path.name)}</a><br>"
+                )
+        atomic_write_text(self.sdists_dir / name / "index.html", _page(f"Links for {name}", links))
+
+    def _write_root_page(self) -> None:
+        projects = sorted(
+            p.name for p in self.sdists_dir.iterdir() if p.is_dir() and (p / "index.html").is_file()
+        )
+        links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
+        atomic_write_text(self.sdists_dir / "index.html", _page("Source archives", links))
