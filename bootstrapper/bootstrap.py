@@ -69,6 +69,8 @@ class Options:
     allow_prereleases: bool = False
     keep_work: bool = False
     variant: str | None = None
+    #: The command prefix that cuts a build off the network (empty: builds have network).
+    isolation: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,11 @@ class Bootstrapper:
         self.publisher = IndexWriter(out)
         self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
         self.builder = PackageBuilder(
-            self.work_dir, self.logs_dir, EnvFactory(self.work_dir / "uv-cache"), self.plugins
+            self.work_dir,
+            self.logs_dir,
+            EnvFactory(self.work_dir / "uv-cache"),
+            self.plugins,
+            isolation=options.isolation,
         )
         self.oracle = MetadataOracle(
             self.index,

@@ -90,12 +90,19 @@ class PackageBuilder:
     """Runs the build steps for packages, each in its own work directory and log."""
 
     def __init__(
-        self, work_dir: Path, logs_dir: Path, envs: EnvFactory, plugins: Plugins | None = None
+        self,
+        work_dir: Path,
+        logs_dir: Path,
+        envs: EnvFactory,
+        plugins: Plugins | None = None,
+        *,
+        isolation: Sequence[str] = (),
     ) -> None:
         self._work = work_dir
         self.logs_dir = logs_dir
         self._envs = envs
         self._plugins = plugins or Plugins()
+        self._isolation = list(isolation)
         self._env_contents: dict[Path, tuple[Path, ...]] = {}
 
     def log_path(self, release: Release) -> Path:
@@ -258,6 +265,7 @@ class PackageBuilder:
             package=release.name,
             extra_environ=build_environment(plan, tree.epoch),
             config_settings=plan.settings.config_settings,
+            command_prefix=self._isolation,
         )
 
     def cleanup(self, release: Release) -> None:

@@ -23,6 +23,7 @@ from .bootstrap import Bootstrapper, Options
 from .errors import BootstrapError, UsageError
 from .http import HttpClient
 from .index import PYPI_SIMPLE
+from .isolation import isolation_prefix
 from .patches import find_patches, patched_packages
 from .plugins import Plugins
 from .progress import StreamReporter
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep unpacked sources and build environments under DIR/.work",
     )
     _add_settings_options(boot)
+    boot.add_argument(
+        "--no-network-isolation",
+        action="store_true",
+        help="let builds reach the network (by default each backend call runs in an empty "
+        "network namespace where the machine allows it)",
+    )
     verbosity = boot.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     verbosity.add_argument(
@@ -348,6 +355,20 @@ def _exit_interrupted(signum: int, frame: FrameType | None) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
+def _optional_isolation(disabled: bool, quiet: bool) -> list[str]:
+    """For a bootstrap: isolate builds where possible, say so where not."""
+    if disabled:
+        return []
+    prefix = isolation_prefix()
+    if prefix is None and not quiet:
+        print(
+            "note: builds are not cut off the network: this machine cannot make a network "
+            "namespace (unshare)",
+            file=sys.stderr,
+        )
+    return prefix or []
+
+
 def _bootstrap(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -367,6 +388,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         allow_prereleases=args.pre,
         keep_work=args.keep_work,
         variant=args.variant,
+        isolation=tuple(_optional_isolation(args.no_network_isolation, args.quiet)),
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()

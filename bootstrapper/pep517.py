@@ -29,12 +29,15 @@ class Backend:
         package: str,
         extra_environ: Mapping[str, str] | None = None,
         config_settings: Mapping[str, Any] | None = None,
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self._package = package
         self._log = log
         self._env = env
         self._extra = dict(extra_environ or {})
         self._config = dict(config_settings or {}) or None
+        # e.g. `unshare --net ...`: the hook runs with no network.
+        self._prefix = list(command_prefix)
         self._hooks = pyproject_hooks.BuildBackendHookCaller(
             str(source_dir),
             build_system.backend,
@@ -52,7 +55,7 @@ class Backend:
         environ = self._env.environ({**self._extra, **(extra_environ or {})})
         self._log.flush()
         subprocess.run(
-            list(cmd),
+            [*self._prefix, *cmd],
             cwd=cwd,
             env=environ,
             stdout=self._log,
