@@ -42,7 +42,7 @@ from .index import PYPI_SIMPLE, IndexClient
 from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .metasource import MetadataOracle
 from .outputs import write_outputs
-from .patches import find_patches
+from .patches import archived_patch, find_patches
 from .plugins import Plugins
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter, SourceIndexWriter
@@ -442,6 +442,7 @@ class Bootstrapper:
     async def _build_package_steps(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
         key = key_of(release)
         plan = self._plan(release)
+        await self._in_thread(functools.partial(self._archive_patches, release, plan))
         sdist, sdist_sha256 = await self._in_thread(
             functools.partial(self._fetch_source, release, plan)
         )
@@ -704,27 +705,18 @@ class Bootstrapper:
             if sdist.exists() and not sdist.name.endswith(".whl"):
                 self.sources.archive(sdist)
                 sources.append(built.key.name)
-            self._archive_patches(built)
         SourceIndexWriter(self.sources.sdists_dir).update(sources)
         self.publisher.publish(
             (w.path, read_wheel_metadata(w.path), self.store.record_path(w.path)) for w in wheels
         )
 
-    def _archive_patches(self, built: BuiltWheel) -> None:
-        """Keep the patches a build used in DIR/patches/<name>/<version>/, so that the
+    def _archive_patches(self, release: Release, plan: BuildPlan) -> None:
+        """Keep the patches a build uses in DIR/patches/<name>/<version>/, so that the
         output directory alone can rebuild the tree."""
-        for patch in built.record.plan.get("patches", []):
-            source = Path(patch["path"])
-            dest = (
-                self.options.output_dir
-                / "patches"
-                / built.key.name
-                / str(built.key.version)
-                / patch["file"]
-            )
-            stale = not dest.is_file() or sha256_file(dest) != patch["sha256"]
-            if stale and source.is_file() and sha256_file(source) == patch["sha256"]:
-                atomic_copy(source, dest)
+        for patch in plan.patches:
+            dest = archived_patch(self.options.output_dir, release.name, release.version, patch)
+            if not dest.is_file() or sha256_file(dest) != patch.sha256:
+                atomic_copy(patch.path, dest)
 
     def _add_build_edges(
         self,

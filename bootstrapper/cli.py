@@ -6,8 +6,10 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -23,12 +25,13 @@ from .bootstrap import Bootstrapper, Options
 from .errors import BootstrapError, UsageError
 from .http import HttpClient
 from .index import PYPI_SIMPLE
-from .isolation import isolation_prefix
+from .isolation import isolation_prefix, required_isolation
 from .patches import find_patches, patched_packages
 from .plugins import Plugins
 from .progress import StreamReporter
 from .reqfile import RequirementSet, parse_requirement, read_file
 from .resolve import parse_constraints
+from .sequence import SequenceBuilder, compare, read_build_order
 from .settings import Settings, default_layers, recipes_dir, unique_dirs
 from .wheeledit import WheelEdit, edit_wheel
 
@@ -127,7 +130,130 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_wheel_commands(commands)
     _add_settings_commands(commands)
+    _add_sequence_commands(commands)
     return parser
+
+
+def _add_sequence_commands(commands: Any) -> None:
+    sequence = commands.add_parser(
+        "build-sequence",
+        help="rebuild a recorded build order from its archived sources, offline",
+        description="Rebuild every package of BUILD_ORDER (a bootstrap's build-order.json) "
+        "from the archived sources, with exactly the recorded build environments, settings "
+        "and patches, into OUTPUT_DIR's index. Builds have no network; independent ones run "
+        "concurrently; wheels already present and valid are kept unless --force.",
+    )
+    sequence.add_argument("build_order", type=Path, metavar="BUILD_ORDER")
+    sequence.add_argument("--output-dir", type=Path, required=True, metavar="DIR")
+    _add_rebuild_options(sequence)
+    sequence.add_argument("--force", action="store_true", help="rebuild every wheel")
+    verify = commands.add_parser(
+        "verify",
+        help="rebuild wheels and check they are byte-identical",
+        description="Rebuild the wheels of BUILD_ORDER (or only the --only ones) in a scratch "
+        "directory and compare each with the one beside BUILD_ORDER: identical, or the first "
+        "file that differs. Exit status 1 if any differs.",
+    )
+    verify.add_argument("build_order", type=Path, metavar="BUILD_ORDER")
+    verify.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="rebuild only this package (repeatable)",
+    )
+    verify.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="rebuild into DIR and keep it (default: a temporary directory)",
+    )
+    _add_rebuild_options(verify)
+
+
+def _add_rebuild_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sources",
+        type=Path,
+        metavar="DIR",
+        help="the source archives (default: sdists/ beside BUILD_ORDER)",
+    )
+    parser.add_argument(
+        "--patches",
+        type=Path,
+        metavar="DIR",
+        help="the archived patches (default: patches/ beside BUILD_ORDER)",
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
+    parser.add_argument(
+        "--no-network-isolation",
+        action="store_true",
+        help="build with network access (where no network namespace can be made, this is required)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bool) -> Any:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    base = args.build_order.parent
+    reporter = StreamReporter(
+        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+    )
+    try:
+        return SequenceBuilder(
+            entries,
+            sources_dir=(args.sources or base / "sdists").absolute(),
+            patches_dir=(args.patches or base / "patches").absolute(),
+            output_dir=output_dir.absolute(),
+            jobs=args.jobs,
+            isolation=required_isolation(not args.no_network_isolation),
+            force=force,
+            reporter=reporter,
+        ).run()
+    finally:
+        reporter.close()
+
+
+def _build_sequence(args: argparse.Namespace) -> int:
+    entries = read_build_order(args.build_order)
+    rebuilt = _sequence(args, args.output_dir, entries, args.force)
+    built = sum(1 for r in rebuilt if not r.skipped)
+    if not args.quiet:
+        print(
+            f"rebuilt {built} wheels, kept {len(rebuilt) - built} already valid; index: "
+            f"{args.output_dir.absolute() / 'simple'}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    entries = read_build_order(args.build_order)
+    wanted = {canonicalize_name(n) for n in args.only}
+    unknown = wanted - {e.name for e in entries}
+    if unknown:
+        raise UsageError(f"not in {args.build_order}: {', '.join(sorted(unknown))}")
+    selected = [e for e in entries if not wanted or e.name in wanted]
+    originals = args.build_order.parent / "wheels"
+    with tempfile.TemporaryDirectory(prefix="bootstrapper-verify-") as tmp:
+        output = args.keep or Path(tmp)
+        # What is not rebuilt is taken as recorded, for the build environments.
+        for entry in entries:
+            if entry not in selected and (originals / entry.wheel).is_file():
+                (output / "wheels").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(originals / entry.wheel, output / "wheels" / entry.wheel)
+        rebuilt = _sequence(args, output, selected, True)
+        results = compare(originals, rebuilt)
+    differing = 0
+    for entry, difference in results:
+        if difference is None:
+            print(f"identical  {entry.wheel}")
+        else:
+            differing += 1
+            print(f"DIFFERS    {entry.wheel}: {difference}")
+    print(f"{len(results) - differing} of {len(results)} wheels identical")
+    return EXIT_FAILURE if differing else EXIT_OK
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
@@ -296,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _wheel_edit(args)
         if args.command == "settings":
             return _settings_check(args)
+        if args.command == "build-sequence":
+            return _build_sequence(args)
+        if args.command == "verify":
+            return _verify(args)
         return _bootstrap(args)
     except UsageError as e:
         print(f"bootstrapper: error: {e.message}", file=sys.stderr)

@@ -30,7 +30,8 @@ class Patch:
     sha256: str
 
     def to_json(self) -> dict[str, str]:
-        return {"file": self.path.name, "path": str(self.path), "sha256": self.sha256}
+        # Not the path: the same patch moved elsewhere (DIR/patches) is the same input.
+        return {"file": self.path.name, "sha256": self.sha256}
 
 
 def find_patches(
@@ -67,6 +68,11 @@ def _version_dirs(directory: Path, version: Version) -> list[Path]:
         except InvalidVersion:
             continue
     return found
+
+
+def archived_patch(output_dir: Path, name: NormalizedName, version: Version, patch: Patch) -> Path:
+    """Where a bootstrap keeps a patch it applied: ``DIR/patches/<name>/<version>/``."""
+    return output_dir / "patches" / name / str(version) / patch.path.name
 
 
 def patched_packages(layers: Sequence[Path]) -> set[NormalizedName]:

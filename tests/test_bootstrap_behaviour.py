@@ -145,8 +145,7 @@ def test_user_installer_settings_do_not_reach_builds(
         [
             backend_package(),
             helper_project(),
-            Project("probe", "1.0", build_requires=["fixture-backend"],
-                    tool={"record-env": True}),
+            Project("probe", "1.0", build_requires=["fixture-backend"], tool={"record-env": True}),
             Project("bare", "1.0", tool={"record-env": True}),
         ],
         tmp_path / "sdists",
@@ -191,11 +190,19 @@ def test_build_requirements_resolve_apart_from_the_install_set(
             Project("tool", "2.0"),
             Project("app", "1.0", dependencies=["tool>=2", "user", "user-two"]),
             # asks its (in-tree) backend for tool<2
-            Project("user", "1.0", backend_requires=["tool<2"],
-                    tool={"import": ["tool"], "record-env": True}),
+            Project(
+                "user",
+                "1.0",
+                backend_requires=["tool<2"],
+                tool={"import": ["tool"], "record-env": True},
+            ),
             # declares tool<2 in [build-system].requires
-            Project("user-two", "1.0", build_requires=["fixture-backend", "tool<2"],
-                    tool={"import": ["tool", "fixture_helper"], "record-env": True}),
+            Project(
+                "user-two",
+                "1.0",
+                build_requires=["fixture-backend", "tool<2"],
+                tool={"import": ["tool", "fixture_helper"], "record-env": True},
+            ),
         ],
         tmp_path / "sdists",
     )
@@ -248,16 +255,22 @@ def test_upstream_wheel_metadata_contradicted_by_the_build_is_re_resolved(
     upstream = "libone-1.0-py3-none-any.whl"
     index.add_file(
         "libone",
-        IndexFile(upstream, b"only the metadata of this wheel is ever read",
-                  metadata=b"Metadata-Version: 2.1\nName: libone\nVersion: 1.0\n\n"),
+        IndexFile(
+            upstream,
+            b"only the metadata of this wheel is ever read",
+            metadata=b"Metadata-Version: 2.1\nName: libone\nVersion: 1.0\n\n",
+        ),
     )
     # the opposite mismatch: upstream metadata names a dependency the built wheel lacks
     index.add_all([Project("libfour", "1.0"), Project("phantom", "1.0")], tmp_path / "sdists")
     index.add_file(
         "libfour",
-        IndexFile("libfour-1.0-py3-none-any.whl", b"never read",
-                  metadata=b"Metadata-Version: 2.1\nName: libfour\nVersion: 1.0\n"
-                  b"Requires-Dist: phantom\n\n"),
+        IndexFile(
+            "libfour-1.0-py3-none-any.whl",
+            b"never read",
+            metadata=b"Metadata-Version: 2.1\nName: libfour\nVersion: 1.0\n"
+            b"Requires-Dist: phantom\n\n",
+        ),
     )
     run = bootstrap("app")
     assert run.code == 0, run.stderr
@@ -333,8 +346,9 @@ def test_requires_python_excludes_releases(
     index.add(Project("lib", "2.0"), tmp_path / "sdists", requires_python=">=4")
     # the index does not say it, but the release's own metadata does
     index.add(Project("late", "1.0"), tmp_path / "sdists")
-    index.add(Project("late", "2.0", requires_python=">=4", pkg_info_version="2.2"),
-              tmp_path / "sdists")
+    index.add(
+        Project("late", "2.0", requires_python=">=4", pkg_info_version="2.2"), tmp_path / "sdists"
+    )
     run = bootstrap("lib", "late")
     assert run.code == 0, run.stderr
     assert constraints_of(run.output) == ["late==1.0", "lib==1.0"]
@@ -378,8 +392,12 @@ def test_extras_pull_optional_dependencies(
     index.add_all(
         [
             # "never" is not on the index: its false marker must keep it out
-            Project("app", "1.0", dependencies=["libone", 'never; python_version < "3"'],
-                    optional={"feature": ["extra-dep>=1"]}),
+            Project(
+                "app",
+                "1.0",
+                dependencies=["libone", 'never; python_version < "3"'],
+                optional={"feature": ["extra-dep>=1"]},
+            ),
             Project("libone", "1.0"),
             Project("extra-dep", "1.0"),
         ],
@@ -428,8 +446,18 @@ def test_html_only_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     html_index.start()
     try:
         out = tmp_path / "out"
-        code = main(["bootstrap", "--index-url", html_index.url, "--output-dir", str(out),
-                     "--jobs", "2", "app"])
+        code = main(
+            [
+                "bootstrap",
+                "--index-url",
+                html_index.url,
+                "--output-dir",
+                str(out),
+                "--jobs",
+                "2",
+                "app",
+            ]
+        )
     finally:
         html_index.stop()
     assert code == 0, capsys.readouterr().err
@@ -501,9 +529,7 @@ def test_rerun_rebuilds_a_changed_build_tool_and_what_it_built(
     old_helper = sha256(out / "wheels" / "fixture_helper-1.0-py3-none-any.whl")
 
     # the same version re-uploaded with other content (a private index allows it)
-    changed = dataclasses.replace(
-        helper_project(), files={"src/fixture_helper.py": "HELPER = 2\n"}
-    )
+    changed = dataclasses.replace(helper_project(), files={"src/fixture_helper.py": "HELPER = 2\n"})
     new_sdist = index.add(changed, tmp_path / "changed")
     second = bootstrap("app")
     assert second.code == 0, second.stderr
@@ -530,8 +556,9 @@ def test_sdists_dir_holds_the_archive_the_rebuild_used(
     index.add(Project("lib", "1.0"), tmp_path / "sdists")
     first = bootstrap("lib")
     assert first.code == 0, first.stderr
-    new_sdist = index.add(Project("lib", "1.0", tool={"modules": []}, files={"x": "y"}),
-                          tmp_path / "changed")
+    new_sdist = index.add(
+        Project("lib", "1.0", tool={"modules": []}, files={"x": "y"}), tmp_path / "changed"
+    )
     second = bootstrap("lib")
     assert second.code == 0, second.stderr
     assert built_lines(second.stderr) == ["lib==1.0"]
@@ -591,10 +618,25 @@ def test_killed_run_resumes_and_never_publishes_broken_links(
     stderr_path = tmp_path / "killed.stderr"
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bootstrapper", "bootstrap", "--index-url", index.url,
-             "--output-dir", str(out), "--jobs", "1", "app"],
-            cwd=ROOT, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "bootstrapper",
+                "bootstrap",
+                "--index-url",
+                index.url,
+                "--output-dir",
+                str(out),
+                "--jobs",
+                "1",
+                "app",
+            ],
+            cwd=ROOT,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
         )
     try:
         # kill once another build has finished and the slow one is inside its build hook
@@ -633,7 +675,7 @@ def test_killed_run_resumes_and_never_publishes_broken_links(
 #: An in-tree backend that wraps the fixture backend with a rendezvous: each build marks
 #: its start, waits (bounded) for its peer's start, and notes what it saw. A build that
 #: saw its peer start before it finished overlapped with it -- no timing threshold.
-RENDEZVOUS_BACKEND = '''
+RENDEZVOUS_BACKEND = """
 import json
 import os
 import time
@@ -664,7 +706,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         return fixture_backend.build_wheel(wheel_directory, config_settings, metadata_directory)
     finally:
         open(marker(cfg["me"], "finished"), "w").close()
-'''
+"""
 
 
 def rendezvous_pair(names: tuple[str, str], directory: Path, wait: float) -> list[Project]:
@@ -680,7 +722,8 @@ def rendezvous_pair(names: tuple[str, str], directory: Path, wait: float) -> lis
         )
         projects.append(
             dataclasses.replace(
-                base, pyproject=pyproject,
+                base,
+                pyproject=pyproject,
                 files={"_backend/rendezvous_backend.py": RENDEZVOUS_BACKEND},
             )
         )
@@ -751,7 +794,8 @@ def test_progress_is_line_oriented_off_a_terminal_and_quiet_with_q(
     assert "\r" not in run.stderr and "\x1b" not in run.stderr
     assert re.search(
         r"^bootstrapped 2 packages for install \(2 wheels: 2 built, 0 reused\) in \d+\.\ds$",
-        run.stderr, re.MULTILINE,
+        run.stderr,
+        re.MULTILINE,
     ), run.stderr
     last = run.stderr.rstrip("\n").splitlines()[-1]
     assert last.startswith(

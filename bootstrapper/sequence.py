@@ -1,0 +1,347 @@
+"""Rebuild a recorded chain from its archived sources: ``build-sequence`` and ``verify``.
+
+``build-order.json`` names every package, its source archive (with sha256), the exact
+wheels of its build environment and the settings and patches that applied. Rebuilding
+needs nothing else: no index, no network. Each package waits for the wheels of its build
+environment, built earlier in the same sequence; independent ones build concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from .buildenv import EnvFactory
+from .builder import BuildPlan, PackageBuilder, make_record, now
+from .buildsystem import BuildSystem
+from .candidates import Release
+from .errors import BootstrapError, BuildError, UsageError
+from .fsutil import atomic_copy, sha256_file
+from .graph import NodeKey
+from .index import DistFile
+from .patches import Patch
+from .progress import NullReporter, Reporter
+from .publish import IndexWriter
+from .records import EnvWheel, read_record
+from .reproducible import first_difference
+from .settings import PackageSettings, RequirementEdits, SourceSpec
+from .store import WheelStore
+from .wheelfile import read_wheel_metadata
+
+T = TypeVar("T")
+
+
+class SequenceError(BootstrapError):
+    """The build order or its archive is incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class OrderEntry:
+    """One package of a build order."""
+
+    name: NormalizedName
+    version: Version
+    wheel: str
+    wheel_sha256: str
+    sdist: str
+    sdist_sha256: str
+    build_env: tuple[EnvWheel, ...]
+    plan: Mapping[str, Any]
+
+    @property
+    def key(self) -> NodeKey:
+        return NodeKey(self.name, self.version)
+
+    @property
+    def prebuilt(self) -> bool:
+        return self.sdist.endswith(".whl")
+
+
+def read_build_order(path: Path) -> list[OrderEntry]:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return [
+            OrderEntry(
+                name=canonicalize_name(item["name"]),
+                version=Version(item["version"]),
+                wheel=item["wheel"],
+                wheel_sha256=item["wheel_sha256"],
+                sdist=item["sdist"],
+                sdist_sha256=item["sdist_sha256"],
+                build_env=tuple(
+                    EnvWheel(e["name"], e["version"], e["wheel"], e["sha256"])
+                    for e in item.get("build_env", [])
+                ),
+                plan=item.get("plan", {}),
+            )
+            for item in raw
+        ]
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise SequenceError(f"{path} is not a build order bootstrapper wrote: {e!r}") from None
+
+
+def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:
+    """The build plan a build order recorded, with its patches found in ``patches_dir``
+    (``DIR/patches``) and checked against their recorded sha256."""
+    recorded = entry.plan
+    settings_json = recorded.get("settings", {})
+    requires = settings_json.get("requires", {})
+    reasons = tuple(settings_json.get("rebuild-reasons", ()))
+    source = settings_json.get("source")
+    settings = PackageSettings(
+        env=recorded.get("env", {}),
+        config_settings=settings_json.get("config-settings", {}),
+        build_requires=RequirementEdits(),
+        requires=RequirementEdits(
+            remove=tuple(canonicalize_name(n) for n in requires.get("remove", [])),
+            add=tuple(Requirement(r) for r in requires.get("add", [])),
+        ),
+        changelog={entry.version: reasons} if reasons else {},
+        rebuild_scheme=settings_json.get("rebuild-scheme", "build-tag"),
+        prebuilt=bool(settings_json.get("prebuilt", False)),
+        source=SourceSpec(**source) if source else None,
+        files=tuple(settings_json.get("files", ())),
+    )
+    patches = []
+    for item in recorded.get("patches", []):
+        path = patches_dir / entry.name / str(entry.version) / item["file"]
+        if not path.is_file():
+            raise SequenceError(
+                f"{entry.name} {entry.version} was built with the patch {item['file']}, "
+                f"which is not in {path.parent}",
+                package=entry.name,
+            )
+        digest = sha256_file(path)
+        if digest != item["sha256"]:
+            raise SequenceError(
+                f"{path} is not the patch {entry.name} was built with (sha256 differs)",
+                package=entry.name,
+            )
+        patches.append(Patch(path, digest))
+    return BuildPlan(
+        settings=settings,
+        patches=tuple(patches),
+        env=dict(recorded.get("env", {})),
+        edit=settings.wheel_edit(entry.version),
+        variant=recorded.get("variant"),
+    )
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    entry: OrderEntry
+    wheel: Path
+    skipped: bool
+
+
+class SequenceBuilder:
+    """Rebuilds a build order into an output directory (its own index)."""
+
+    def __init__(
+        self,
+        entries: Sequence[OrderEntry],
+        *,
+        sources_dir: Path,
+        patches_dir: Path,
+        output_dir: Path,
+        jobs: int,
+        isolation: Sequence[str],
+        force: bool = False,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.entries = list(entries)
+        self.sources_dir = sources_dir
+        self.patches_dir = patches_dir
+        self.output_dir = output_dir
+        self.force = force
+        self.reporter = reporter or NullReporter()
+        self.publisher = IndexWriter(output_dir)
+        work = output_dir / ".work"
+        self.builder = PackageBuilder(
+            work, output_dir / "logs", EnvFactory(work / "uv-cache"), isolation=isolation
+        )
+        self._jobs = max(1, jobs)
+        self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))
+        self._by_key = {e.key: e for e in self.entries}
+        self._by_name_version = {(e.name, str(e.version)): e for e in self.entries}
+
+    def run(self) -> list[Rebuilt]:
+        for scratch in ("src", "envs", "out"):
+            shutil.rmtree(self.output_dir / ".work" / scratch, ignore_errors=True)
+        self.publisher.wheels_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return asyncio.run(self._run())
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self) -> list[Rebuilt]:
+        semaphore = asyncio.Semaphore(self._jobs)
+        tasks: dict[NodeKey, asyncio.Future[Rebuilt]] = {}
+
+        async def build(entry: OrderEntry) -> Rebuilt:
+            deps = [self._dependency(entry, w) for w in entry.build_env]
+            for dep in deps:
+                if dep is not None:
+                    await tasks[dep.key]
+            async with semaphore:
+                return await self._in_thread(functools.partial(self._build_one, entry))
+
+        for entry in self.entries:  # build order: every dependency is created first
+            tasks[entry.key] = asyncio.ensure_future(build(entry))
+            self.reporter.queued(entry.key)
+        try:
+            results = await asyncio.gather(*tasks.values())
+        except BaseException:
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            raise
+        self.publisher.publish(
+            (r.wheel, read_wheel_metadata(r.wheel), self._record_path(r.wheel))
+            for r in results
+            if not r.skipped
+        )
+        return list(results)
+
+    def _dependency(self, entry: OrderEntry, wheel: EnvWheel) -> OrderEntry | None:
+        dep = self._by_name_version.get((canonicalize_name(wheel.name), wheel.version))
+        # Not rebuilt here: then it must already be in the output index.
+        if dep is None and not (self.publisher.wheels_dir / wheel.filename).is_file():
+            raise SequenceError(
+                f"{entry.name} {entry.version} needs {wheel.name} {wheel.version} to "
+                "build, which is neither in the build order nor in the output index",
+                package=entry.name,
+            )
+        return dep
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    @staticmethod
+    def _record_path(wheel: Path) -> Path:
+        return WheelStore.record_path(wheel)
+
+    def _env_wheels(self, entry: OrderEntry) -> tuple[list[Path], tuple[EnvWheel, ...]]:
+        paths, actual = [], []
+        for wheel in entry.build_env:
+            dep = self._by_name_version.get((canonicalize_name(wheel.name), wheel.version))
+            filename = dep.wheel if dep is not None else wheel.filename
+            path = self.publisher.wheels_dir / filename
+            if not path.is_file():
+                raise SequenceError(
+                    f"{entry.name} {entry.version}: its build requirement {filename} is missing "
+                    f"from {self.publisher.wheels_dir}",
+                    package=entry.name,
+                )
+            paths.append(path)
+            actual.append(EnvWheel(wheel.name, wheel.version, filename, sha256_file(path)))
+        return paths, tuple(sorted(actual))
+
+    def _valid_existing(self, entry: OrderEntry, env: tuple[EnvWheel, ...]) -> Path | None:
+        wheel = self.publisher.wheels_dir / entry.wheel
+        record = read_record(self._record_path(wheel))
+        if (
+            record is None
+            or not wheel.is_file()
+            or record.sdist_sha256 != entry.sdist_sha256
+            or record.build_env != env
+            or sha256_file(wheel) != record.wheel_sha256
+        ):
+            return None
+        return wheel
+
+    def _build_one(self, entry: OrderEntry) -> Rebuilt:
+        release = Release(
+            entry.name,
+            entry.version,
+            DistFile(
+                entry.sdist,
+                (self.sources_dir / entry.sdist).as_uri(),
+                {"sha256": entry.sdist_sha256},
+            ),
+        )
+        sdist = self.sources_dir / entry.sdist
+        if not sdist.is_file():
+            raise SequenceError(
+                f"{entry.name} {entry.version}: its source {entry.sdist} is not in "
+                f"{self.sources_dir}",
+                package=entry.name,
+            )
+        if sha256_file(sdist) != entry.sdist_sha256:
+            raise SequenceError(
+                f"{sdist} is not the source {entry.name} was built from (sha256 differs)",
+                package=entry.name,
+            )
+        paths, env = self._env_wheels(entry)
+        if not self.force:
+            existing = self._valid_existing(entry, env)
+            if existing is not None:
+                self.reporter.finished(entry.key, reused=True)
+                return Rebuilt(entry, existing, skipped=True)
+        plan = plan_from_record(entry, self.patches_dir)
+        started = now()
+        self.reporter.started(entry.key, "building")
+        with self.builder.log(release, fresh=True) as log, self.builder.step(release, log):
+            if entry.prebuilt:
+                wheel = self.builder.take_prebuilt(release, sdist, plan, log)
+                epoch = None
+                build_system_requires: tuple[Requirement, ...] = ()
+                backend = "(prebuilt upstream wheel)"
+            else:
+                tree = self.builder.prepare(release, sdist, plan, log)
+                wheel = self.builder.build(release, tree, paths, plan, log)
+                epoch = tree.epoch
+                build_system_requires = tree.build_system.requires
+                backend = tree.build_system.backend
+            if wheel.name != entry.wheel:
+                raise BuildError(
+                    f"{entry.name} {entry.version}: the rebuild produced {wheel.name}, "
+                    f"the build order expects {entry.wheel}",
+                    package=entry.name,
+                )
+        record = make_record(
+            release=release,
+            wheel=wheel,
+            wheel_sha256=sha256_file(wheel),
+            sdist=sdist,
+            sdist_sha256=entry.sdist_sha256,
+            build_system=BuildSystem(requires=build_system_requires, backend=backend),
+            backend_requires=(),
+            discovery_env=env,
+            build_env=env,
+            started=started,
+            log=self.builder.log_path(release),
+            plan=plan,
+            epoch=epoch,
+        )
+        dest = self.publisher.wheels_dir / wheel.name
+        atomic_copy(wheel, dest)
+        record.write(self._record_path(dest))
+        self.builder.cleanup(release)
+        self.reporter.finished(entry.key, reused=False)
+        return Rebuilt(entry, dest, skipped=False)
+
+
+def compare(original_dir: Path, rebuilt: Sequence[Rebuilt]) -> list[tuple[OrderEntry, str | None]]:
+    """For each rebuilt wheel, ``None`` if identical to the original, else what differs."""
+    results: list[tuple[OrderEntry, str | None]] = []
+    for item in rebuilt:
+        original = original_dir / item.entry.wheel
+        if not original.is_file():
+            results.append((item.entry, f"no original {original}"))
+        else:
+            results.append((item.entry, first_difference(original, item.wheel)))
+    return results
