@@ -30,7 +30,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .buildenv import EnvFactory
-from .builder import BuildPlan, PackageBuilder, SourceTree, make_record, now
+from .builder import BuildPlan, PackageBuilder, SourceTree, make_plan, make_record, now
 from .buildsystem import BuildSystem
 from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
@@ -42,7 +42,7 @@ from .index import PYPI_SIMPLE, IndexClient
 from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .metasource import MetadataOracle
 from .outputs import write_outputs
-from .patches import archived_patch, find_patches
+from .patches import archived_patch
 from .plugins import Plugins
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter, SourceIndexWriter
@@ -622,22 +622,7 @@ class Bootstrapper:
             raise
 
     def _plan(self, release: Release) -> BuildPlan:
-        settings = self.settings.for_package(release.name, self.options.variant)
-        patches = find_patches(
-            self.patch_layers, release.name, release.version, self.options.variant
-        )
-        try:
-            env = settings.expanded_env(release.version, os.environ)
-        except BootstrapError as e:
-            e.package = release.name
-            raise
-        return BuildPlan(
-            settings=settings,
-            patches=tuple(patches),
-            env=env,
-            edit=settings.wheel_edit(release.version),
-            variant=self.options.variant,
-        )
+        return make_plan(self.settings, self.patch_layers, self.options.variant, release)
 
     async def _build_wheel(
         self,

@@ -26,12 +26,12 @@ from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
 from .errors import BootstrapError
-from .patches import Patch, apply_patches
+from .patches import Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
 from .records import BuildRecord, EnvWheel
 from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
-from .settings import PackageSettings
+from .settings import PackageSettings, Settings
 from .wheeledit import WheelEdit, edit_wheel
 
 LOG_TAIL_LINES = 25
@@ -275,6 +275,25 @@ class PackageBuilder:
             shutil.rmtree(
                 self._work / part / f"{release.name}-{release.version}", ignore_errors=True
             )
+
+
+def make_plan(
+    settings: Settings, patch_layers: Sequence[Path], variant: str | None, release: Release
+) -> BuildPlan:
+    """What the settings and patches say about building ``release``."""
+    package = settings.for_package(release.name, variant)
+    try:
+        env = package.expanded_env(release.version, os.environ)
+    except BootstrapError as e:
+        e.package = release.name
+        raise
+    return BuildPlan(
+        settings=package,
+        patches=tuple(find_patches(patch_layers, release.name, release.version, variant)),
+        env=env,
+        edit=package.wheel_edit(release.version),
+        variant=variant,
+    )
 
 
 def build_environment(plan: BuildPlan, epoch: int) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -17,15 +18,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import __version__
 from .bootstrap import Bootstrapper, Options
+from .builder import make_plan
 from .errors import BootstrapError, UsageError
 from .http import HttpClient
 from .index import PYPI_SIMPLE
 from .isolation import isolation_prefix, required_isolation
+from .job import WheelIndex, build_one
 from .patches import find_patches, patched_packages
 from .plugins import Plugins
 from .progress import StreamReporter
@@ -131,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_wheel_commands(commands)
     _add_settings_commands(commands)
     _add_sequence_commands(commands)
+    _add_build_command(commands)
     return parser
 
 
@@ -169,6 +175,66 @@ def _add_sequence_commands(commands: Any) -> None:
         help="rebuild into DIR and keep it (default: a temporary directory)",
     )
     _add_rebuild_options(verify)
+
+
+def _add_build_command(commands: Any) -> None:
+    build = commands.add_parser(
+        "build",
+        help="build one package version as a job (sources and build tools given)",
+        description="Build NAME VERSION from the source archives in SOURCES (a directory "
+        "such as a bootstrap's sdists/, or an index URL), taking build requirements only "
+        "from the wheel index WHEELS (a directory of wheels, a simple index directory, or "
+        "a URL), and publish the wheel into OUTPUT_DIR's index. Nothing else is fetched: "
+        "a build requirement missing from WHEELS is an error.",
+    )
+    build.add_argument("name", metavar="NAME")
+    build.add_argument("version", metavar="VERSION")
+    build.add_argument("--sources", required=True, metavar="DIR_OR_URL")
+    build.add_argument("--wheels", required=True, metavar="INDEX")
+    build.add_argument("--output-dir", type=Path, required=True, metavar="DIR")
+    _add_settings_options(build)
+    build.add_argument(
+        "--no-network-isolation", action="store_true", help="build with network access"
+    )
+    build.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        version = Version(args.version)
+    except InvalidVersion:
+        raise UsageError(f"invalid version {args.version!r}") from None
+    settings, patch_layers = _settings_layers(args)
+    isolation = required_isolation(not args.no_network_isolation)
+    output_dir: Path = args.output_dir.absolute()
+    environment = {k: str(v) for k, v in default_environment().items()}
+    with HttpClient() as http:
+        wheels = WheelIndex(
+            args.wheels, http, output_dir / ".work" / "build-requirements", list(sys_tags())
+        )
+        try:
+            result = build_one(
+                name=args.name,
+                version=version,
+                sources=args.sources,
+                wheels=wheels,
+                output_dir=output_dir,
+                http=http,
+                plan_for=functools.partial(make_plan, settings, patch_layers, args.variant),
+                isolation=isolation,
+                environment=environment,
+            )
+        finally:
+            wheels.close()
+    if not args.quiet:
+        print(
+            f"built {result.wheel.name} with "
+            f"{', '.join(f'{w.name}=={w.version}' for w in result.build_env) or 'nothing'}; "
+            f"index: {output_dir / 'simple'}",
+            file=sys.stderr,
+        )
+    print(result.wheel)
+    return EXIT_OK
 
 
 def _add_rebuild_options(parser: argparse.ArgumentParser) -> None:
@@ -426,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _build_sequence(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "build":
+            return _build(args)
         return _bootstrap(args)
     except UsageError as e:
         print(f"bootstrapper: error: {e.message}", file=sys.stderr)
