@@ -39,6 +39,7 @@ from .fsutil import atomic_copy, atomic_write_text, sha256_file, sweep_temporary
 from .graph import DependencyGraph, EdgeKind, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
+from .installcheck import check_installable
 from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .metasource import MetadataOracle
 from .outputs import write_outputs
@@ -304,6 +305,15 @@ class Bootstrapper:
                 (name, result.built[key_of(release)].metadata.version)
                 for name, release in result.install.pins.items()
             ),
+        )
+        await self._in_thread(
+            functools.partial(
+                check_installable,
+                self.publisher.simple_dir,
+                requirements,
+                self.options.output_dir / "constraints.txt",
+                stamp=self.work_dir / "install-check",
+            )
         )
         return result
 

@@ -1,0 +1,107 @@
+"""After publishing, install the top-level requirements from the new index alone, the way
+users will, into a throw-away environment."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+from .buildenv import clean_environ, find_uv
+from .errors import BootstrapError
+from .fsutil import atomic_write_text
+
+
+class InstallCheckError(BootstrapError):
+    """The published index does not install the requirements it was built for."""
+
+
+def index_digest(
+    simple_dir: Path, requirements: Sequence[Requirement], constraints: Path | None
+) -> str:
+    """What an install check depends on: the requirements, the constraints and every
+    project page of the index."""
+    digest = hashlib.sha256()
+    for requirement in requirements:
+        digest.update(f"{requirement}\n".encode())
+    if constraints is not None and constraints.is_file():
+        digest.update(constraints.read_bytes())
+    for page in sorted(simple_dir.glob("*/index.html")):
+        digest.update(page.parent.name.encode() + b"\0" + page.read_bytes())
+    return digest.hexdigest()
+
+
+def check_installable(
+    simple_dir: Path,
+    requirements: Sequence[Requirement],
+    constraints: Path | None = None,
+    *,
+    stamp: Path | None = None,
+) -> bool:
+    """Install ``requirements`` (with ``constraints``) from ``simple_dir`` alone, offline,
+    into a fresh environment; raise InstallCheckError with the installer's reason.
+
+    With ``stamp``, a check that passed on exactly the same index is not repeated;
+    returns whether the check ran."""
+    if not requirements:
+        return False
+    digest = index_digest(simple_dir, requirements, constraints)
+    if stamp is not None and stamp.is_file() and stamp.read_text().strip() == digest:
+        return False
+    uv = find_uv()
+    env = clean_environ(os.environ)
+    index_url = simple_dir.absolute().as_uri() + "/"
+    with tempfile.TemporaryDirectory(prefix="bootstrapper-installcheck-") as tmp:
+        venv = Path(tmp) / "venv"
+        steps = [
+            [
+                uv,
+                "venv",
+                "--no-config",
+                "--quiet",
+                "--no-python-downloads",
+                "--python",
+                sys.executable,
+                str(venv),
+            ],
+            [
+                uv,
+                "pip",
+                "install",
+                "--no-config",
+                "--offline",
+                "--no-cache",
+                "--quiet",
+                "--index-url",
+                index_url,
+                "--python",
+                str(venv / "bin" / "python"),
+                *(["--constraint", str(constraints)] if constraints else []),
+                *(str(r) for r in requirements),
+            ],
+        ]
+        for args in steps:
+            result = subprocess.run(
+                args,
+                capture_output=True,
+                text=True,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+            if result.returncode != 0:
+                reason = (result.stderr or result.stdout).strip()
+                raise InstallCheckError(
+                    "the published index does not install "
+                    + " ".join(str(r) for r in requirements),
+                    details=f"installing from {index_url} alone with uv said:\n{reason}",
+                )
+    if stamp is not None:
+        atomic_write_text(stamp, digest + "\n")
+    return True
