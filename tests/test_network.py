@@ -41,3 +41,32 @@ def test_bootstrap_small_real_tree_from_pypi(
     err = capsys.readouterr().err
     assert again == 0, err
     assert "0 built" in err
+
+
+def test_requests_tree_rebuilds_offline_byte_identical(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    empty = str(tmp_path / "none")
+    code = main(
+        [
+            "bootstrap",
+            "--output-dir",
+            str(out),
+            "--overrides-dir",
+            empty,
+            "--patches-dir",
+            empty,
+            "requests",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    rebuilt = tmp_path / "rebuilt"
+    # With network isolation (the default): every build runs without network.
+    code = main(["build-sequence", str(out / "build-order.json"), "--output-dir", str(rebuilt)])
+    assert code == 0, capsys.readouterr().err
+    order = json.loads((out / "build-order.json").read_text())
+    assert len(order) >= 15
+    for entry in order:
+        original = (out / "wheels" / entry["wheel"]).read_bytes()
+        assert (rebuilt / "wheels" / entry["wheel"]).read_bytes() == original, entry["wheel"]
