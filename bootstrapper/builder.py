@@ -320,6 +320,7 @@ def make_record(
     log: Path,
     plan: BuildPlan,
     epoch: int | None = None,
+    plan_json: dict[str, Any] | None = None,
 ) -> BuildRecord:
     return BuildRecord(
         name=release.name,
@@ -340,7 +341,7 @@ def make_record(
         started=started,
         finished=now(),
         log=os.fspath(log),
-        plan=plan.fingerprint(release.version),
+        plan=plan_json if plan_json is not None else plan.fingerprint(release.version),
         rebuild=plan.edit.rebuild,
         environment=build_environment(plan, epoch) if epoch is not None else dict(plan.env),
     )

@@ -28,6 +28,8 @@ def build_order_entries(
             "sdist_sha256": records[key].sdist_sha256,
             "source_url": records[key].source_url,
             "build_backend": records[key].build_backend,
+            "build_system_requires": list(records[key].build_system_requires),
+            "backend_requires": list(records[key].backend_requires),
             "build_requires": [f"{w.name}=={w.version}" for w in records[key].build_env],
             "build_env": [
                 {"name": w.name, "version": w.version, "wheel": w.filename, "sha256": w.sha256}

@@ -58,6 +58,7 @@ class OrderEntry:
     sdist_sha256: str
     build_env: tuple[EnvWheel, ...]
     plan: Mapping[str, Any]
+    backend_requires: tuple[str, ...] = ()
 
     @property
     def key(self) -> NodeKey:
@@ -84,6 +85,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                     for e in item.get("build_env", [])
                 ),
                 plan=item.get("plan", {}),
+                backend_requires=tuple(item.get("backend_requires", ())),
             )
             for item in raw
         ]
@@ -99,12 +101,16 @@ def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:
     recorded = entry.plan
     settings_json = recorded.get("settings", {})
     requires = settings_json.get("requires", {})
+    build_requires = settings_json.get("build-requires", {})
     reasons = tuple(settings_json.get("rebuild-reasons", ()))
     source = settings_json.get("source")
     settings = PackageSettings(
         env=recorded.get("env", {}),
         config_settings=settings_json.get("config-settings", {}),
-        build_requires=RequirementEdits(),
+        build_requires=RequirementEdits(
+            remove=tuple(canonicalize_name(n) for n in build_requires.get("remove", [])),
+            add=tuple(Requirement(r) for r in build_requires.get("add", [])),
+        ),
         requires=RequirementEdits(
             remove=tuple(canonicalize_name(n) for n in requires.get("remove", [])),
             add=tuple(Requirement(r) for r in requires.get("add", [])),
@@ -185,7 +191,9 @@ class SequenceBuilder:
         try:
             return asyncio.run(self._run())
         finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            # Builds already running finish (a subprocess cannot be stopped cleanly)
+            # before this returns, so nothing writes into the output afterwards.
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def _run(self) -> list[Rebuilt]:
         semaphore = asyncio.Semaphore(self._jobs)
@@ -210,9 +218,7 @@ class SequenceBuilder:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
         self.publisher.publish(
-            (r.wheel, read_wheel_metadata(r.wheel), self._record_path(r.wheel))
-            for r in results
-            if not r.skipped
+            (r.wheel, read_wheel_metadata(r.wheel), self._record_path(r.wheel)) for r in results
         )
         return list(results)
 
@@ -258,6 +264,7 @@ class SequenceBuilder:
             or not wheel.is_file()
             or record.sdist_sha256 != entry.sdist_sha256
             or record.build_env != env
+            or record.plan != entry.plan
             or sha256_file(wheel) != record.wheel_sha256
         ):
             return None
@@ -319,13 +326,15 @@ class SequenceBuilder:
             sdist=sdist,
             sdist_sha256=entry.sdist_sha256,
             build_system=BuildSystem(requires=build_system_requires, backend=backend),
-            backend_requires=(),
+            backend_requires=tuple(Requirement(r) for r in entry.backend_requires),
             discovery_env=env,
             build_env=env,
             started=started,
             log=self.builder.log_path(release),
             plan=plan,
             epoch=epoch,
+            # The plan exactly as recorded, so the rebuild's record says the same.
+            plan_json=dict(entry.plan),
         )
         dest = self.publisher.wheels_dir / wheel.name
         atomic_copy(wheel, dest)
