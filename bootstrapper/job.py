@@ -32,7 +32,7 @@ from .fsutil import sha256_file
 from .http import HttpClient
 from .index import DistFile, IndexClient, ProjectPage
 from .metadata import CoreMetadata, parse_metadata, requirement_key
-from .publish import IndexWriter
+from .publish import IndexWriter, SourceIndexWriter
 from .records import EnvWheel
 from .resolve import resolve
 from .sources import SourceStore
@@ -204,6 +204,7 @@ def build_one(
         epoch=tree.epoch,
     )
     store.archive(sdist)
+    SourceIndexWriter(output_dir / "sdists").update([project])
     kept = WheelStore(work / "built", output_dir / "wheels").add(wheel, record)
     publisher = IndexWriter(output_dir)
     [published] = publisher.publish(

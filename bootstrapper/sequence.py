@@ -302,6 +302,13 @@ class SequenceBuilder:
         started = now()
         self.reporter.started(entry.key, "building")
         with self.builder.log(release, fresh=True) as log, self.builder.step(release, log):
+            recorded = {w.filename: w.sha256 for w in entry.build_env}
+            for wheel_in_env in env:
+                if recorded.get(wheel_in_env.filename) != wheel_in_env.sha256:
+                    log.write(
+                        f"note: {wheel_in_env.filename} in the build environment is not "
+                        "byte-identical to the one recorded in the build order\n".encode()
+                    )
             if entry.prebuilt:
                 wheel = self.builder.take_prebuilt(release, sdist, plan, log)
                 epoch = None
