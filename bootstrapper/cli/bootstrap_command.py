@@ -1,0 +1,243 @@
+"""``bootstrapper bootstrap``: resolve, build from source and publish a tree."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ..bootstrap import Bootstrapper, Options
+from ..errors import BootstrapError, UsageError
+from ..http import HttpClient
+from ..index import PYPI_SIMPLE
+from ..isolation import isolation_prefix
+from ..patches import patched_packages
+from ..plugins import Plugins
+from ..progress import StreamReporter
+from ..reqfile import RequirementSet, parse_requirement, read_file
+from ..resolve import parse_constraints
+from .common import EXIT_INTERRUPTED, EXIT_OK, add_settings_options, settings_layers
+
+RUN_LOG = "bootstrap.log"
+
+
+def register(commands: Any) -> None:
+    boot = commands.add_parser(
+        "bootstrap",
+        help="resolve, build from source and publish a dependency tree",
+        description="Resolve the install closure of REQUIREMENTs jointly, build every wheel "
+        "of it (and of its build tools) from source in isolated environments, and write a "
+        "static simple index to the output directory.",
+    )
+    boot.add_argument(
+        "requirements",
+        nargs="*",
+        metavar="REQUIREMENT",
+        help="a PEP 508 requirement, e.g. 'requests' or 'torch>=2'",
+    )
+    boot.add_argument(
+        "-r",
+        "--requirement",
+        dest="requirement_files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="read requirements from FILE",
+    )
+    boot.add_argument(
+        "-c",
+        "--constraint",
+        dest="constraint_files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="constrain the versions of the install closure with FILE",
+    )
+    boot.add_argument(
+        "--index-url",
+        default=PYPI_SIMPLE,
+        metavar="URL",
+        help=f"source index (PEP 503/691), default {PYPI_SIMPLE}",
+    )
+    boot.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where wheels, the index, logs and the graph go (default ./bootstrap-output)",
+    )
+    boot.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="how many builds run at once (default: the number of CPUs)",
+    )
+    boot.add_argument(
+        "--pre",
+        action="store_true",
+        help="allow pre-release versions (otherwise only when nothing else "
+        "matches or a requirement names one)",
+    )
+    boot.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep unpacked sources and build environments under DIR/.work",
+    )
+    add_settings_options(boot)
+    boot.add_argument(
+        "--no-network-isolation",
+        action="store_true",
+        help="let builds reach the network (by default each backend call runs in an empty "
+        "network namespace where the machine allows it)",
+    )
+    verbosity = boot.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
+    )
+    boot.set_defaults(handler=run)
+
+
+def requirement_set(args: argparse.Namespace) -> RequirementSet:
+    wanted = RequirementSet()
+    for text in args.requirements:
+        wanted.requirements.append(parse_requirement(text))
+    for path in args.requirement_files:
+        read_file(path, wanted, constraints=False)
+    for path in args.constraint_files:
+        read_file(path, wanted, constraints=True)
+    if not wanted.requirements:
+        raise UsageError("nothing to bootstrap: give a REQUIREMENT or -r FILE")
+    return wanted
+
+
+def setup_logging(log_file: Path, verbose: bool) -> logging.Handler:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("bootstrapper")
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    # Backends' warnings (re-emitted by pyproject_hooks) belong in the log, not on screen.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").addHandler(handler)
+    logging.getLogger("py.warnings").propagate = False
+    if not any(
+        isinstance(h, logging.NullHandler) for h in logging.getLogger("py.warnings").handlers
+    ):
+        logging.getLogger("py.warnings").addHandler(logging.NullHandler())
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.DEBUG)
+        root.addHandler(console)
+    return handler
+
+
+def exit_interrupted(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C: stop at once. Every result is written atomically and scratch space is
+    cleaned by the next run, so there is nothing to unwind; a re-run resumes."""
+    sys.stderr.write("\ninterrupted; run the same command again to continue where it stopped\n")
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def optional_isolation(disabled: bool, quiet: bool) -> list[str]:
+    """For a bootstrap: isolate builds where possible, say so where not."""
+    if disabled:
+        return []
+    prefix = isolation_prefix()
+    if prefix is None and not quiet:
+        print(
+            "note: builds are not cut off the network: this machine cannot make a network "
+            "namespace (unshare)",
+            file=sys.stderr,
+        )
+    return prefix or []
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    wanted = requirement_set(args)
+    settings, patch_layers = settings_layers(args)
+    default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
+    output_dir: Path = (args.output_dir or Path(default_output)).absolute()
+    run_log = output_dir / "logs" / RUN_LOG
+    handler = setup_logging(run_log, args.verbose)
+    reporter = StreamReporter(
+        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+    )
+    options = Options(
+        output_dir=output_dir,
+        index_url=args.index_url,
+        jobs=args.jobs,
+        allow_prereleases=args.pre,
+        keep_work=args.keep_work,
+        variant=args.variant,
+        isolation=tuple(optional_isolation(args.no_network_isolation, args.quiet)),
+    )
+    started = time.monotonic()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGINT, exit_interrupted) if in_main_thread else None
+    try:
+        with HttpClient() as http:
+            bootstrapper = Bootstrapper(
+                options,
+                http,
+                reporter,
+                settings=settings,
+                patch_layers=patch_layers,
+                plugins=Plugins.discover(),
+            )
+            result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
+    except BootstrapError as e:
+        logging.getLogger("bootstrapper").error("%s", e.render())
+        if e.log_path is None:
+            e.log_path = run_log
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        logging.getLogger("bootstrapper").exception("internal error")
+        raise BootstrapError(
+            f"internal error ({type(e).__name__}: {e}); this is a bug in bootstrapper",
+            log_path=run_log,
+        ) from None
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+        reporter.close()
+        logging.getLogger("bootstrapper").removeHandler(handler)
+        logging.getLogger("py.warnings").removeHandler(handler)
+        handler.close()
+    in_tree = {key.name for key in result.built}
+    for name in sorted(patched_packages([args.patches_dir]) - in_tree):
+        print(
+            f"warning: {args.patches_dir / name} has patches for {name}, which is not in the tree",
+            file=sys.stderr,
+        )
+    built = sum(1 for w in result.built.values() if not w.reused)
+    reused = len(result.built) - built
+    if not args.quiet:
+        print(
+            f"bootstrapped {len(result.install.pins)} packages for install "
+            f"({len(result.built)} wheels: {built} built, {reused} reused) "
+            f"in {time.monotonic() - started:.1f}s\n"
+            f"index: {output_dir / 'simple'}\n"
+            f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
+            + " ".join(str(r) for r in wanted.requirements),
+            file=sys.stderr,
+        )
+    return EXIT_OK

@@ -1,0 +1,212 @@
+"""The job commands: ``build`` one package, ``build-sequence`` a recorded chain,
+``verify`` that rebuilds are byte-identical."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import default_environment
+from packaging.tags import sys_tags
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..builder import make_plan
+from ..errors import UsageError
+from ..http import HttpClient
+from ..isolation import required_isolation
+from ..job import WheelIndex, build_one
+from ..progress import StreamReporter
+from ..sequence import SequenceBuilder, compare, read_build_order
+from .common import EXIT_FAILURE, EXIT_OK, add_settings_options, settings_layers
+
+
+def register_sequence(commands: Any) -> None:
+    sequence = commands.add_parser(
+        "build-sequence",
+        help="rebuild a recorded build order from its archived sources, offline",
+        description="Rebuild every package of BUILD_ORDER (a bootstrap's build-order.json) "
+        "from the archived sources, with exactly the recorded build environments, settings "
+        "and patches, into OUTPUT_DIR's index. Builds have no network; independent ones run "
+        "concurrently; wheels already present and valid are kept unless --force.",
+    )
+    sequence.add_argument("build_order", type=Path, metavar="BUILD_ORDER")
+    sequence.add_argument("--output-dir", type=Path, required=True, metavar="DIR")
+    add_rebuild_options(sequence)
+    sequence.add_argument("--force", action="store_true", help="rebuild every wheel")
+    sequence.set_defaults(handler=run_build_sequence)
+    verify = commands.add_parser(
+        "verify",
+        help="rebuild wheels and check they are byte-identical",
+        description="Rebuild the wheels of BUILD_ORDER (or only the --only ones) in a scratch "
+        "directory and compare each with the one beside BUILD_ORDER: identical, or the first "
+        "file that differs. Exit status 1 if any differs.",
+    )
+    verify.add_argument("build_order", type=Path, metavar="BUILD_ORDER")
+    verify.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="rebuild only this package (repeatable)",
+    )
+    verify.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="rebuild into DIR and keep it (default: a temporary directory)",
+    )
+    add_rebuild_options(verify)
+    verify.set_defaults(handler=run_verify)
+
+
+def register_build(commands: Any) -> None:
+    build = commands.add_parser(
+        "build",
+        help="build one package version as a job (sources and build tools given)",
+        description="Build NAME VERSION from the source archives in SOURCES (a directory "
+        "such as a bootstrap's sdists/, or an index URL), taking build requirements only "
+        "from the wheel index WHEELS (a directory of wheels, a simple index directory, or "
+        "a URL), and publish the wheel into OUTPUT_DIR's index. Nothing else is fetched: "
+        "a build requirement missing from WHEELS is an error.",
+    )
+    build.add_argument("name", metavar="NAME")
+    build.add_argument("version", metavar="VERSION")
+    build.add_argument("--sources", required=True, metavar="DIR_OR_URL")
+    build.add_argument("--wheels", required=True, metavar="INDEX")
+    build.add_argument("--output-dir", type=Path, required=True, metavar="DIR")
+    add_settings_options(build)
+    build.add_argument(
+        "--no-network-isolation", action="store_true", help="build with network access"
+    )
+    build.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    build.set_defaults(handler=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    try:
+        version = Version(args.version)
+    except InvalidVersion:
+        raise UsageError(f"invalid version {args.version!r}") from None
+    settings, patch_layers = settings_layers(args)
+    isolation = required_isolation(not args.no_network_isolation)
+    output_dir: Path = args.output_dir.absolute()
+    environment = {k: str(v) for k, v in default_environment().items()}
+    with HttpClient() as http:
+        wheels = WheelIndex(
+            args.wheels, http, output_dir / ".work" / "build-requirements", list(sys_tags())
+        )
+        try:
+            result = build_one(
+                name=args.name,
+                version=version,
+                sources=args.sources,
+                wheels=wheels,
+                output_dir=output_dir,
+                http=http,
+                plan_for=functools.partial(make_plan, settings, patch_layers, args.variant),
+                isolation=isolation,
+                environment=environment,
+            )
+        finally:
+            wheels.close()
+    if not args.quiet:
+        print(
+            f"built {result.wheel.name} with "
+            f"{', '.join(f'{w.name}=={w.version}' for w in result.build_env) or 'nothing'}; "
+            f"index: {output_dir / 'simple'}",
+            file=sys.stderr,
+        )
+    print(result.wheel)
+    return EXIT_OK
+
+
+def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sources",
+        type=Path,
+        metavar="DIR",
+        help="the source archives (default: sdists/ beside BUILD_ORDER)",
+    )
+    parser.add_argument(
+        "--patches",
+        type=Path,
+        metavar="DIR",
+        help="the archived patches (default: patches/ beside BUILD_ORDER)",
+    )
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
+    parser.add_argument(
+        "--no-network-isolation",
+        action="store_true",
+        help="build with network access (where no network namespace can be made, this is required)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bool) -> Any:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    base = args.build_order.parent
+    reporter = StreamReporter(
+        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+    )
+    try:
+        return SequenceBuilder(
+            entries,
+            sources_dir=(args.sources or base / "sdists").absolute(),
+            patches_dir=(args.patches or base / "patches").absolute(),
+            output_dir=output_dir.absolute(),
+            jobs=args.jobs,
+            isolation=required_isolation(not args.no_network_isolation),
+            force=force,
+            reporter=reporter,
+        ).run()
+    finally:
+        reporter.close()
+
+
+def run_build_sequence(args: argparse.Namespace) -> int:
+    entries = read_build_order(args.build_order)
+    rebuilt = sequence(args, args.output_dir, entries, args.force)
+    built = sum(1 for r in rebuilt if not r.skipped)
+    if not args.quiet:
+        print(
+            f"rebuilt {built} wheels, kept {len(rebuilt) - built} already valid; index: "
+            f"{args.output_dir.absolute() / 'simple'}",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    entries = read_build_order(args.build_order)
+    wanted = {canonicalize_name(n) for n in args.only}
+    unknown = wanted - {e.name for e in entries}
+    if unknown:
+        raise UsageError(f"not in {args.build_order}: {', '.join(sorted(unknown))}")
+    selected = [e for e in entries if not wanted or e.name in wanted]
+    originals = args.build_order.parent / "wheels"
+    with tempfile.TemporaryDirectory(prefix="bootstrapper-verify-") as tmp:
+        output = args.keep or Path(tmp)
+        # What is not rebuilt is taken as recorded, for the build environments.
+        for entry in entries:
+            if entry not in selected and (originals / entry.wheel).is_file():
+                (output / "wheels").mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(originals / entry.wheel, output / "wheels" / entry.wheel)
+        rebuilt = sequence(args, output, selected, True)
+        results = compare(originals, rebuilt)
+    differing = 0
+    for entry, difference in results:
+        if difference is None:
+            print(f"identical  {entry.wheel}")
+        else:
+            differing += 1
+            print(f"DIFFERS    {entry.wheel}: {difference}")
+    print(f"{len(results) - differing} of {len(results)} wheels identical")
+    return EXIT_FAILURE if differing else EXIT_OK
