@@ -261,6 +261,7 @@ def test_ctrl_c_stops_at_once_and_the_rerun_continues(
         text=True,
         env=clean_env(),
         cwd=ROOT,
+        start_new_session=True,  # as a shell job: bootstrapper leads its process group
     )
     try:
         wait_for(lambda: "== PEP 517 hook build_wheel" in _read(out / "logs" / "slow-1.0.log"))
@@ -272,6 +273,8 @@ def test_ctrl_c_stops_at_once_and_the_rerun_continues(
     assert "interrupted; run the same command again" in stderr
     assert "Traceback" not in stderr
     assert not (out / "graph.json").exists()
+    # The slow build, started before the interrupt, was ended with it.
+    wait_for(lambda: not _processes_mentioning(str(out / ".work" / "envs" / "slow-1.0")), 10)
 
     finished = sorted(p.name.split("-")[0] for p in (out / ".work" / "built").glob("*.whl"))
     assert "slow" not in finished
@@ -281,6 +284,17 @@ def test_ctrl_c_stops_at_once_and_the_rerun_continues(
     for name in finished:
         assert f"reused {name}==1.0" in run.stderr
     assert "built slow==1.0" in run.stderr
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.append(cmdline.parent.name)
+        except OSError:
+            continue
+    return found
 
 
 def _read(path: Path) -> str:

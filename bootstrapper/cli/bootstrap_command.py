@@ -150,6 +150,12 @@ def exit_interrupted(signum: int, frame: FrameType | None) -> None:
     sys.stderr.write("\ninterrupted; run the same command again to continue where it stopped\n")
     sys.stderr.flush()
     logging.shutdown()
+    # Our builds run in our process group. When we lead it (as a shell job does), end
+    # them too: the signal may have reached only us. Otherwise the group is our caller's,
+    # which is not ours to signal.
+    if os.getpgrp() == os.getpid():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.killpg(os.getpgrp(), signal.SIGTERM)
     os._exit(EXIT_INTERRUPTED)
 
 
