@@ -119,12 +119,12 @@ class Result:
     build_order: list[NodeKey] = field(default_factory=list)
 
 
-def describe_mismatch(used: CoreMetadata, built: CoreMetadata) -> str:
+def describe_mismatch(used: CoreMetadata, built: CoreMetadata, origin: str) -> str:
     (used_reqs, used_python), (built_reqs, built_python) = (
         used.dependency_key(),
         built.dependency_key(),
     )
-    parts = [f"{built.name}=={built.version}:"]
+    parts = [f"{built.name}=={built.version} (resolved with {origin}):"]
     if used_reqs - built_reqs:
         parts.append(f"resolved with {sorted(used_reqs - built_reqs)} that the wheel lacks;")
     if built_reqs - used_reqs:
@@ -342,7 +342,11 @@ class Bootstrapper:
                 )
             )
             mismatches = [
-                describe_mismatch(resolution.metadata[w.key.name], w.source_metadata)
+                describe_mismatch(
+                    resolution.metadata[w.key.name],
+                    w.source_metadata,
+                    self.oracle.origin(w.key.name, w.key.version),
+                )
                 for w in built
                 if resolution.metadata[w.key.name].dependency_key() != w.metadata.dependency_key()
             ]

@@ -53,20 +53,20 @@ class MetadataOracle:
         self._adjust = adjust
         self._lock = threading.Lock()
         self._known: dict[Key, tuple[CoreMetadata, str]] = {}
-        self._built: dict[Key, CoreMetadata] = {}
+        self._first_origin: dict[Key, str] = {}
         self._key_locks: defaultdict[Key, threading.Lock] = defaultdict(threading.Lock)
 
     def record_built(self, metadata: CoreMetadata) -> None:
         """A wheel was built: from now on its metadata is the truth for its version."""
         key = (metadata.name, metadata.version)
         with self._lock:
-            self._built[key] = metadata
+            self._first_origin.setdefault(key, "built wheel")
             self._known[key] = (metadata, "built wheel")
 
     def origin(self, name: NormalizedName, version: Version) -> str:
+        """Where the metadata first used for this version came from."""
         with self._lock:
-            entry = self._known.get((name, version))
-        return entry[1] if entry else "unknown"
+            return self._first_origin.get((name, version), "unknown")
 
     def metadata(
         self, release: Release, chain: Sequence[str], build: BuildForMetadata
@@ -95,6 +95,7 @@ class MetadataOracle:
                 chain=chain,
             )
         with self._lock:
+            self._first_origin.setdefault(key, origin)
             self._known.setdefault(key, (metadata, origin))
             return self._known[key][0]
 

@@ -181,7 +181,6 @@ class SequenceBuilder:
         )
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))
-        self._by_key = {e.key: e for e in self.entries}
         self._by_name_version = {(e.name, str(e.version)): e for e in self.entries}
 
     def run(self) -> list[Rebuilt]:

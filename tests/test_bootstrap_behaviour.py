@@ -281,6 +281,7 @@ def test_upstream_wheel_metadata_contradicted_by_the_build_is_re_resolved(
     assert f"/files/{upstream}" not in index.requests
     # ...then contradicted by the built wheel, which requires libthree.
     assert "re-resolving" in run.stderr and "libthree" in run.stderr
+    assert "resolved with upstream wheel metadata" in run.stderr
     assert constraints_of(out) == ["app==1.0", "libfour==1.0", "libone==1.0", "libthree==0.5"]
     assert ("libone==1.0", "libthree==0.5", "install") in edges_of(out)
     # phantom was only in the contradicted metadata: not part of the result
