@@ -786,7 +786,13 @@ class Bootstrapper:
                 self._wait_for(owner, [key_of(release)], chain)
             return await self._ensure(release, chain)
 
-        return asyncio.run_coroutine_threadsafe(build(), self._loop).result().source_metadata
+        work = build()
+        try:
+            future = asyncio.run_coroutine_threadsafe(work, self._loop)
+        except RuntimeError:  # the run is over (its loop closed): nothing to build for
+            work.close()
+            raise
+        return future.result().source_metadata
 
     # -- helpers -------------------------------------------------------------------
 
