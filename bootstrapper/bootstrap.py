@@ -35,7 +35,13 @@ from .buildsystem import BuildSystem
 from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
 from .finder import IndexFinder
-from .fsutil import atomic_copy, atomic_write_text, sha256_file, sweep_temporary_files
+from .fsutil import (
+    atomic_copy,
+    atomic_write_text,
+    copy_unless_identical,
+    sha256_file,
+    sweep_temporary_files,
+)
 from .graph import DependencyGraph, EdgeKind, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
@@ -714,8 +720,7 @@ class Bootstrapper:
         output directory alone can rebuild the tree."""
         for patch in plan.patches:
             dest = archived_patch(self.options.output_dir, release.name, release.version, patch)
-            if not dest.is_file() or sha256_file(dest) != patch.sha256:
-                atomic_copy(patch.path, dest)
+            copy_unless_identical(patch.path, dest, patch.sha256)
 
     def _add_build_edges(
         self,

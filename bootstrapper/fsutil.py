@@ -14,13 +14,17 @@ from typing import IO
 _CHUNK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
+def hash_file(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return hash_file(path, "sha256")
 
 
 @contextmanager
@@ -78,3 +82,14 @@ def sweep_temporary_files(directory: Path, *, recursive: bool = False) -> None:
         for path in directory.rglob(pattern) if recursive else directory.glob(pattern):
             with suppress(FileNotFoundError):
                 path.unlink()
+
+
+def copy_unless_identical(src: Path, dest: Path, sha256: str | None = None) -> None:
+    """Make ``dest`` a copy of ``src`` (atomically), unless it already is one: the same
+    file (a hard link) or the same bytes. ``sha256`` is ``src``'s, when known."""
+    if dest.exists():
+        if os.path.samefile(src, dest):
+            return
+        if sha256_file(dest) == (sha256 or sha256_file(src)):
+            return
+    atomic_copy(src, dest)

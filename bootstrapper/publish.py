@@ -20,7 +20,13 @@ from packaging.utils import (
 )
 
 from .candidates import parse_sdist_filename
-from .fsutil import atomic_copy, atomic_write_bytes, atomic_write_text, sha256_file
+from .fsutil import (
+    atomic_copy,
+    atomic_write_bytes,
+    atomic_write_text,
+    copy_unless_identical,
+    sha256_file,
+)
 from .metadata import parse_metadata
 from .records import RECORD_SUFFIX, read_record
 
@@ -54,9 +60,6 @@ class IndexWriter:
         self.simple_dir = output_dir / "simple"
         self._lock = threading.Lock()
 
-    def published_wheel(self, filename: str) -> Path:
-        return self.wheels_dir / filename
-
     def publish(self, wheels: Iterable[tuple[Path, bytes, Path | None]]) -> list[Path]:
         """Add wheels (each with its core metadata and build record) to the index, then
         rewrite the pages of the projects concerned and the root page."""
@@ -66,8 +69,7 @@ class IndexWriter:
             for wheel, metadata, record in wheels:
                 name, _, _, _ = parse_wheel_filename(wheel.name)
                 dest = self.wheels_dir / wheel.name
-                if not dest.exists() or sha256_file(dest) != sha256_file(wheel):
-                    atomic_copy(wheel, dest)
+                copy_unless_identical(wheel, dest)
                 metadata_path = dest.with_name(dest.name + METADATA_SUFFIX)
                 if not metadata_path.is_file() or metadata_path.read_bytes() != metadata:
                     atomic_write_bytes(metadata_path, metadata)

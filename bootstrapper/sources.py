@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from .candidates import Release
 from .errors import BootstrapError, FetchError
-from .fsutil import atomic_copy, sha256_file
+from .fsutil import copy_unless_identical, hash_file, sha256_file
 from .http import HttpClient, strongest_hash
 
 
@@ -61,20 +60,16 @@ class SourceStore:
         algorithm = strongest_hash(hashes)
         if algorithm is None or not path.is_file():
             return None
-        digest = hashlib.new(algorithm)
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        if digest.hexdigest() != hashes[algorithm].lower():
+        digest = hash_file(path, algorithm)
+        if digest != hashes[algorithm].lower():
             path.unlink()
             return None
-        return digest.hexdigest() if algorithm == "sha256" else sha256_file(path)
+        return digest if algorithm == "sha256" else sha256_file(path)
 
     def archive(self, path: Path) -> Path:
         """Keep ``path`` in ``DIR/sdists`` as a source some build used."""
         dest = self.sdists_dir / path.name
-        if not dest.exists() or sha256_file(dest) != sha256_file(path):
-            atomic_copy(path, dest)
+        copy_unless_identical(path, dest)
         return dest
 
 
