@@ -141,10 +141,8 @@ class HttpClient:
                         out.write(chunk)
                 actual = digest.hexdigest()
                 if expected is not None and actual != expected:
-                    raise HashMismatchError(
-                        f"{dest.name}: downloaded bytes do not match the index's {algorithm}",
-                        details=f"expected {algorithm}={expected}\ngot      {algorithm}={actual}\n"
-                        f"url: {url}",
+                    raise hash_mismatch(
+                        f"{dest.name}: downloaded bytes", algorithm, expected, actual, url
                     )
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, dest)
@@ -179,10 +177,18 @@ def verify_bytes(data: bytes, hashes: Mapping[str, str], what: str) -> None:
         return
     actual = hashlib.new(algorithm, data).hexdigest()
     if actual != hashes[algorithm].lower():
-        raise HashMismatchError(
-            f"{what}: bytes do not match the index's {algorithm}",
-            details=f"expected {algorithm}={hashes[algorithm]}\ngot      {algorithm}={actual}",
-        )
+        raise hash_mismatch(f"{what}: bytes", algorithm, hashes[algorithm], actual)
+
+
+def hash_mismatch(
+    what: str, algorithm: str, expected: str, actual: str, url: str | None = None
+) -> HashMismatchError:
+    """The error for bytes whose hash is not the one the index published."""
+    details = f"expected {algorithm}={expected}\ngot      {algorithm}={actual}"
+    return HashMismatchError(
+        f"{what} do not match the index's {algorithm}",
+        details=details + (f"\nurl: {url}" if url else ""),
+    )
 
 
 def local_path(url: str) -> Path:
@@ -209,12 +215,7 @@ def _copy_local(url: str, dest: Path, algorithm: str, expected: str | None) -> s
     if not source.is_file():
         raise FetchError(f"cannot read {url}: no such file")
     data = source.read_bytes()
-    actual = hashlib.new(algorithm, data).hexdigest()
-    if expected is not None and actual != expected:
-        raise HashMismatchError(
-            f"{dest.name}: the file's bytes do not match the index's {algorithm}",
-            details=f"expected {algorithm}={expected}\ngot      {algorithm}={actual}\nurl: {url}",
-        )
+    verify_bytes(data, {algorithm: expected} if expected else {}, dest.name)
     with replacing(dest) as tmp:
         tmp.write_bytes(data)
     return hashlib.sha256(data).hexdigest()

@@ -217,7 +217,8 @@ class SequenceBuilder:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
         self.publisher.publish(
-            (r.wheel, read_wheel_metadata(r.wheel), self._record_path(r.wheel)) for r in results
+            (r.wheel, read_wheel_metadata(r.wheel), WheelStore.record_path(r.wheel))
+            for r in results
         )
         return list(results)
 
@@ -234,10 +235,6 @@ class SequenceBuilder:
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-    @staticmethod
-    def _record_path(wheel: Path) -> Path:
-        return WheelStore.record_path(wheel)
 
     def _env_wheels(self, entry: OrderEntry) -> tuple[list[Path], tuple[EnvWheel, ...]]:
         paths, actual = [], []
@@ -257,7 +254,7 @@ class SequenceBuilder:
 
     def _valid_existing(self, entry: OrderEntry, env: tuple[EnvWheel, ...]) -> Path | None:
         wheel = self.publisher.wheels_dir / entry.wheel
-        record = read_record(self._record_path(wheel))
+        record = read_record(WheelStore.record_path(wheel))
         if (
             record is None
             or not wheel.is_file()
@@ -344,7 +341,7 @@ class SequenceBuilder:
         )
         dest = self.publisher.wheels_dir / wheel.name
         atomic_copy(wheel, dest)
-        record.write(self._record_path(dest))
+        record.write(WheelStore.record_path(dest))
         self.builder.cleanup(release)
         self.reporter.finished(entry.key, reused=False)
         return Rebuilt(entry, dest, skipped=False)

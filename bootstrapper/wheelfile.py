@@ -7,7 +7,6 @@ from pathlib import Path
 
 from packaging.utils import (
     InvalidWheelFilename,
-    NormalizedName,
     canonicalize_name,
     parse_wheel_filename,
 )
@@ -38,8 +37,3 @@ def read_wheel_metadata(wheel: Path) -> bytes:
     except (zipfile.BadZipFile, OSError, ValueError) as e:
         raise BuildError(f"{wheel.name} is not a readable wheel: {e}", package=name) from e
     raise BuildError(f"{wheel.name} has no .dist-info/METADATA", package=name)
-
-
-def wheel_identity(filename: str) -> tuple[NormalizedName, Version]:
-    name, version, _, _ = parse_wheel_filename(filename)
-    return name, version
