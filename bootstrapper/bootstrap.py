@@ -710,7 +710,9 @@ class Bootstrapper:
             if sdist.exists() and not sdist.name.endswith(".whl"):
                 self.sources.archive(sdist)
                 sources.append(built.key.name)
-        SourceIndexWriter(self.sources.sdists_dir).update(sources)
+        SourceIndexWriter(self.sources.sdists_dir).update(
+            sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
+        )
         self.publisher.publish(
             (w.path, read_wheel_metadata(w.path), self.store.record_path(w.path)) for w in wheels
         )

@@ -204,7 +204,7 @@ def build_one(
         epoch=tree.epoch,
     )
     store.archive(sdist)
-    SourceIndexWriter(output_dir / "sdists").update([project])
+    SourceIndexWriter(output_dir / "sdists").update([project], {sdist.name: sdist_sha256})
     kept = WheelStore(work / "built", output_dir / "wheels").add(wheel, record)
     publisher = IndexWriter(output_dir)
     [published] = publisher.publish(

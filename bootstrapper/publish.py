@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from packaging.utils import (
@@ -50,6 +50,17 @@ def _page(title: str, links: Iterable[str]) -> str:
         f"<title>{html.escape(title)}</title>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
+
+
+def _write_root_page(directory: Path, title: str) -> None:
+    """The PEP 503 root of ``directory``: one link per project page written there."""
+    projects = sorted(
+        canonicalize_name(p.name)
+        for p in directory.iterdir()
+        if p.is_dir() and (p / "index.html").is_file()
+    )
+    links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
+    atomic_write_text(directory / "index.html", _page(title, links))
 
 
 class IndexWriter:
@@ -110,13 +121,7 @@ class IndexWriter:
         atomic_write_text(self.simple_dir / name / "index.html", _page(f"Links for {name}", links))
 
     def _write_root_page(self) -> None:
-        projects = sorted(
-            canonicalize_name(p.name)
-            for p in self.simple_dir.iterdir()
-            if p.is_dir() and (p / "index.html").is_file()
-        )
-        links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
-        atomic_write_text(self.simple_dir / "index.html", _page("Simple index", links))
+        _write_root_page(self.simple_dir, "Simple index")
 
 
 class SourceIndexWriter:
@@ -128,17 +133,21 @@ class SourceIndexWriter:
         self.sdists_dir = sdists_dir
         self._lock = threading.Lock()
 
-    def update(self, projects: Iterable[NormalizedName]) -> None:
+    def update(
+        self, projects: Iterable[NormalizedName], known: Mapping[str, str] | None = None
+    ) -> None:
+        """Rewrite the pages of ``projects``; ``known`` maps archive file names to their
+        sha256 where the caller has it (from build records), sparing a re-hash."""
         with self._lock:
             for name in sorted(set(projects)):
-                self._write_project_page(name)
+                self._write_project_page(name, known or {})
             self._write_root_page()
 
-    def _write_project_page(self, name: NormalizedName) -> None:
+    def _write_project_page(self, name: NormalizedName, known: Mapping[str, str]) -> None:
         links = []
         for path in sorted(self.sdists_dir.iterdir()):
             if path.is_file() and parse_sdist_filename(path.name, name) is not None:
-                digest = sha256_file(path)
+                digest = known.get(path.name) or sha256_file(path)
                 links.append(
                     f'<a href="../{html.escape(path.name)}#sha256={digest}">'
                     f"{html.escape(path.name)}</a><br>"
@@ -146,8 +155,4 @@ class SourceIndexWriter:
         atomic_write_text(self.sdists_dir / name / "index.html", _page(f"Links for {name}", links))
 
     def _write_root_page(self) -> None:
-        projects = sorted(
-            p.name for p in self.sdists_dir.iterdir() if p.is_dir() and (p / "index.html").is_file()
-        )
-        links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
-        atomic_write_text(self.sdists_dir / "index.html", _page("Source archives", links))
+        _write_root_page(self.sdists_dir, "Source archives")
