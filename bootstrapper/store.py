@@ -26,6 +26,9 @@ class WheelStore:
         self._dirs = (built_dir, published_dir)
         self._lock = threading.Lock()
         self._records: dict[Key, tuple[Path, BuildRecord]] | None = None
+        # Wheels already proven intact in this run, with the (size, mtime) they had then:
+        # resolution and the build step both look a version up, and a wheel can be large.
+        self._verified: dict[Path, tuple[int, int]] = {}
 
     def _scan(self) -> dict[Key, tuple[Path, BuildRecord]]:
         found: dict[Key, tuple[Path, BuildRecord]] = {}
@@ -54,8 +57,15 @@ class WheelStore:
             return None
         wheel, record = entry
         try:
-            if sha256_file(wheel) != record.wheel_sha256:
-                return None
+            stat = wheel.stat()
+            seen = (stat.st_size, stat.st_mtime_ns)
+            with self._lock:
+                proven = self._verified.get(wheel) == seen
+            if not proven:
+                if sha256_file(wheel) != record.wheel_sha256:
+                    return None
+                with self._lock:
+                    self._verified[wheel] = seen
         except OSError:
             return None
         return entry
@@ -67,6 +77,7 @@ class WheelStore:
         record.write(dest.with_name(dest.name + RECORD_SUFFIX))
         key = (canonicalize_name(record.name), Version(record.version))
         with self._lock:
+            self._verified.pop(dest, None)
             if self._records is not None:
                 self._records[key] = (dest, record)
         return dest
