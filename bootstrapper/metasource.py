@@ -26,6 +26,7 @@ from .errors import BootstrapError
 from .index import IndexClient
 from .metadata import CoreMetadata, is_static_sdist_metadata, parse_metadata
 from .sources import SourceStore
+from .wheelfile import read_wheel_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +104,27 @@ class MetadataOracle:
         with self._lock:
             return self._key_locks[key]
 
+    def _prebuilt_metadata(self, release: Release) -> CoreMetadata:
+        """A pre-built release is the upstream wheel itself: its METADATA is the truth.
+        From PEP 658 when the index serves it, else from the (hash-checked) wheel, which
+        the build step takes anyway."""
+        if release.sdist.metadata_hashes is not None:
+            try:
+                data = self._index.fetch_metadata(release.sdist)
+                return parse_metadata(data, release.sdist.filename + ".metadata")
+            except BootstrapError as e:
+                logger.debug("ignoring PEP 658 metadata of %s: %s", release.sdist.filename, e)
+        wheel, _ = self._sources.fetch(release)
+        return parse_metadata(read_wheel_metadata(wheel), wheel.name)
+
     def _cheap(self, release: Release) -> tuple[CoreMetadata, str] | None:
         """Metadata that needs no build, with where it came from; None if there is none."""
         if self._stored is not None:
             stored = self._stored(release)
             if stored is not None:
                 return stored, "wheel built by an earlier run"
+        if release.prebuilt:
+            return self._adjust(self._prebuilt_metadata(release)), "upstream wheel"
         wheel = metadata_wheel(release, self._tags)
         if wheel is not None:
             try:

@@ -204,3 +204,41 @@ def test_plugin_failure_is_a_clear_error(
     assert run.code == 1
     assert "the lib plugin's fetch_source failed: RuntimeError: mirror unreachable" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_prebuilt_dependency_through_an_extra_without_pep658(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The langchain case: a Rust package deep in the tree marked ``prebuilt: true``, on an
+    index that serves no PEP 658 metadata. Its dependencies come from the wheel itself."""
+    index.add(Project("libthree", "0.5"), tmp_path / "sdists")
+    wheel = upstream_wheel(
+        tmp_path, index, bootstrap, Project("rusty", "3.1", dependencies=["libthree"])
+    )
+    index.projects.pop("rusty")
+    index.add_file("rusty", IndexFile(wheel.name, wheel.read_bytes()))  # no metadata
+    index.add(Project("mid", dependencies=["rusty>=3"]), tmp_path / "sdists")
+    index.add(Project("app", optional={"fast": ["mid"]}), tmp_path / "sdists")
+    # As a user types it: default ./overrides and ./patches in the working directory.
+    work = tmp_path / "work"
+    work.mkdir()
+    settings_dirs(work, {"rusty": 'prebuilt: true\nchangelog: {"3.1": ["taken as is"]}\n'})
+    monkeypatch.chdir(work)
+    run = bootstrap("app[fast]", output=Path("out"))
+    assert run.code == 0, run.stderr
+    out = work / "out"
+    assert (out / "wheels" / "rusty-3.1-1-py3-none-any.whl").is_file()
+    assert (out / "constraints.txt").read_text().splitlines() == [
+        "app==1.0",
+        "libthree==0.5",
+        "mid==1.0",
+        "rusty==3.1",
+    ]
+    edges = json.loads((out / "graph.json").read_text())["edges"]
+    assert {"from": "mid==1.0", "to": "rusty==3.1"}.items() <= next(
+        e for e in edges if e["to"] == "rusty==3.1"
+    ).items()
+    assert any(e["from"] == "rusty==3.1" and e["to"] == "libthree==0.5" for e in edges)
+    result = pip_install(out, tmp_path / "venv", "app[fast]")
+    assert result.returncode == 0, result.stderr
+    assert {"rusty", "libthree", "mid"} <= set(installed(tmp_path / "venv"))
