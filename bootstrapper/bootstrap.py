@@ -707,8 +707,12 @@ class Bootstrapper:
         sources = []
         for built in wheels:
             sdist = self.sources.downloads_dir / built.record.sdist
-            if sdist.exists() and not sdist.name.endswith(".whl"):
-                self.sources.archive(sdist)
+            if not sdist.exists():
+                continue
+            # An upstream wheel taken as it is travels too (build-sequence needs it), but
+            # apart from the sources: it is not one.
+            self.sources.archive(sdist)
+            if not sdist.name.endswith(".whl"):
                 sources.append(built.key.name)
         SourceIndexWriter(self.sources.sdists_dir).update(
             sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}

@@ -36,6 +36,7 @@ from .publish import IndexWriter
 from .records import EnvWheel, read_record
 from .reproducible import first_difference
 from .settings import PackageSettings, RequirementEdits, SourceSpec
+from .sources import archived_source
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
 
@@ -276,11 +277,11 @@ class SequenceBuilder:
                 {"sha256": entry.sdist_sha256},
             ),
         )
-        sdist = self.sources_dir / entry.sdist
+        sdist = archived_source(self.sources_dir, entry.sdist)
         if not sdist.is_file():
             raise SequenceError(
                 f"{entry.name} {entry.version}: its source {entry.sdist} is not in "
-                f"{self.sources_dir}",
+                f"{sdist.parent}",
                 package=entry.name,
             )
         if sha256_file(sdist) != entry.sdist_sha256:

@@ -14,6 +14,9 @@ from .errors import BootstrapError, FetchError
 from .fsutil import copy_unless_identical, hash_file, sha256_file
 from .http import HttpClient, strongest_hash
 
+#: Where ``DIR/sdists`` keeps the upstream wheels of ``prebuilt: true`` packages.
+PREBUILT_DIR = "prebuilt"
+
 
 class SourceStore:
     """Downloads go to a private cache; :meth:`archive` puts the ones actually built into
@@ -67,10 +70,18 @@ class SourceStore:
         return digest if algorithm == "sha256" else sha256_file(path)
 
     def archive(self, path: Path) -> Path:
-        """Keep ``path`` in ``DIR/sdists`` as a source some build used."""
-        dest = self.sdists_dir / path.name
+        """Keep ``path`` in ``DIR/sdists`` as a source some build used (an upstream wheel
+        taken as it is, in ``DIR/sdists/prebuilt/``)."""
+        dest = archived_source(self.sdists_dir, path.name)
         copy_unless_identical(path, dest)
         return dest
+
+
+def archived_source(sdists_dir: Path, filename: str) -> Path:
+    """Where ``DIR/sdists`` keeps the archive ``filename``."""
+    if filename.endswith(".whl"):
+        return sdists_dir / PREBUILT_DIR / filename
+    return sdists_dir / filename
 
 
 def fetch_url(http: HttpClient, url: str, dest: Path) -> str:

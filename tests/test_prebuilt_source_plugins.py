@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bootstrapper.cli import main
 from bootstrapper.wheelfile import read_wheel_metadata
 
 from .conftest import installed, pip_install
@@ -82,6 +83,9 @@ def test_prebuilt_takes_the_upstream_wheel_with_edits_and_rebuild(
     record = json.loads((out / "wheels" / "binonly-2.0-1-py3-none-any.whl.build.json").read_text())
     assert record["sdist"] == wheel.name  # what it came from: the upstream wheel
     assert not (out / "sdists" / wheel.name).exists()  # a wheel is not a source
+    # but it travels with them, for build-sequence
+    assert (out / "sdists" / "prebuilt" / wheel.name).read_bytes() == wheel.read_bytes()
+    assert "binonly" not in (out / "sdists" / "index.html").read_text()
 
     result = pip_install(out, tmp_path / "venv", "app")
     assert result.returncode == 0, result.stderr
@@ -242,3 +246,14 @@ def test_prebuilt_dependency_through_an_extra_without_pep658(
     result = pip_install(out, tmp_path / "venv", "app[fast]")
     assert result.returncode == 0, result.stderr
     assert {"rusty", "libthree", "mid"} <= set(installed(tmp_path / "venv"))
+
+    # The output directory alone rebuilds the tree, the pre-built wheel included.
+    index.stop()
+    code = main(["build-sequence", "out/build-order.json", "--output-dir", "again"])
+    assert code == 0
+    again = work / "again" / "wheels"
+    assert (again / "rusty-3.1-1-py3-none-any.whl").read_bytes() == (
+        out / "wheels" / "rusty-3.1-1-py3-none-any.whl"
+    ).read_bytes()
+    result = pip_install(work / "again", tmp_path / "venv2", "app[fast]")
+    assert result.returncode == 0, result.stderr
