@@ -172,6 +172,9 @@ class Bootstrapper:
             self.index,
             Version(".".join(map(str, sys.version_info[:3]))),
             prebuilt=lambda name: self.settings.for_package(name, options.variant).prebuilt,
+            external_source=lambda name: (
+                self.settings.for_package(name, options.variant).source is not None
+            ),
             tags=tags,
         )
         self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class Release:
     version: Version
     sdist: DistFile
     wheels: tuple[DistFile, ...] = ()
+    #: The source archive comes from the settings' ``source`` (a URL or git), not from
+    #: the index; ``sdist`` then stands for it only by name.
+    external_source: bool = False
 
     @property
     def yanked(self) -> bool:
@@ -115,6 +119,33 @@ def releases(page: ProjectPage, python_version: Version) -> list[Release]:
     return [
         Release(page.name, version, sdist, tuple(wheels.get(version, ())))
         for version, sdist in sorted(sdists.items(), reverse=True)
+    ]
+
+
+def external_source_releases(page: ProjectPage, python_version: Version) -> list[Release]:
+    """Releases of a project whose source the settings name (``source:``): every version
+    the index lists, sdist or not (torch publishes wheels only), newest first."""
+    found = {r.version: r for r in releases(page, python_version)}
+    wheels: dict[Version, list[DistFile]] = {}
+    for file in page.files:
+        if not file.is_wheel or not _python_ok(file, python_version):
+            continue
+        try:
+            wheel_name, version, _, _ = parse_wheel_filename(file.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if wheel_name == page.name and version not in found:
+            wheels.setdefault(version, []).append(file)
+    for version, files in wheels.items():
+        stand_in = DistFile(
+            f"{page.name.replace('-', '_')}-{version}.tar.gz",
+            url="",
+            yanked=all(f.yanked for f in files),
+        )
+        found[version] = Release(page.name, version, stand_in, tuple(files))
+    return [
+        dataclasses.replace(release, external_source=True)
+        for _, release in sorted(found.items(), reverse=True)
     ]
 
 

@@ -9,7 +9,7 @@ from packaging.tags import Tag
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from .candidates import Release, prebuilt_releases, releases
+from .candidates import Release, external_source_releases, prebuilt_releases, releases
 from .index import IndexClient
 
 
@@ -22,11 +22,13 @@ class IndexFinder:
         python_version: Version,
         *,
         prebuilt: Callable[[NormalizedName], bool] = lambda name: False,
+        external_source: Callable[[NormalizedName], bool] = lambda name: False,
         tags: Sequence[Tag] = (),
     ) -> None:
         self._index = index
         self._python = python_version
         self._prebuilt = prebuilt
+        self._external_source = external_source
         self._tags = tags
         self._lock = threading.Lock()
         self._releases: dict[NormalizedName, list[Release]] = {}
@@ -37,11 +39,12 @@ class IndexFinder:
         if cached is not None:
             return cached
         page = self._index.project_page(name)
-        found = (
-            prebuilt_releases(page, self._python, self._tags)
-            if self._prebuilt(name)
-            else releases(page, self._python)
-        )
+        if self._prebuilt(name):
+            found = prebuilt_releases(page, self._python, self._tags)
+        elif self._external_source(name):
+            found = external_source_releases(page, self._python)
+        else:
+            found = releases(page, self._python)
         with self._lock:
             self._releases[name] = found
         return found

@@ -133,6 +133,8 @@ class MetadataOracle:
                 return self._adjust(metadata), "upstream wheel metadata"
             except BootstrapError as e:
                 logger.debug("ignoring PEP 658 metadata of %s: %s", wheel.filename, e.message)
+        if release.external_source:
+            return None  # the source comes with the build, from the settings' URL
         sdist, _ = self._sources.fetch(release)
         pkg_info = read_member(sdist, "PKG-INFO")
         if pkg_info is not None:

@@ -4,10 +4,13 @@ wheel archive."""
 from __future__ import annotations
 
 import calendar
+import gzip
+import os
 import stat
 import tarfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .fsutil import replacing
@@ -91,3 +94,39 @@ def first_difference(left: Path, right: Path) -> str | None:
         if names_a != names_b:
             return "the same files in a different order"
     return "the archives differ outside their files (zip metadata)"
+
+
+def write_tarball(root: Path, prefix: str, dest: Path, epoch: int, skip: set[str]) -> None:
+    """Write the tree ``root`` as ``dest`` (.tar.gz, top directory ``prefix``), the same
+    bytes for the same tree: sorted members, times ``epoch``, owner 0, modes 0o644/0o755,
+    no gzip time stamp. Entries named in ``skip`` are left out; so are special files."""
+
+    def members(directory: Path) -> Iterator[Path]:
+        for path in sorted(directory.iterdir(), key=lambda p: p.name):
+            if path.name in skip:
+                continue
+            yield path
+            if path.is_dir() and not path.is_symlink():
+                yield from members(path)
+
+    with (
+        replacing(dest) as tmp,
+        tmp.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for path in members(root):
+            name = f"{prefix}/{path.relative_to(root).as_posix()}"
+            info = tarfile.TarInfo(name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
+            if path.is_symlink():
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+                tar.addfile(info)
+            elif path.is_dir():
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif path.is_file():
+                info.size = path.stat().st_size
+                info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                with path.open("rb") as f:
+                    tar.addfile(info, f)

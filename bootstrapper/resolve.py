@@ -340,6 +340,7 @@ def _explain(causes: Sequence[Any], provider: _Provider, finder: ReleaseFinder) 
                 "builds everything from source",
                 package=name,
                 chain=provider.chain_to(name),
+                details=no_sdist_advice(name),
             )
         return ResolutionError(
             f"no version of {name} satisfies every requirement on it",
@@ -352,6 +353,17 @@ def _explain(causes: Sequence[Any], provider: _Provider, finder: ReleaseFinder) 
         package=names[0],
         chain=provider.chain_to(names[0]),
         details="conflicting requirements:\n" + "\n".join(f"  {line}" for line in lines),
+    )
+
+
+def no_sdist_advice(name: NormalizedName) -> str:
+    """What to do about a project that publishes no sdist: the two settings that solve it."""
+    return (
+        f"say where its source is, or take the upstream wheel, in "
+        f"OVERRIDES/settings/{name}.yaml (default ./overrides):\n"
+        f'  source: {{url: "https://example.org/{name}-${{version}}.tar.gz"}}'
+        f'   (or: source: {{git: "https://example.org/{name}.git", ref: "v${{version}}"}})\n'
+        "  prebuilt: true"
     )
 
 

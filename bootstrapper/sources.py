@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -13,6 +14,7 @@ from .candidates import Release
 from .errors import BootstrapError, FetchError
 from .fsutil import copy_unless_identical, hash_file, sha256_file
 from .http import HttpClient, strongest_hash
+from .reproducible import write_tarball
 
 #: Where ``DIR/sdists`` keeps the upstream wheels of ``prebuilt: true`` packages.
 PREBUILT_DIR = "prebuilt"
@@ -91,8 +93,9 @@ def fetch_url(http: HttpClient, url: str, dest: Path) -> str:
 
 
 def fetch_git(repository: str, ref: str, prefix: str, dest: Path, work: Path) -> str:
-    """Archive ``ref`` of a git repository as an sdist-like ``.tar.gz`` (top directory
-    ``prefix``); returns its sha256."""
+    """Archive ``ref`` of a git repository, submodules included, as an sdist-like
+    ``.tar.gz`` (top directory ``prefix``, times set to the commit's); returns its
+    sha256."""
     git = shutil.which("git")
     if git is None:
         raise FetchError("the 'git' program is needed for a 'source: {git: ...}' setting")
@@ -101,18 +104,23 @@ def fetch_git(repository: str, ref: str, prefix: str, dest: Path, work: Path) ->
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         _git(git, ["clone", "--quiet", "--no-checkout", repository, str(checkout)], "clone")
-        archive = [
-            "-C",
-            str(checkout),
-            "archive",
-            "--format=tar.gz",
-            f"--prefix={prefix}/",
-            f"--output={dest}",
-        ]
+        here = ["-C", str(checkout)]
         try:  # a tag or a commit; else a branch, known after a clone as origin/<branch>
-            _git(git, [*archive, ref], f"archive of {ref!r}")
+            _git(git, [*here, "checkout", "--quiet", "--detach", ref], f"checkout of {ref!r}")
         except FetchError:
-            _git(git, [*archive, f"origin/{ref}"], f"archive of {ref!r}")
+            _git(
+                git,
+                [*here, "checkout", "--quiet", "--detach", f"origin/{ref}"],
+                f"checkout of {ref!r}",
+            )
+        if (checkout / ".gitmodules").is_file():
+            _git(
+                git,
+                [*here, "submodule", "update", "--quiet", "--init", "--recursive"],
+                "submodule update",
+            )
+        epoch = int(_git(git, [*here, "log", "-1", "--format=%ct"], "log").strip())
+        write_tarball(checkout, prefix, dest, epoch, skip={".git"})
     except FetchError as e:
         e.message = f"{e.message} ({repository})"
         raise
@@ -121,9 +129,15 @@ def fetch_git(repository: str, ref: str, prefix: str, dest: Path, work: Path) ->
     return sha256_file(dest)
 
 
-def _git(git: str, args: list[str], what: str) -> None:
+def _git(git: str, args: list[str], what: str) -> str:
     result = subprocess.run(
-        [git, *args], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+        [git, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
     )
     if result.returncode != 0:
         raise FetchError(f"git {what} failed", details=(result.stderr or result.stdout).strip())
+    return result.stdout

@@ -62,7 +62,15 @@ def test_project_without_sdist(tmp_path: Path, index: FixtureIndex, bootstrap: A
     index.add_file("binonly", IndexFile("binonly-1.0-py3-none-any.whl", b"not really a wheel"))
     index.add(Project("app", dependencies=["binonly"]), tmp_path)
     run = bootstrap("app")
-    assert_clean_failure(run, "binonly has no source distribution", "app -> binonly")
+    assert_clean_failure(
+        run,
+        "binonly has no source distribution",
+        "app -> binonly",
+        # the two settings that solve it, each with an example
+        "OVERRIDES/settings/binonly.yaml",
+        'source: {url: "https://example.org/binonly-${version}.tar.gz"}',
+        "prebuilt: true",
+    )
 
 
 def test_malformed_requirement(index: FixtureIndex, bootstrap: Any) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+import tarfile
 import textwrap
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +129,98 @@ def test_source_url_template(tmp_path: Path, index: FixtureIndex, bootstrap: Any
     assert record["plan"]["settings"]["source"] == {"url": f"{base}/lib-${{version}}.tar.gz"}
 
 
+def test_source_url_for_a_project_with_wheels_only(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """torch's case: the index has wheels only; ``source:`` names the release archive."""
+    index.add(Project("libthree", "0.5"), tmp_path / "sdists")
+    wheel = upstream_wheel(
+        tmp_path, index, bootstrap, Project("wheelonly", "2.0", dependencies=["libthree"])
+    )
+    index.projects.pop("wheelonly")
+    index.add_file("wheelonly", IndexFile(wheel.name, wheel.read_bytes()))
+    index.add_file("wheelonly", IndexFile("wheelonly-1.0-py3-none-any.whl", b"old"))
+    index.add(Project("app", dependencies=["wheelonly>=1"]), tmp_path / "sdists")
+    mirror = tmp_path / "mirror"
+    Project("wheelonly", "2.0", dependencies=["libthree"]).sdist(mirror)
+    for base in serve_directory(mirror):
+        dirs = settings_dirs(
+            tmp_path, {"wheelonly": f'source: {{url: "{base}/wheelonly-${{version}}.tar.gz"}}\n'}
+        )
+        run = bootstrap("app", *dirs)
+    assert run.code == 0, run.stderr
+    out = run.output
+    assert "wheelonly==2.0" in (out / "constraints.txt").read_text()  # the newest version
+    record = json.loads((out / "wheels" / "wheelonly-2.0-py3-none-any.whl.build.json").read_text())
+    assert (
+        record["sdist_sha256"]
+        == hashlib.sha256((mirror / "wheelonly-2.0.tar.gz").read_bytes()).hexdigest()
+    )
+    assert (out / "sdists" / "wheelonly-2.0.tar.gz").is_file()
+    result = pip_install(out, tmp_path / "venv", "app")
+    assert result.returncode == 0, result.stderr
+
+
+def test_source_url_that_cannot_be_reached_names_it(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add_file("wheelonly", IndexFile("wheelonly-2.0-py3-none-any.whl", b"not used"))
+    index.add(Project("app", dependencies=["wheelonly"]), tmp_path / "sdists")
+    url = "http://127.0.0.1:9/wheelonly-${version}.tar.gz"  # the discard port: refused
+    run = bootstrap("app", *settings_dirs(tmp_path, {"wheelonly": f'source: {{url: "{url}"}}\n'}))
+    assert run.code == 1
+    assert "cannot download http://127.0.0.1:9/wheelonly-2.0.tar.gz" in run.stderr
+    assert "required by: app -> wheelonly" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_source_git_repository_with_submodules(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index.add(Project("lib", "1.0", tool={"fail": "the index sdist is broken"}), tmp_path / "bad")
+    git_config = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+    # file: submodules are off by default in git; the user's own git configuration rules.
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "protocol.file.allow")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
+    sub = tmp_path / "third_party"
+    (sub / "src").mkdir(parents=True)
+    (sub / "src" / "vendored_mod.py").write_text("VALUE = 42\n")
+    subprocess.run(["git", "init", "-q", str(sub)], check=True)
+    subprocess.run(["git", "-C", str(sub), *git_config, "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(sub), *git_config, "commit", "-qm", "sub"], check=True)
+    repo = tmp_path / "repo"
+    sdist = Project(
+        "lib", "1.0", tool={"modules": ["vendored_mod"]}, files={"src/lib.py": ""}
+    ).sdist(tmp_path / "tmp-sdist")
+    subprocess.run(["tar", "xzf", str(sdist), "-C", str(tmp_path / "tmp-sdist")], check=True)
+    (tmp_path / "tmp-sdist" / "lib-1.0").rename(repo)
+    git = ["git", "-C", str(repo), *git_config]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "submodule", "add", "-q", sub.as_uri(), "third_party"], check=True)
+    (repo / "src" / "vendored_mod.py").symlink_to("../third_party/src/vendored_mod.py")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "release"], check=True)
+    subprocess.run([*git, "tag", "v1.0"], check=True)
+    dirs = settings_dirs(
+        tmp_path, {"lib": f'source: {{git: "{repo.as_uri()}", ref: "v${{version}}"}}\n'}
+    )
+    run = bootstrap("lib", *dirs)
+    assert run.code == 0, run.stderr
+    archived = run.output / "sdists" / "lib-1.0.tar.gz"
+    with tarfile.open(archived) as tar:
+        names = tar.getnames()
+    assert "lib-1.0/third_party/src/vendored_mod.py" in names
+    assert not any("/.git/" in n or n.endswith("/.git") for n in names)
+    wheel = next((run.output / "wheels").glob("lib-1.0-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("vendored_mod.py") == b"VALUE = 42\n"
+    # The same commit archives to the same bytes.
+    again = bootstrap("lib", *dirs, output=tmp_path / "again")
+    assert again.code == 0, again.stderr
+    assert (tmp_path / "again" / "sdists" / "lib-1.0.tar.gz").read_bytes() == archived.read_bytes()
+
+
 def test_source_git_repository(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
     index.add(Project("lib", "1.0", tool={"fail": "the index sdist is broken"}), tmp_path / "bad")
     repo = tmp_path / "repo"
@@ -149,7 +244,7 @@ def test_source_git_repository(tmp_path: Path, index: FixtureIndex, bootstrap: A
     )
     failed = bootstrap("lib", *bad, output=tmp_path / "other")
     assert failed.code == 1
-    assert "git archive of 'nope' failed" in failed.stderr and "lib" in failed.stderr
+    assert "git checkout of 'nope' failed" in failed.stderr and "lib" in failed.stderr
 
 
 PLUGIN = """
