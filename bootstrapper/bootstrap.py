@@ -642,6 +642,17 @@ class Bootstrapper:
             )
         except BootstrapError as e:
             e.package = release.name
+            e.details = "\n".join(
+                filter(
+                    None,
+                    [
+                        e.details,
+                        f"the source is the 'source' setting of {release.name} in "
+                        f"{' and '.join(plan.settings.files)}; a machine that cannot reach "
+                        "it can take the upstream wheel instead with 'prebuilt: true'",
+                    ],
+                )
+            )
             raise
 
     def _plan(self, release: Release) -> BuildPlan:

@@ -125,6 +125,10 @@ class MetadataOracle:
                 return stored, "wheel built by an earlier run"
         if release.prebuilt:
             return self._adjust(self._prebuilt_metadata(release)), "upstream wheel"
+        if release.external_source:
+            # Not what the index's wheels were built from (torch's wheels add CUDA
+            # requirements that a build from its source does not have): build it.
+            return None
         wheel = metadata_wheel(release, self._tags)
         if wheel is not None:
             try:
@@ -133,8 +137,6 @@ class MetadataOracle:
                 return self._adjust(metadata), "upstream wheel metadata"
             except BootstrapError as e:
                 logger.debug("ignoring PEP 658 metadata of %s: %s", wheel.filename, e.message)
-        if release.external_source:
-            return None  # the source comes with the build, from the settings' URL
         sdist, _ = self._sources.fetch(release)
         pkg_info = read_member(sdist, "PKG-INFO")
         if pkg_info is not None:

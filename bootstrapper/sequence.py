@@ -280,8 +280,7 @@ class SequenceBuilder:
         sdist = archived_source(self.sources_dir, entry.sdist)
         if not sdist.is_file():
             raise SequenceError(
-                f"{entry.name} {entry.version}: its source {entry.sdist} is not in "
-                f"{sdist.parent}",
+                f"{entry.name} {entry.version}: its source {entry.sdist} is not in {sdist.parent}",
                 package=entry.name,
             )
         if sha256_file(sdist) != entry.sdist_sha256:

@@ -166,11 +166,17 @@ def test_source_url_that_cannot_be_reached_names_it(
 ) -> None:
     index.add_file("wheelonly", IndexFile("wheelonly-2.0-py3-none-any.whl", b"not used"))
     index.add(Project("app", dependencies=["wheelonly"]), tmp_path / "sdists")
-    url = "http://127.0.0.1:9/wheelonly-${version}.tar.gz"  # the discard port: refused
-    run = bootstrap("app", *settings_dirs(tmp_path, {"wheelonly": f'source: {{url: "{url}"}}\n'}))
+    (tmp_path / "empty").mkdir()
+    for base in serve_directory(tmp_path / "empty"):
+        url = f"{base}/wheelonly-${{version}}.tar.gz"
+        run = bootstrap(
+            "app", *settings_dirs(tmp_path, {"wheelonly": f'source: {{url: "{url}"}}\n'})
+        )
     assert run.code == 1
-    assert "cannot download http://127.0.0.1:9/wheelonly-2.0.tar.gz" in run.stderr
+    assert f"cannot download {base}/wheelonly-2.0.tar.gz: HTTP 404" in run.stderr
     assert "required by: app -> wheelonly" in run.stderr
+    assert "the source is the 'source' setting of wheelonly in" in run.stderr
+    assert "'prebuilt: true'" in run.stderr
     assert "Traceback" not in run.stderr
 
 
