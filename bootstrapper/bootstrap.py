@@ -300,6 +300,10 @@ class Bootstrapper:
             published, roots = publication.keys, list(publication.published)
             report = make_report(self.failures, requirements, publication, len(published))
             if not report.ok:
+                for failure in report.failures:
+                    logger.error(
+                        "keep-going: %s %s: %s", failure.status, failure.label, failure.error
+                    )
                 await self._in_thread(
                     functools.partial(write_report, self.options.output_dir, report)
                 )
