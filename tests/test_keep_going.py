@@ -168,26 +168,41 @@ def test_failure_while_resolving_drops_only_its_requirement(
 def test_fallback_prebuilt_completes_the_index(
     tmp_path: Path, index: FixtureIndex, bootstrap: Any
 ) -> None:
-    # An upstream wheel of broken 1.0, as the index would offer it next to its sdist.
+    # Upstream wheels of broken 1.0 and tooluser 1.0, as the index would offer them next
+    # to their sdists; broken-tool has none.
     index.add(Project("broken", pkg_info_version="2.2"), tmp_path / "upstream")
-    upstream = bootstrap("broken", output=tmp_path / "up")
+    index.add(Project("tooluser", pkg_info_version="2.2"), tmp_path / "upstream")
+    upstream = bootstrap("broken", "tooluser", output=tmp_path / "up")
     assert upstream.code == 0, upstream.stderr
     wheel = next((upstream.output / "wheels").glob("broken-1.0-*.whl"))
-    index.add_all(tree(), tmp_path / "sdists")  # now the failing sdist
-    index.add_file(
-        "broken", IndexFile(wheel.name, wheel.read_bytes(), metadata=read_wheel_metadata(wheel))
-    )
+    index.add_all(tree(), tmp_path / "sdists")  # now the failing sdists
+    for upstream_wheel in (wheel, next((upstream.output / "wheels").glob("tooluser-*.whl"))):
+        index.add_file(
+            upstream_wheel.name.split("-")[0],
+            IndexFile(
+                upstream_wheel.name,
+                upstream_wheel.read_bytes(),
+                metadata=read_wheel_metadata(upstream_wheel),
+            ),
+        )
 
-    run = bootstrap("--keep-going", "--fallback-prebuilt", "good", "bad")
+    run = bootstrap("--keep-going", "--fallback-prebuilt", "good", "bad", "tooluser")
     out = run.output
     assert run.code == 1, run.stderr
     assert "Traceback" not in run.stderr
     assert "took the index's wheel instead" in run.stderr
-    assert "published 6 of 6 wheels for: good, bad" in run.stderr
+    assert "tooluser 1.0 (by broken-tool==1.0; took the index's wheel instead)" in run.stderr
+    assert "published 7 of 8 wheels for: good, bad, tooluser" in run.stderr
     assert "not published" not in run.stderr
 
-    entry = by_name(failures(out)["failures"])["broken"]
+    entries = by_name(failures(out)["failures"])
+    entry = entries["broken"]
     assert entry["status"] == "failed" and entry["fallback"] == "prebuilt"
+    # A blocked package falls back too; what blocked it has no wheel and stays failed.
+    assert entries["tooluser"]["status"] == "blocked"
+    assert entries["tooluser"]["fallback"] == "prebuilt"
+    assert entries["broken-tool"]["fallback"] is None
+    assert "broken-tool" not in published(out)
     log = Path(entry["log"]).read_text()
     assert FAIL in log and "fallback: the build failed" in log  # the failure is kept
     node = by_name(graph(out)["nodes"])["broken"]
@@ -200,9 +215,10 @@ def test_fallback_prebuilt_completes_the_index(
     assert order["broken"]["fallback"] == "prebuilt"
     assert "fallback" not in order["mid"]
 
-    result = pip_install(out, tmp_path / "venv", "good", "bad")
+    result = pip_install(out, tmp_path / "venv", "good", "bad", "tooluser")
     assert result.returncode == 0, result.stderr
     assert installed(tmp_path / "venv") == {
+        "tooluser": "1.0",
         "good": "1.0",
         "shared": "1.0",
         "bad": "1.0",
