@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,15 @@ from .builder import BuildPlan, PackageBuilder, SourceTree, make_plan, make_reco
 from .buildsystem import BuildSystem
 from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
+from .failures import (
+    FALLBACK_PREBUILT,
+    FailureLog,
+    RunReport,
+    make_report,
+    plan_publication,
+    remove_report,
+    write_report,
+)
 from .finder import IndexFinder
 from .fsutil import (
     atomic_copy,
@@ -78,6 +87,10 @@ class Options:
     variant: str | None = None
     #: The command prefix that cuts a build off the network (empty: builds have network).
     isolation: tuple[str, ...] = ()
+    #: Build whatever does not depend on a failure; publish the closures that succeeded.
+    keep_going: bool = False
+    #: With keep_going: a package that cannot be built takes the index's wheel instead.
+    fallback_prebuilt: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,8 @@ class Result:
     install: Resolution
     built: dict[NodeKey, BuiltWheel] = field(default_factory=dict)
     build_order: list[NodeKey] = field(default_factory=list)
+    #: With keep_going: what failed and what was published (None otherwise).
+    report: RunReport | None = None
 
 
 def describe_mismatch(used: CoreMetadata, built: CoreMetadata, origin: str) -> str:
@@ -207,6 +222,9 @@ class Bootstrapper:
         self._waits: nx.DiGraph = nx.DiGraph()
         self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
         self._used: set[NodeKey] = set()
+        self.failures = FailureLog()
+        #: The members of each package's build environments (discovery and build).
+        self._needs: dict[NodeKey, set[NodeKey]] = {}
 
     # -- entry point ---------------------------------------------------------------
 
@@ -263,20 +281,40 @@ class Bootstrapper:
     ) -> Result:
         self._loop = asyncio.get_running_loop()
         self._jobs = asyncio.Semaphore(max(1, self.options.jobs))
+        roots = list(requirements)
         try:
-            install = await self._settle(
-                requirements, owner=None, chain=(), constraints=constraints
-            )
+            if self.options.keep_going:
+                install, roots = await self._settle_roots(requirements, constraints)
+            else:
+                install = await self._settle(
+                    requirements, owner=None, chain=(), constraints=constraints
+                )
         except BaseException:
             for task in self._tasks.values():
                 task.cancel()
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
             raise
-        for requirement in requirements:
+        published: Set[NodeKey] = self._used
+        report = None
+        if self.options.keep_going:
+            publication = plan_publication(
+                roots, install.resolution, self.environment, self._succeeded(), self._needs
+            )
+            published, roots = publication.keys, list(publication.published)
+            report = make_report(self.failures, requirements, publication, len(published))
+            if not report.ok:
+                for failure in report.failures:
+                    logger.error(
+                        "keep-going: %s %s: %s", failure.status, failure.label, failure.error
+                    )
+                await self._in_thread(
+                    functools.partial(write_report, self.options.output_dir, report)
+                )
+        for requirement in roots:
             name = canonicalize_name(requirement.name)
             if name in install.resolution.pins:
                 self.graph.add_root(key_of(install.resolution.pins[name]), requirement)
-        for key in sorted(self._used):
+        for key in sorted(published):
             wheel = self._tasks[key].result()
             self.graph.add_node(
                 Node(
@@ -290,41 +328,91 @@ class Bootstrapper:
                         "sdist_sha256": wheel.record.sdist_sha256,
                         "rebuild": wheel.record.rebuild,
                         **wheel.record.plan,
+                        **({"fallback": wheel.record.fallback} if wheel.record.fallback else {}),
                     },
                 )
             )
-        # Publish only after the whole run succeeded, so the index only ever holds
-        # complete closures; the private store already keeps every finished build.
-        await self._in_thread(
-            functools.partial(self._publish, [self._tasks[k].result() for k in sorted(self._used)])
-        )
+        graph = self.graph.restricted(published)
         result = Result(
-            graph=self.graph,
+            graph=graph,
             install=install.resolution,
-            built={k: self._tasks[k].result() for k in self._used},
-            build_order=self.graph.build_order(),
+            built={k: self._tasks[k].result() for k in published},
+            build_order=graph.build_order(),
+            report=report,
+        )
+        if not roots:
+            return result  # nothing whole to publish: the previous outputs stay as they were
+        # Publish only complete closures (after the whole run succeeded, or with
+        # keep_going those of the requirements that did); the private store already
+        # keeps every finished build.
+        await self._in_thread(
+            functools.partial(self._publish, [result.built[k] for k in sorted(published)])
         )
         write_outputs(
             self.options.output_dir,
-            [str(r) for r in requirements],
+            [str(r) for r in roots],
             result.graph,
             result.build_order,
             {key: wheel.record for key, wheel in result.built.items()},
             (
                 (name, result.built[key_of(release)].metadata.version)
                 for name, release in result.install.pins.items()
+                if key_of(release) in result.built
             ),
         )
         await self._in_thread(
             functools.partial(
                 check_installable,
                 self.publisher.simple_dir,
-                requirements,
+                roots,
                 self.options.output_dir / "constraints.txt",
                 stamp=self.work_dir / "install-check",
             )
         )
+        if report is None or report.ok:
+            await self._in_thread(functools.partial(remove_report, self.options.output_dir))
         return result
+
+    async def _settle_roots(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> tuple[BuildSet, list[Requirement]]:
+        """keep_going: settle the top-level requirements jointly, as always. When they do
+        not resolve together (one of them cannot be resolved, or a release it needs has no
+        cheap metadata and fails to build), take them one at a time in the given order,
+        keeping each that still resolves together with those kept before it; the others
+        are recorded as failures and not published. Returns the set and those kept."""
+        try:
+            settled = await self._settle(
+                requirements, owner=None, chain=(), constraints=constraints
+            )
+            return settled, list(requirements)
+        except BootstrapError as e:
+            self.reporter.message(
+                f"the top-level requirements do not resolve together ({e.message}); "
+                "trying them one at a time"
+            )
+        kept: list[Requirement] = []
+        for requirement in requirements:
+            try:
+                await self._resolve([*kept, requirement], None, (), constraints)
+            except BootstrapError as e:
+                self.failures.root_failed(requirement, e)
+            else:
+                kept.append(requirement)
+        if not kept:
+            return BuildSet(Resolution({}, {}, {}, {}), ()), kept
+        settled = await self._settle(kept, owner=None, chain=(), constraints=constraints)
+        return settled, kept
+
+    def _succeeded(self) -> set[NodeKey]:
+        """The packages whose task produced a wheel."""
+        return {
+            key
+            for key, task in self._tasks.items()
+            if task.done() and not task.cancelled() and task.exception() is None
+        }
 
     # -- sets: resolve, build every member, check the metadata used ---------------
 
@@ -344,12 +432,21 @@ class Bootstrapper:
             keys = [key_of(r) for r in resolution.pins.values()]
             if owner is not None:
                 self._wait_for(owner, keys, chain)
-            built = await asyncio.gather(
+            results = await asyncio.gather(
                 *(
                     self._ensure(release, resolution.chains.get(name, (*chain, name)))
                     for name, release in resolution.pins.items()
-                )
+                ),
+                # keep_going: let every member finish; a failure is in self.failures
+                # and, in a build environment, fails its owner once the rest is done.
+                return_exceptions=self.options.keep_going,
             )
+            built = [w for w in results if isinstance(w, BuiltWheel)]
+            for error in results:
+                if isinstance(error, BaseException) and (
+                    owner is not None or not isinstance(error, BootstrapError)
+                ):
+                    raise error
             mismatches = [
                 describe_mismatch(
                     resolution.metadata[w.key.name],
@@ -361,6 +458,8 @@ class Bootstrapper:
             ]
             if not mismatches:
                 self._record_set(resolution)
+                if owner is not None:
+                    self._needs.setdefault(owner, set()).update(keys)
                 return BuildSet(resolution, tuple(built))
             self.reporter.message(
                 "re-resolving: built wheels disagree with the metadata used:\n  "
@@ -459,8 +558,38 @@ class Bootstrapper:
             e.package = e.package or release.name
             if e.log_path is None and log_path.exists():
                 e.log_path = log_path
+            self.failures.package_failed(key, chain, e)
+            if self.options.fallback_prebuilt:
+                fallback = await self._fall_back_to_prebuilt(release)
+                if fallback is not None:
+                    return fallback
             self.reporter.failed(key, e)
             raise
+
+    async def _fall_back_to_prebuilt(self, release: Release) -> BuiltWheel | None:
+        """fallback_prebuilt: the index's wheel of the same version stands in for a
+        package that could not be built, hash-checked and edited as ``prebuilt: true``
+        does; None when the index has no wheel for this interpreter."""
+        key = key_of(release)
+        try:
+            upstream = await self._in_thread(
+                functools.partial(self.finder.upstream_wheel, release.name, release.version)
+            )
+            if upstream is None:
+                return None
+            wheel, wheel_sha256 = await self._in_thread(
+                functools.partial(self.sources.fetch, upstream)
+            )
+            built = await self._take_prebuilt(
+                upstream, wheel, wheel_sha256, self._plan(upstream), fallback=True
+            )
+        except BootstrapError as e:
+            logger.warning("no fallback for %s: %s", release, e.message)
+            return None
+        self.failures.fell_back(key, FALLBACK_PREBUILT)
+        self._needs.pop(key, None)  # the upstream wheel needs no build environment
+        self.reporter.message(f"{key}: could not be built; took {wheel.name} from the index")
+        return built
 
     async def _build_package_steps(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
         key = key_of(release)
@@ -555,22 +684,33 @@ class Bootstrapper:
         return built
 
     async def _take_prebuilt(
-        self, release: Release, wheel: Path, wheel_sha256: str, plan: BuildPlan
+        self,
+        release: Release,
+        wheel: Path,
+        wheel_sha256: str,
+        plan: BuildPlan,
+        *,
+        fallback: bool = False,
     ) -> BuiltWheel:
         """``prebuilt: true``: the upstream wheel (hash-checked on download) stands in for
-        a build; the requires edits and the rebuild number still apply."""
+        a build; the requires edits and the rebuild number still apply. ``fallback``: the
+        same for a package whose build failed (its log keeps the failure)."""
         key = key_of(release)
+        marker = FALLBACK_PREBUILT if fallback else None
         previous = self.store.lookup(release.name, release.version)
         if (
             previous is not None
             and previous[1].sdist_sha256 == wheel_sha256
             and previous[1].plan == plan.fingerprint(release.version)
+            and previous[1].fallback == marker
         ):
             path, record = previous
             reused = True
         else:
             started = now()
-            with self.builder.log(release, fresh=True) as log:
+            with self.builder.log(release, fresh=not fallback) as log:
+                if fallback:
+                    log.write(b"== fallback: the build failed; taking the index's wheel\n")
                 log.write(f"== prebuilt: taking {wheel.name} from the index as it is\n".encode())
                 path = await self._in_thread(
                     functools.partial(
@@ -598,6 +738,7 @@ class Bootstrapper:
                 log=self.builder.log_path(release),
                 plan=plan,
             )
+            record = dataclasses.replace(record, fallback=marker)
             path = await self._in_thread(functools.partial(self.store.add, path, record))
             reused = False
         metadata = parse_metadata(read_wheel_metadata(path), path.name)

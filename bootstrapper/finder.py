@@ -49,6 +49,15 @@ class IndexFinder:
             self._releases[name] = found
         return found
 
+    def upstream_wheel(self, name: NormalizedName, version: Version) -> Release | None:
+        """The index's wheel of ``name`` ``version`` installable here, as a prebuilt
+        release (what ``--fallback-prebuilt`` takes when the build fails)."""
+        page = self._index.project_page(name)
+        for release in prebuilt_releases(page, self._python, self._tags):
+            if release.version == version:
+                return release
+        return None
+
     def has_files(self, name: NormalizedName) -> bool:
         return bool(self._index.project_page(name).files)
 

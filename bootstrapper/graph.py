@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +90,14 @@ class DependencyGraph:
         if any(d["kind"] == kind and d["requirement"] == text for d in existing.values()):
             return
         self._graph.add_edge(parent, child, kind=kind, requirement=text)
+
+    def restricted(self, keys: Collection[NodeKey]) -> DependencyGraph:
+        """The graph of ``keys`` alone: their nodes, the edges between them, the roots
+        that name one of them."""
+        kept = DependencyGraph()
+        kept._graph = self._graph.subgraph(k for k in self._graph if k in keys).copy()
+        kept._roots = [(key, req) for key, req in self._roots if key in keys]
+        return kept
 
     def edges(self) -> list[tuple[NodeKey, NodeKey, EdgeKind, str]]:
         return sorted(

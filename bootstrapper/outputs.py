@@ -37,6 +37,7 @@ def build_order_entries(
             ],
             "rebuild": records[key].rebuild,
             "plan": records[key].plan,
+            **({"fallback": records[key].fallback} if records[key].fallback else {}),
         }
         for key in order
     ]

@@ -49,6 +49,8 @@ class BuildRecord:
     rebuild: int = 0
     #: The environment variables bootstrapper set for the build.
     environment: dict[str, str] = field(default_factory=dict)
+    #: "prebuilt" when the build failed and --fallback-prebuilt took the index's wheel.
+    fallback: str | None = None
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..bootstrap import Bootstrapper, Options
 from ..errors import BootstrapError, UsageError
+from ..failures import FAILURES_FILE, summary
 from ..http import HttpClient
 from ..index import PYPI_SIMPLE
 from ..isolation import isolation_prefix
@@ -23,7 +24,13 @@ from ..plugins import Plugins
 from ..progress import StreamReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
-from .common import EXIT_INTERRUPTED, EXIT_OK, add_settings_options, settings_layers
+from .common import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    add_settings_options,
+    settings_layers,
+)
 
 RUN_LOG = "bootstrap.log"
 
@@ -93,6 +100,18 @@ def register(commands: Any) -> None:
         "--keep-work",
         action="store_true",
         help="keep unpacked sources and build environments under DIR/.work",
+    )
+    boot.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="build everything that does not depend on a failure, publish the requirements "
+        "whose whole closure was built, list the failures in DIR/failures.json, exit 1",
+    )
+    boot.add_argument(
+        "--fallback-prebuilt",
+        action="store_true",
+        help="with --keep-going: for a package that cannot be built, publish the index's "
+        "wheel of the same version (hash-checked), still listed as a failure",
     )
     add_settings_options(boot)
     boot.add_argument(
@@ -176,6 +195,8 @@ def optional_isolation(disabled: bool, quiet: bool) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if args.fallback_prebuilt and not args.keep_going:
+        raise UsageError("--fallback-prebuilt needs --keep-going")
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
     default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
@@ -193,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
         keep_work=args.keep_work,
         variant=args.variant,
         isolation=tuple(optional_isolation(args.no_network_isolation, args.quiet)),
+        keep_going=args.keep_going,
+        fallback_prebuilt=args.fallback_prebuilt,
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -234,6 +257,16 @@ def run(args: argparse.Namespace) -> int:
             f"warning: {args.patches_dir / name} has patches for {name}, which is not in the tree",
             file=sys.stderr,
         )
+    if result.report is not None and not result.report.ok:
+        print(f"error: {summary(result.report, output_dir / FAILURES_FILE)}", file=sys.stderr)
+        if result.report.published:
+            print(
+                f"index: {output_dir / 'simple'}\n"
+                f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
+                + " ".join(result.report.published),
+                file=sys.stderr,
+            )
+        return EXIT_FAILURE
     built = sum(1 for w in result.built.values() if not w.reused)
     reused = len(result.built) - built
     if not args.quiet:
