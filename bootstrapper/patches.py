@@ -102,9 +102,10 @@ def apply_patches(source_dir: Path, patches: Sequence[Patch]) -> str:
                 "--batch",
                 "--no-backup-if-mismatch",
                 "-d",
-                str(source_dir),
+                str(source_dir.absolute()),
+                # Absolute: patch reads it after changing into the source directory.
                 "-i",
-                str(patch.path),
+                str(patch.path.absolute()),
             ],
             capture_output=True,
             text=True,
