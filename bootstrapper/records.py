@@ -49,6 +49,8 @@ class BuildRecord:
     rebuild: int = 0
     #: The environment variables bootstrapper set for the build.
     environment: dict[str, str] = field(default_factory=dict)
+    #: Each patch as it applied: the hunks that moved (offset) or needed fuzz.
+    patches_applied: list[dict[str, Any]] = field(default_factory=list)
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> str:

@@ -588,7 +588,7 @@ def test_apply_patches_in_order_and_a_failing_hunk_is_named(tmp_path: Path) -> N
     second = patch_file(tmp_path / "p" / "02.patch", unified_diff("data.txt", step1, step2))
     patches = find_patches([tmp_path], name("p"), Version("1"), None)
     assert [p.path for p in patches] == [first, second]
-    output = apply_patches(source, patches)
+    output = apply_patches(source, patches).log
     assert (source / "data.txt").read_text() == step2
     assert str(first) in output and str(second) in output
 
