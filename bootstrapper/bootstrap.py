@@ -851,6 +851,7 @@ class Bootstrapper:
             log=self.builder.log_path(release),
             plan=plan,
             epoch=tree.epoch,
+            patches_applied=tree.patches,
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
         if not self.options.keep_work:

@@ -26,7 +26,7 @@ from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
 from .errors import BootstrapError
-from .patches import Patch, apply_patches, find_patches
+from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
 from .records import BuildRecord, EnvWheel
@@ -45,6 +45,8 @@ class SourceTree:
     build_system: BuildSystem
     #: SOURCE_DATE_EPOCH for builds of this source (from the archive, so stable).
     epoch: int = ZIP_EPOCH
+    #: How the patches applied (hunks moved or fitted with fuzz), for the build record.
+    patches: tuple[AppliedPatch, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,14 @@ class PackageBuilder:
         build system, with the settings' build-requires edits applied."""
         log.write(f"== unpacking {sdist.name}\n".encode())
         root = unpack(sdist, self._work / "src" / f"{release.name}-{release.version}")
+        applied: tuple[AppliedPatch, ...] = ()
         if plan.patches:
             log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())
-            log.write(apply_patches(root, plan.patches).encode())
+            patched = apply_patches(
+                root, plan.patches, fuzz=plan.settings.patch_fuzz, package=str(release.name)
+            )
+            log.write(patched.log.encode())
+            applied = patched.applied
         if self._plugins.hook(release.name, "prepare_source"):
             log.write(b"== plugin: prepare_source\n")
             self._plugins.call(
@@ -157,7 +164,7 @@ class PackageBuilder:
             f"build-system requires: {[str(r) for r in build_system.requires]}\n"
             f"SOURCE_DATE_EPOCH={epoch}\n".encode()
         )
-        return SourceTree(root, build_system, epoch)
+        return SourceTree(root, build_system, epoch, applied)
 
     def _env(self, release: Release, wheels: Sequence[Path], log: BinaryIO) -> BuildEnv:
         """A build env of exactly ``wheels``; the discovery env is reused for the build
@@ -321,6 +328,7 @@ def make_record(
     plan: BuildPlan,
     epoch: int | None = None,
     plan_json: dict[str, Any] | None = None,
+    patches_applied: Sequence[AppliedPatch] = (),
 ) -> BuildRecord:
     return BuildRecord(
         name=release.name,
@@ -344,4 +352,5 @@ def make_record(
         plan=plan_json if plan_json is not None else plan.fingerprint(release.version),
         rebuild=plan.edit.rebuild,
         environment=build_environment(plan, epoch) if epoch is not None else dict(plan.env),
+        patches_applied=[p.to_json() for p in patches_applied],
     )

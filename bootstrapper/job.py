@@ -202,6 +202,7 @@ def build_one(
         log=builder.log_path(release),
         plan=plan,
         epoch=tree.epoch,
+        patches_applied=tree.patches,
     )
     store.archive(sdist)
     SourceIndexWriter(output_dir / "sdists").update([project], {sdist.name: sdist_sha256})

@@ -7,11 +7,14 @@ patch replaces a recipe's patch of the same name.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -86,36 +89,168 @@ def patched_packages(layers: Sequence[Path]) -> set[NormalizedName]:
     }
 
 
-def apply_patches(source_dir: Path, patches: Sequence[Patch]) -> str:
-    """Apply ``patches`` to ``source_dir`` with ``patch -p1``; returns their output. A
-    patch that does not apply raises PatchError naming the file and the failed hunks."""
+#: How far the trial run looks, so that a hunk needing fuzz is reported as such rather
+#: than as failed (patch never uses more fuzz than a hunk has context lines: 3 for diff -u).
+PROBE_FUZZ = 3
+_FILE = re.compile(
+    r"^(?:checking|patching) (?:file|symbolic link) (?P<file>.+?)"
+    r"(?: \((?:renamed|copied|read) from .+\))?$"
+)
+_HUNK = re.compile(
+    r"^Hunk #(?P<hunk>\d+) (?P<outcome>succeeded|FAILED|ignored) at (?P<line>\d+)"
+    r"(?: with fuzz (?P<fuzz>\d+))?(?: \(offset (?P<offset>-?\d+) lines?\))?\.$"
+)
+_PROBLEM = re.compile(r"malformed|Reversed|can't find file|No file to patch|Only garbage")
+
+
+@dataclass(frozen=True)
+class HunkReport:
+    """One hunk that GNU patch did not apply exactly as written: moved (``offset``),
+    fitted by ignoring context lines (``fuzz``), or not applied (``failed``)."""
+
+    file: str
+    hunk: int
+    line: int
+    offset: int = 0
+    fuzz: int = 0
+    failed: bool = False
+
+    def to_json(self) -> dict[str, str | int]:
+        return {
+            "file": self.file,
+            "hunk": self.hunk,
+            "line": self.line,
+            "offset": self.offset,
+            "fuzz": self.fuzz,
+        }
+
+    def describe(self) -> str:
+        return f"hunk #{self.hunk} of {self.file}"
+
+
+def parse_patch_output(text: str) -> list[HunkReport]:
+    """The per-hunk report of GNU patch (run with ``LC_ALL=C`` and
+    ``--quoting-style=literal``): hunks that applied exactly are not mentioned."""
+    reports = []
+    current = ""
+    for line in text.splitlines():
+        file = _FILE.match(line)
+        if file:
+            current = file.group("file")
+            continue
+        hunk = _HUNK.match(line)
+        if hunk:
+            reports.append(
+                HunkReport(
+                    file=current,
+                    hunk=int(hunk.group("hunk")),
+                    line=int(hunk.group("line")),
+                    offset=int(hunk.group("offset") or 0),
+                    fuzz=int(hunk.group("fuzz") or 0),
+                    failed=hunk.group("outcome") != "succeeded",
+                )
+            )
+    return reports
+
+
+@dataclass(frozen=True)
+class AppliedPatch:
+    """A patch as it applied: the hunks that needed an offset or fuzz."""
+
+    patch: Patch
+    hunks: tuple[HunkReport, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.patch.to_json(), "hunks": [h.to_json() for h in self.hunks]}
+
+
+@dataclass(frozen=True)
+class PatchResults:
+    applied: tuple[AppliedPatch, ...]
+    #: What patch printed, for the build log.
+    log: str
+
+
+def apply_patches(
+    source_dir: Path, patches: Sequence[Patch], *, fuzz: int = 0, package: str = "the package"
+) -> PatchResults:
+    """Apply ``patches`` to ``source_dir`` with ``patch -p1``, in order, allowing hunks to
+    move but to ignore at most ``fuzz`` context lines. Each patch is tried first
+    (``--dry-run``), so a hunk that fails, or needs more fuzz than allowed, raises
+    PatchError naming the patch and the hunk before anything is changed by it."""
     tool = shutil.which("patch")
     if patches and tool is None:
         raise PatchError("the 'patch' program is needed to apply patches; install it")
-    output = []
+    applied, output = [], []
     for patch in patches:
-        result = subprocess.run(
-            [
-                str(tool),
-                "-p1",
-                "--forward",
-                "--batch",
-                "--no-backup-if-mismatch",
-                "-d",
-                str(source_dir),
-                "-i",
-                str(patch.path),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        trial = _run_patch(str(tool), source_dir, patch, max(fuzz, PROBE_FUZZ), dry_run=True)
+        hunks = parse_patch_output(trial.stdout + trial.stderr)
+        _check(patch, trial, hunks, fuzz, package)
+        result = _run_patch(str(tool), source_dir, patch, fuzz, dry_run=False)
         text = result.stdout + result.stderr
-        output.append(f"$ patch -p1 -i {patch.path}\n{text}")
-        if result.returncode != 0:
-            hunks = [line for line in text.splitlines() if "FAILED" in line or "malformed" in line]
-            raise PatchError(
-                f"patch {patch.path} does not apply",
-                details="\n".join(hunks or text.strip().splitlines()[-5:]),
+        output.append(f"$ patch -p1 --fuzz={fuzz} -i {patch.path}\n{text}")
+        if result.returncode != 0:  # the trial run said it would apply: should not happen
+            raise PatchError(f"patch {patch.path} does not apply", details=_last_lines(text, hunks))
+        applied.append(AppliedPatch(patch, tuple(parse_patch_output(text))))
+    return PatchResults(tuple(applied), "".join(output))
+
+
+def _run_patch(
+    tool: str, source_dir: Path, patch: Patch, fuzz: int, *, dry_run: bool
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            tool,
+            "-p1",
+            "--forward",
+            "--batch",
+            "--no-backup-if-mismatch",
+            f"--fuzz={fuzz}",
+            "--quoting-style=literal",
+            *(["--dry-run"] if dry_run else []),
+            "-d",
+            str(source_dir.absolute()),
+            # Absolute: patch reads it after changing into the source directory.
+            "-i",
+            str(patch.path.absolute()),
+        ],
+        capture_output=True,
+        text=True,
+        # The report is parsed: patch's own words, not a translation.
+        env={**os.environ, "LC_ALL": "C"},
+        check=False,
+    )
+
+
+def _check(
+    patch: Patch,
+    trial: subprocess.CompletedProcess[str],
+    hunks: Sequence[HunkReport],
+    fuzz: int,
+    package: str,
+) -> None:
+    if trial.returncode != 0:
+        raise PatchError(
+            f"patch {patch.path} does not apply",
+            details=_last_lines(trial.stdout + trial.stderr, hunks),
+        )
+    fuzzy = [h for h in hunks if h.fuzz > fuzz]
+    if fuzzy:
+        needed = max(h.fuzz for h in fuzzy)
+        allowed = f", more than the {fuzz} allowed" if fuzz else ""
+        raise PatchError(
+            f"patch {patch.path}: "
+            + ", ".join(
+                f"{h.describe()} applies only with fuzz {h.fuzz} (at line {h.line})" for h in fuzzy
             )
-    return "".join(output)
+            + f"{allowed}; refresh the patch, or allow it with 'patch-fuzz: {needed}' in "
+            f"{package}'s settings",
+        )
+
+
+def _last_lines(text: str, hunks: Sequence[HunkReport]) -> str:
+    """What to show of a patch that does not apply: each failed hunk with its file, and
+    patch's own complaints; else the end of its output."""
+    failed = [f"{h.file}: Hunk #{h.hunk} FAILED at {h.line}." for h in hunks if h.failed]
+    problems = [line for line in text.splitlines() if _PROBLEM.search(line)]
+    return "\n".join(failed + problems or text.strip().splitlines()[-5:])

@@ -51,6 +51,8 @@ class BuildRecord:
     environment: dict[str, str] = field(default_factory=dict)
     #: "prebuilt" when the build failed and --fallback-prebuilt took the index's wheel.
     fallback: str | None = None
+    #: Each patch as it applied: the hunks that moved (offset) or needed fuzz.
+    patches_applied: list[dict[str, Any]] = field(default_factory=list)
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> str:

@@ -30,7 +30,7 @@ from .errors import BootstrapError, BuildError, UsageError
 from .fsutil import atomic_copy, sha256_file
 from .graph import NodeKey
 from .index import DistFile
-from .patches import Patch
+from .patches import AppliedPatch, Patch
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter
 from .records import EnvWheel, read_record
@@ -120,6 +120,8 @@ def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:
         rebuild_scheme=settings_json.get("rebuild-scheme", "build-tag"),
         prebuilt=bool(settings_json.get("prebuilt", False)),
         source=SourceSpec(**source) if source else None,
+        # Applied the same way as recorded: a fuzz once accepted is accepted again.
+        patch_fuzz=int(settings_json.get("patch-fuzz", 0)),
         files=tuple(settings_json.get("files", ())),
     )
     patches = []
@@ -305,6 +307,7 @@ class SequenceBuilder:
                         f"note: {wheel_in_env.filename} in the build environment is not "
                         "byte-identical to the one recorded in the build order\n".encode()
                     )
+            patches_applied: tuple[AppliedPatch, ...] = ()
             if entry.prebuilt:
                 wheel = self.builder.take_prebuilt(release, sdist, plan, log)
                 epoch = None
@@ -314,6 +317,7 @@ class SequenceBuilder:
                 tree = self.builder.prepare(release, sdist, plan, log)
                 wheel = self.builder.build(release, tree, paths, plan, log)
                 epoch = tree.epoch
+                patches_applied = tree.patches
                 build_system_requires = tree.build_system.requires
                 backend = tree.build_system.backend
             if wheel.name != entry.wheel:
@@ -338,6 +342,7 @@ class SequenceBuilder:
             epoch=epoch,
             # The plan exactly as recorded, so the rebuild's record says the same.
             plan_json=dict(entry.plan),
+            patches_applied=patches_applied,
         )
         dest = self.publisher.wheels_dir / wheel.name
         atomic_copy(wheel, dest)

@@ -31,6 +31,7 @@ KEYS = (
     "rebuild-scheme",
     "prebuilt",
     "source",
+    "patch-fuzz",
     "variants",
 )
 VARIANT_KEYS = tuple(k for k in KEYS if k != "variants")
@@ -86,6 +87,8 @@ class PackageSettings:
     rebuild_scheme: str = "build-tag"
     prebuilt: bool = False
     source: SourceSpec | None = None
+    #: How many context lines a patch hunk may ignore (GNU patch's fuzz); 0: none.
+    patch_fuzz: int = 0
     #: Where it came from, for records and ``settings check``.
     files: tuple[str, ...] = ()
 
@@ -126,6 +129,9 @@ class PackageSettings:
         }
         if self.source is not None:
             data["source"] = {k: v for k, v in vars(self.source).items() if v}
+        if self.patch_fuzz:
+            # Only when allowed, so that records of builds without it stay valid.
+            data["patch-fuzz"] = self.patch_fuzz
         return data
 
 
@@ -189,6 +195,18 @@ class _Validator:
         if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:bool":
             return bool(yaml.safe_load(node.value))
         self.problem(node, f"{what} must be true or false")
+        return None
+
+    def natural(self, node: yaml.Node, what: str) -> int | None:
+        """A non-negative whole number."""
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == "tag:yaml.org,2002:int"
+            and re.fullmatch(r"\+?[0-9]+", str(node.value))
+        ):
+            return int(node.value)
+        got = f" (got {node.value!r})" if isinstance(node, yaml.ScalarNode) else ""
+        self.problem(node, f"{what} must be a whole number, 0 or more{got}")
         return None
 
     def requirement(self, node: yaml.Node, text: str, what: str) -> Requirement | None:
@@ -270,6 +288,10 @@ class _Validator:
                 flag = self.boolean(value, "prebuilt")
                 if flag is not None:
                     found["prebuilt"] = flag
+            elif key == "patch-fuzz":
+                fuzz = self.natural(value, "patch-fuzz")
+                if fuzz is not None:
+                    found["patch_fuzz"] = fuzz
             elif key == "source":
                 source: dict[str, str] = {}
                 for name_node, value_node in self.mapping(value, "source"):

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from bootstrapper.cli import main
+from bootstrapper.isolation import isolation_prefix
 from bootstrapper.wheeledit import record_problems
 
 from .conftest import clean_env, installed, pip_install, uv_install
@@ -586,6 +587,115 @@ def test_a_patch_that_does_not_apply_fails_naming_file_and_hunk(
     assert "required by: app -> lib" in run.stderr
     assert "Traceback" not in run.stderr
     assert nothing_published(run.output)
+
+
+MODULE_LINES = "".join(f"VALUE_{i} = {i}\n" for i in range(1, 13))
+
+
+def drifting(name: str) -> Project:
+    """A project whose module the strict-patch tests patch at ``VALUE_6``."""
+    module_name = name.replace("-", "_")
+    return Project(
+        name, "1.0", tool={"modules": [module_name]}, files={f"src/{module_name}.py": MODULE_LINES}
+    )
+
+
+def module_patch(dirs: Dirs, name: str, made_against: str) -> Path:
+    """A patch of ``VALUE_6``, made against ``made_against`` rather than the real file."""
+    module_name = name.replace("-", "_")
+    return dirs.patch(
+        f"{name}/01-fix.patch",
+        diff(
+            f"src/{module_name}.py",
+            made_against,
+            made_against.replace("VALUE_6 = 6\n", "VALUE_6 = 'patched'\n"),
+        ),
+    )
+
+
+def isolation_args() -> list[str]:
+    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
+
+
+def test_a_patch_needing_fuzz_fails_unless_the_settings_allow_it(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dirs = Dirs(tmp_path)
+    # The patch's first context line (VALUE_3) differs from the source: fuzz 1.
+    patch = module_patch(dirs, "fuzzy", MODULE_LINES.replace("VALUE_3 = 3", "VALUE_3 = 'old'"))
+    index.add_all([Project("app", dependencies=["fuzzy"]), drifting("fuzzy")], tmp_path / "s")
+
+    run = bootstrap(*dirs.args, "app")
+    assert run.code == 1, run.stderr
+    assert (
+        f"error: patch {patch}: hunk #1 of src/fuzzy.py applies only with fuzz 1 (at line 3); "
+        "refresh the patch, or allow it with 'patch-fuzz: 1' in fuzzy's settings"
+    ) in run.stderr
+    assert "required by: app -> fuzzy" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert nothing_published(run.output)
+
+    dirs.settings("fuzzy", "patch-fuzz: 1\n")
+    run = bootstrap(*dirs.args, "app")
+    assert run.code == 0, run.stderr
+    wheel = run.output / "wheels" / "fuzzy-1.0-py3-none-any.whl"
+    assert "VALUE_6 = 'patched'\n" in wheel_member(wheel, "fuzzy.py")
+    record = record_of(run.output, wheel.name)
+    assert record["plan"]["settings"]["patch-fuzz"] == 1
+    assert record["patches_applied"] == [
+        {
+            "file": patch.name,
+            "sha256": sha256(patch),
+            "hunks": [{"file": "src/fuzzy.py", "hunk": 1, "line": 3, "offset": 0, "fuzz": 1}],
+        }
+    ]
+
+    # The setting is part of what a re-run compares: changing it rebuilds that package.
+    dirs.settings("fuzzy", "patch-fuzz: 2\n")
+    again = bootstrap(*dirs.args, "app")
+    assert again.code == 0, again.stderr
+    assert built_lines(again.stderr) == {"fuzzy==1.0"}
+    assert reused_lines(again.stderr) == {"app==1.0"}
+    dirs.settings("fuzzy", "patch-fuzz: 1\n")
+    assert bootstrap(*dirs.args, "app").code == 0
+
+    # A rebuild from the archive applies the patch as recorded: with the fuzz allowed.
+    rebuilt = tmp_path / "rebuilt"
+    code = main(
+        [
+            "build-sequence",
+            str(run.output / "build-order.json"),
+            "--output-dir",
+            str(rebuilt),
+            *isolation_args(),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (rebuilt / "wheels" / wheel.name).read_bytes() == wheel.read_bytes()
+    assert record_of(rebuilt, wheel.name)["patches_applied"] == record["patches_applied"]
+
+
+def test_a_patch_at_an_offset_builds_and_the_record_says_where(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    dirs = Dirs(tmp_path)
+    # Made against a file without its first two lines: every hunk lands 2 lines lower.
+    patch = module_patch(dirs, "moved", "".join(MODULE_LINES.splitlines(keepends=True)[2:]))
+    index.add_all([drifting("moved")], tmp_path / "s")
+    run = bootstrap(*dirs.args, "moved")
+    assert run.code == 0, run.stderr
+    wheel = run.output / "wheels" / "moved-1.0-py3-none-any.whl"
+    assert "VALUE_6 = 'patched'\n" in wheel_member(wheel, "moved.py")
+    record = record_of(run.output, wheel.name)
+    assert "patch-fuzz" not in record["plan"]["settings"]
+    assert record["patches_applied"] == [
+        {
+            "file": patch.name,
+            "sha256": sha256(patch),
+            "hunks": [{"file": "src/moved.py", "hunk": 1, "line": 3, "offset": 2, "fuzz": 0}],
+        }
+    ]
 
 
 # -- bad settings -----------------------------------------------------------------------

@@ -77,9 +77,11 @@ def test_every_key_is_loaded_as_typed_values(tmp_path: Path) -> None:
         source:
           git: https://example.invalid/pkg.git
           ref: v${version}
+        patch-fuzz: 1
         variants:
           gpu:
             env: {CUDA: "1"}
+            patch-fuzz: 2
         """,
     )
     settings = Settings([tmp_path])
@@ -99,6 +101,9 @@ def test_every_key_is_loaded_as_typed_values(tmp_path: Path) -> None:
     assert pkg.rebuild_scheme == "post"
     assert pkg.prebuilt is False
     assert pkg.source == SourceSpec(git="https://example.invalid/pkg.git", ref="v${version}")
+    assert pkg.patch_fuzz == 1
+    assert pkg.to_json(Version("1.4"))["patch-fuzz"] == 1
+    assert settings.for_package(name("pkg"), "gpu").patch_fuzz == 2
     assert pkg.files == (str(tmp_path / "settings" / "pkg.yaml"),)
 
 
@@ -110,6 +115,8 @@ def test_empty_file_and_missing_layers_give_plain_settings(tmp_path: Path) -> No
     pkg = settings.for_package(name("empty"))
     assert pkg.env == {} and not pkg.requires and not pkg.build_requires
     assert pkg.rebuild_scheme == "build-tag" and pkg.prebuilt is False and pkg.source is None
+    assert pkg.patch_fuzz == 0  # strict: a patch applies as written or not at all
+    assert "patch-fuzz" not in pkg.to_json(Version("1"))  # records made before it still match
     other = settings.for_package(name("not-configured"))
     assert other == PackageSettings()
 
@@ -171,6 +178,30 @@ PROBLEMS = [
         2,
         "source needs exactly one of url or git",
         id="source-url-and-git",
+    ),
+    pytest.param(
+        "patch-fuzz: -1\n",
+        1,
+        "patch-fuzz must be a whole number, 0 or more (got '-1')",
+        id="patch-fuzz-negative",
+    ),
+    pytest.param(
+        "env: {}\npatch-fuzz: two\n",
+        2,
+        "patch-fuzz must be a whole number, 0 or more (got 'two')",
+        id="patch-fuzz-word",
+    ),
+    pytest.param(
+        "patch-fuzz: true\n", 1, "patch-fuzz must be a whole number", id="patch-fuzz-bool"
+    ),
+    pytest.param(
+        "patch-fuzz: 1.5\n", 1, "patch-fuzz must be a whole number", id="patch-fuzz-float"
+    ),
+    pytest.param(
+        "variants:\n  gpu:\n    patch-fuzz: [1]\n",
+        3,
+        "patch-fuzz must be a whole number, 0 or more",
+        id="patch-fuzz-in-variant",
     ),
     pytest.param(
         "source:\n  ref: main\n", 2, "source needs exactly one of url or git", id="source-neither"
@@ -557,7 +588,7 @@ def test_apply_patches_in_order_and_a_failing_hunk_is_named(tmp_path: Path) -> N
     second = patch_file(tmp_path / "p" / "02.patch", unified_diff("data.txt", step1, step2))
     patches = find_patches([tmp_path], name("p"), Version("1"), None)
     assert [p.path for p in patches] == [first, second]
-    output = apply_patches(source, patches)
+    output = apply_patches(source, patches).log
     assert (source / "data.txt").read_text() == step2
     assert str(first) in output and str(second) in output
 

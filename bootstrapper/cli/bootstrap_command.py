@@ -28,6 +28,7 @@ from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    absolute_path,
     add_settings_options,
     settings_layers,
 )
@@ -55,7 +56,7 @@ def register(commands: Any) -> None:
         dest="requirement_files",
         action="append",
         default=[],
-        type=Path,
+        type=absolute_path,
         metavar="FILE",
         help="read requirements from FILE",
     )
@@ -65,7 +66,7 @@ def register(commands: Any) -> None:
         dest="constraint_files",
         action="append",
         default=[],
-        type=Path,
+        type=absolute_path,
         metavar="FILE",
         help="constrain the versions of the install closure with FILE",
     )
@@ -77,7 +78,7 @@ def register(commands: Any) -> None:
     )
     boot.add_argument(
         "--output-dir",
-        type=Path,
+        type=absolute_path,
         default=None,
         metavar="DIR",
         help="where wheels, the index, logs and the graph go (default ./bootstrap-output)",
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
     default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
-    output_dir: Path = (args.output_dir or Path(default_output)).absolute()
+    output_dir: Path = args.output_dir or absolute_path(default_output)
     run_log = output_dir / "logs" / RUN_LOG
     handler = setup_logging(run_log, args.verbose)
     reporter = StreamReporter(

@@ -1,4 +1,5 @@
-"""What every command shares: the parser class, exit statuses, settings options."""
+"""What every command shares: the parser class, exit statuses, path arguments, settings
+options."""
 
 from __future__ import annotations
 
@@ -16,19 +17,36 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def absolute_path(text: str) -> Path:
+    """An argparse ``type`` for every path a user gives: made absolute once, at parse
+    time, so that nothing later depends on the working directory (``patch`` runs inside
+    the unpacked source, builds in their own directories). String defaults go through it
+    too, so ``./patches`` and ``./bootstrap-output`` are pinned when the command starts."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text).absolute()
+
+
+def location(text: str) -> str:
+    """An argparse ``type`` for DIR_OR_URL: a URL as given, a directory made absolute."""
+    if "://" in text:
+        return text
+    return str(absolute_path(text))
+
+
 def add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overrides-dir",
-        type=Path,
-        default=Path("overrides"),
+        type=absolute_path,
+        default="overrides",
         metavar="DIR",
         help="per-package settings: DIR/settings/<name>.yaml and DIR/settings.yaml "
         "(default ./overrides; layered over bootstrapper's own recipes)",
     )
     parser.add_argument(
         "--patches-dir",
-        type=Path,
-        default=Path("patches"),
+        type=absolute_path,
+        default="patches",
         metavar="DIR",
         help="per-package patches: DIR/<name>/*.patch, DIR/<name>/<version>/*.patch "
         "(default ./patches; layered over bootstrapper's own recipes)",

@@ -24,7 +24,14 @@ from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
 from ..progress import StreamReporter
 from ..sequence import SequenceBuilder, compare, read_build_order
-from .common import EXIT_FAILURE, EXIT_OK, add_settings_options, settings_layers
+from .common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    absolute_path,
+    add_settings_options,
+    location,
+    settings_layers,
+)
 
 
 def register_sequence(commands: Any) -> None:
@@ -36,8 +43,8 @@ def register_sequence(commands: Any) -> None:
         "and patches, into OUTPUT_DIR's index. Builds have no network; independent ones run "
         "concurrently; wheels already present and valid are kept unless --force.",
     )
-    sequence.add_argument("build_order", type=Path, metavar="BUILD_ORDER")
-    sequence.add_argument("--output-dir", type=Path, required=True, metavar="DIR")
+    sequence.add_argument("build_order", type=absolute_path, metavar="BUILD_ORDER")
+    sequence.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_rebuild_options(sequence)
     sequence.add_argument("--force", action="store_true", help="rebuild every wheel")
     sequence.set_defaults(handler=run_build_sequence)
@@ -48,7 +55,7 @@ def register_sequence(commands: Any) -> None:
         "directory and compare each with the one beside BUILD_ORDER: identical, or the first "
         "file that differs. Exit status 1 if any differs.",
     )
-    verify.add_argument("build_order", type=Path, metavar="BUILD_ORDER")
+    verify.add_argument("build_order", type=absolute_path, metavar="BUILD_ORDER")
     verify.add_argument(
         "--only",
         action="append",
@@ -58,7 +65,7 @@ def register_sequence(commands: Any) -> None:
     )
     verify.add_argument(
         "--keep",
-        type=Path,
+        type=absolute_path,
         metavar="DIR",
         help="rebuild into DIR and keep it (default: a temporary directory)",
     )
@@ -78,9 +85,9 @@ def register_build(commands: Any) -> None:
     )
     build.add_argument("name", metavar="NAME")
     build.add_argument("version", metavar="VERSION")
-    build.add_argument("--sources", required=True, metavar="DIR_OR_URL")
-    build.add_argument("--wheels", required=True, metavar="INDEX")
-    build.add_argument("--output-dir", type=Path, required=True, metavar="DIR")
+    build.add_argument("--sources", type=location, required=True, metavar="DIR_OR_URL")
+    build.add_argument("--wheels", type=location, required=True, metavar="INDEX")
+    build.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_settings_options(build)
     build.add_argument(
         "--no-network-isolation", action="store_true", help="build with network access"
@@ -96,7 +103,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise UsageError(f"invalid version {args.version!r}") from None
     settings, patch_layers = settings_layers(args)
     isolation = required_isolation(not args.no_network_isolation)
-    output_dir: Path = args.output_dir.absolute()
+    output_dir: Path = args.output_dir
     environment = {k: str(v) for k, v in default_environment().items()}
     with HttpClient() as http:
         wheels = WheelIndex(
@@ -130,13 +137,13 @@ def run_build(args: argparse.Namespace) -> int:
 def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sources",
-        type=Path,
+        type=absolute_path,
         metavar="DIR",
         help="the source archives (default: sdists/ beside BUILD_ORDER)",
     )
     parser.add_argument(
         "--patches",
-        type=Path,
+        type=absolute_path,
         metavar="DIR",
         help="the archived patches (default: patches/ beside BUILD_ORDER)",
     )
@@ -159,9 +166,9 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
     try:
         return SequenceBuilder(
             entries,
-            sources_dir=(args.sources or base / "sdists").absolute(),
-            patches_dir=(args.patches or base / "patches").absolute(),
-            output_dir=output_dir.absolute(),
+            sources_dir=args.sources or base / "sdists",
+            patches_dir=args.patches or base / "patches",
+            output_dir=output_dir,
             jobs=args.jobs,
             isolation=required_isolation(not args.no_network_isolation),
             force=force,
@@ -178,7 +185,7 @@ def run_build_sequence(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(
             f"rebuilt {built} wheels, kept {len(rebuilt) - built} already valid; index: "
-            f"{args.output_dir.absolute() / 'simple'}",
+            f"{args.output_dir / 'simple'}",
             file=sys.stderr,
         )
     return EXIT_OK

@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..patches import find_patches
 from ..reqfile import parse_requirement
 from ..wheeledit import WheelEdit, edit_wheel
-from .common import EXIT_OK, Parser, add_settings_options, settings_layers
+from .common import EXIT_OK, Parser, absolute_path, add_settings_options, settings_layers
 
 
 def register_settings(commands: Any) -> None:
@@ -78,7 +78,7 @@ def register_wheel(commands: Any) -> None:
         "number. METADATA, WHEEL, the dist-info name and RECORD (hashes and sizes) are "
         "regenerated; every other file is kept byte for byte.",
     )
-    edit.add_argument("wheel", type=Path, metavar="WHEEL")
+    edit.add_argument("wheel", type=absolute_path, metavar="WHEEL")
     edit.add_argument(
         "--remove-requires",
         action="append",
@@ -104,7 +104,7 @@ def register_wheel(commands: Any) -> None:
     scheme.add_argument("--local", metavar="LABEL", help="make the version 1.4+LABEL")
     edit.add_argument(
         "--output-dir",
-        type=Path,
+        type=absolute_path,
         metavar="DIR",
         help="where the new wheel goes (default: beside WHEEL)",
     )
