@@ -188,6 +188,8 @@ def build_one(
             else (first, discovery_env)
         )
         wheel = builder.build(release, tree, full, plan, log)
+    if tree.archive is not None:  # crates vendored: the vendored sdist is the source
+        sdist, sdist_sha256 = tree.archive.path, tree.archive.sha256
     record = make_record(
         release=release,
         wheel=wheel,
@@ -202,6 +204,7 @@ def build_one(
         log=builder.log_path(release),
         plan=plan,
         epoch=tree.epoch,
+        vendored=tree.vendored,
     )
     store.archive(sdist)
     SourceIndexWriter(output_dir / "sdists").update([project], {sdist.name: sdist_sha256})

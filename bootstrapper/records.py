@@ -49,7 +49,18 @@ class BuildRecord:
     rebuild: int = 0
     #: The environment variables bootstrapper set for the build.
     environment: dict[str, str] = field(default_factory=dict)
+    #: The sha256 of the upstream source archive (what the index serves); ``sdist`` and
+    #: ``sdist_sha256`` name the archive built from, which differs when crates were
+    #: vendored into it. Empty in records written before vendoring existed.
+    upstream_sha256: str = ""
+    #: What was vendored into the source (tool, upstream file, manifests, crates).
+    vendored: dict[str, Any] = field(default_factory=dict)
     schema: int = RECORD_SCHEMA
+
+    @property
+    def source_sha256(self) -> str:
+        """The sha256 of the upstream source this wheel was built from."""
+        return self.upstream_sha256 or self.sdist_sha256
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

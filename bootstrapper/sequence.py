@@ -308,12 +308,14 @@ class SequenceBuilder:
             if entry.prebuilt:
                 wheel = self.builder.take_prebuilt(release, sdist, plan, log)
                 epoch = None
+                vendored = None
                 build_system_requires: tuple[Requirement, ...] = ()
                 backend = "(prebuilt upstream wheel)"
             else:
                 tree = self.builder.prepare(release, sdist, plan, log)
                 wheel = self.builder.build(release, tree, paths, plan, log)
                 epoch = tree.epoch
+                vendored = tree.vendored
                 build_system_requires = tree.build_system.requires
                 backend = tree.build_system.backend
             if wheel.name != entry.wheel:
@@ -338,6 +340,7 @@ class SequenceBuilder:
             epoch=epoch,
             # The plan exactly as recorded, so the rebuild's record says the same.
             plan_json=dict(entry.plan),
+            vendored=vendored,
         )
         dest = self.publisher.wheels_dir / wheel.name
         atomic_copy(wheel, dest)
