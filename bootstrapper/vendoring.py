@@ -25,7 +25,7 @@ import time
 import tomllib
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO
@@ -354,22 +354,26 @@ def _executable(path: Path) -> bool:
     return bool(path.stat().st_mode & 0o111)
 
 
+_Stream = IO[bytes] | gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile
+
+
 @contextmanager
-def _compressing(sdist: Path, dest: Path) -> Iterator[IO[bytes]]:
+def _compressing(sdist: Path, dest: Path) -> Iterator[_Stream]:
     """A stream into ``dest``, compressed as ``sdist``'s name says, with no timestamp in
     the output (so the same members give the same bytes)."""
     name = sdist.name.lower()
-    with ExitStack() as stack:
-        stream: IO[bytes] = stack.enter_context(dest.open("wb"))
+    with dest.open("wb") as raw:
         if name.endswith((".tar.gz", ".tgz")):
-            stream = stack.enter_context(
-                gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0)
-            )
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                yield gz
         elif name.endswith(".tar.bz2"):
-            stream = stack.enter_context(bz2.BZ2File(stream, "wb"))
+            with bz2.BZ2File(raw, "wb") as bz:
+                yield bz
         elif name.endswith(".tar.xz"):
-            stream = stack.enter_context(lzma.LZMAFile(stream, "wb"))
-        yield stream
+            with lzma.LZMAFile(raw, "wb") as xz:
+                yield xz
+        else:
+            yield raw
 
 
 def _write_tar(sdist: Path, dest: Path, added: Mapping[str, Path], epoch: int) -> None:
