@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from bootstrapper.vendoring import (
 )
 
 from .cargo_registry import CargoRegistry, Crate, closed_port, mirror_config, rust_project
-from .conftest import Run, pip_install
+from .conftest import Run, clean_env, pip_install
 from .support import FixtureIndex, Project
 
 Bootstrap = Callable[..., Run]
@@ -373,6 +374,41 @@ def test_rerun_and_offline_rebuilds_need_no_registry(
     record = read_record(rewheel.with_name(rewheel.name + ".build.json"))
     assert record is not None and record.vendored["crates"] == ["tinycrate 0.1.0"]
     assert record.upstream_sha256 == json.loads(record_before)["upstream_sha256"]
+
+    # DIR/sdists is a source index pip itself can build from, cut off the network.
+    venv = tmp_path / "venv-pip-sdists"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    from_sources = subprocess.run(
+        [
+            *(isolation_prefix() or []),
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--no-binary",
+            ":all:",
+            "--index-url",
+            (first.output / "sdists").as_uri() + "/",
+            "rustext",
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+    )
+    assert from_sources.returncode == 0, from_sources.stdout + from_sources.stderr
+    answer = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import rustext; print(rustext.answer())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    assert answer.stdout.strip() == "42"
 
     # One package as a job, from the archive: the same, no cargo knowledge needed.
     job = tmp_path / "job"
