@@ -204,7 +204,9 @@ class PackageBuilder:
         )
         if vendored is None:
             return None, None
-        archive = write_vendored_sdist(sdist, root, self.vendored_dir / sdist.name, epoch)
+        archive = write_vendored_sdist(
+            sdist, root, self.vendored_dir / sdist.name, epoch, vendored.directory
+        )
         log.write(
             f"wrote the vendored sdist {archive.path.name} (sha256 {archive.sha256}; "
             f"upstream sha256 {vendored.upstream_sha256})\n".encode()

@@ -35,12 +35,16 @@ from .fsutil import replacing, sha256_file
 from .reproducible import ZIP_EPOCH
 
 VENDOR_DIR = "vendor"
+#: Used instead when the project has a ``vendor/`` of its own (cargo vendor would empty it).
+SPARE_VENDOR_DIR = "cargo-vendor"
 CONFIG_PATH = ".cargo/config.toml"
 #: The first line of the cargo configuration bootstrapper writes; its JSON says what was
 #: vendored from which upstream archive.
 MARKER = "# bootstrapper-vendored: "
 #: Directories never searched for manifests: build output, vendored crates, VCS data.
-_SKIPPED_DIRS = frozenset({"target", VENDOR_DIR, ".git", ".cargo", "node_modules"})
+_SKIPPED_DIRS = frozenset(
+    {"target", VENDOR_DIR, SPARE_VENDOR_DIR, ".git", ".cargo", "node_modules"}
+)
 #: Phrases of cargo's output meaning it could not reach a registry (or was told not to).
 _NETWORK_FAILURES = (
     "could not resolve host",
@@ -83,6 +87,8 @@ class VendoredCrates:
     manifests: tuple[str, ...]
     #: ``name version`` of every vendored crate, sorted.
     crates: tuple[str, ...]
+    #: The directory holding them, relative to the source root.
+    directory: str = VENDOR_DIR
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +97,7 @@ class VendoredCrates:
             "upstream_sha256": self.upstream_sha256,
             "manifests": list(self.manifests),
             "crates": list(self.crates),
+            "directory": self.directory,
         }
 
 
@@ -136,14 +143,14 @@ def _is_workspace(manifest: Path) -> bool:
         return False
 
 
-def vendor_command(cargo: str, manifests: Sequence[str]) -> list[str]:
+def vendor_command(cargo: str, manifests: Sequence[str], directory: str = VENDOR_DIR) -> list[str]:
     """One ``cargo vendor`` for every manifest (the first as ``--manifest-path``, the
     others with ``-s``), honouring the user's source replacement (registry mirrors)."""
     first, *others = manifests
     command = [cargo, "vendor", "--respect-source-config", "--manifest-path", first]
     for other in others:
         command += ["--sync", other]
-    return [*command, VENDOR_DIR]
+    return [*command, directory]
 
 
 def registry_unreachable(output: str) -> bool:
@@ -197,17 +204,21 @@ def read_marker(root: Path) -> VendoredCrates | None:
         first = config.read_text(encoding="utf-8").split("\n", 1)[0]
     except (OSError, UnicodeDecodeError):
         return None
-    if not first.startswith(MARKER) or not (root / VENDOR_DIR).is_dir():
+    if not first.startswith(MARKER):
         return None
     try:
         data = json.loads(first[len(MARKER) :])
+        directory = str(data.get("directory", VENDOR_DIR))
+        if directory not in (VENDOR_DIR, SPARE_VENDOR_DIR) or not (root / directory).is_dir():
+            return None
         return VendoredCrates(
             upstream=str(data["upstream"]),
             upstream_sha256=str(data["upstream_sha256"]),
             manifests=tuple(data["manifests"]),
-            crates=vendored_crates(root / VENDOR_DIR),
+            crates=vendored_crates(root / directory),
+            directory=directory,
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -256,7 +267,14 @@ def vendor_crates(
             details="install Rust (e.g. with rustup), or set `prebuilt: true` in "
             f"overrides/settings/{package}.yaml to take the upstream wheel",
         )
-    command = vendor_command(cargo, manifests)
+    directory = SPARE_VENDOR_DIR if (root / VENDOR_DIR).exists() else VENDOR_DIR
+    if (root / directory).exists():
+        raise VendoringError(
+            f"{package}: its Rust crates could not be vendored: the source has both "
+            f"{VENDOR_DIR}/ and {SPARE_VENDOR_DIR}/ already",
+            package=package,
+        )
+    command = vendor_command(cargo, manifests, directory)
     log.write(
         f"\n== vendoring Rust crates (network allowed, your cargo configuration applies)\n"
         f"$ {' '.join(command)}\n".encode()
@@ -275,6 +293,7 @@ def vendor_crates(
     if result.returncode != 0:
         raise _vendor_failure(package, result.stderr)
     marker = {
+        "directory": directory,
         "upstream": sdist.name,
         "upstream_sha256": sha256_file(sdist),
         "manifests": manifests,
@@ -285,7 +304,7 @@ def vendor_crates(
     log.write(f"wrote {CONFIG_PATH}:\n{config}".encode())
     vendored = read_marker(root)
     assert vendored is not None
-    log.write(f"vendored {len(vendored.crates)} crates into {VENDOR_DIR}/\n".encode())
+    log.write(f"vendored {len(vendored.crates)} crates into {directory}/\n".encode())
     return vendored
 
 
@@ -316,15 +335,18 @@ def _vendor_failure(package: str, output: str) -> VendoringError:
     )
 
 
-def write_vendored_sdist(sdist: Path, root: Path, dest: Path, epoch: int) -> VendoredSdist:
+def write_vendored_sdist(
+    sdist: Path, root: Path, dest: Path, epoch: int, directory: str = VENDOR_DIR
+) -> VendoredSdist:
     """Write ``dest`` (named like ``sdist``): ``sdist``'s members, with the prepared
-    tree's ``vendor/`` and ``.cargo/config.toml`` added under the same top directory.
+    tree's vendored ``directory`` and ``.cargo/config.toml`` added under the same top
+    directory.
     Deterministic: sorted members, upstream members' times kept, added files at
     ``epoch``, owners 0, permissions 0644/0755, no compression timestamp."""
     top = _top_directory(sdist)
     added = [
         path
-        for path in sorted((root / VENDOR_DIR).rglob("*"))
+        for path in sorted((root / directory).rglob("*"))
         if path.is_file() and not path.is_symlink()
     ]
     added.append(root / CONFIG_PATH)

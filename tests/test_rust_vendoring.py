@@ -478,3 +478,27 @@ def test_missing_cargo_is_said_plainly(
     assert "rustext: its Rust crates could not be vendored: cargo is not installed" in run.stderr
     assert "src/rust/Cargo.toml" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_projects_own_vendor_directory_is_left_alone(
+    tmp_path: Path,
+    bootstrap: Bootstrap,
+    index: FixtureIndex,
+    tiny_crate: Crate,
+    mirrored: Path,
+) -> None:
+    project = rust_project(tiny_crate)
+    project.files["vendor/libfoo/foo.c"] = "int foo(void) { return 1; }\n"
+    upstream = index.add(project, tmp_path / "dists")
+    run = bootstrap("rustext")
+    assert run.code == 0, run.stderr
+    assert call_answer(run.output, tmp_path) == "42"
+    with tarfile.open(run.output / "sdists" / upstream.name) as tar:
+        names = set(tar.getnames())
+        config = tar.extractfile("rustext-1.0/.cargo/config.toml")
+        assert config is not None and b'directory = "cargo-vendor"' in config.read()
+    assert {
+        "rustext-1.0/vendor/libfoo/foo.c",
+        "rustext-1.0/cargo-vendor/tinycrate/src/lib.rs",
+    } <= names
+    assert not any(name.startswith("rustext-1.0/vendor/tinycrate") for name in names)
