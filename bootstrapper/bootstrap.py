@@ -604,7 +604,7 @@ class Bootstrapper:
         record = (
             previous[1]
             if previous
-            and previous[1].sdist_sha256 == sdist_sha256
+            and previous[1].source_sha256 == sdist_sha256
             and previous[1].plan == plan.fingerprint(release.version)
             else None
         )
@@ -837,6 +837,8 @@ class Bootstrapper:
                 f"{metadata.name} {metadata.version}",
                 package=release.name,
             )
+        if tree.archive is not None:  # crates vendored: the vendored sdist is the source
+            sdist, sdist_sha256 = tree.archive.path, tree.archive.sha256
         record = make_record(
             release=release,
             wheel=wheel,
@@ -852,6 +854,7 @@ class Bootstrapper:
             plan=plan,
             epoch=tree.epoch,
             patches_applied=tree.patches,
+            vendored=tree.vendored,
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
         if not self.options.keep_work:
@@ -862,7 +865,9 @@ class Bootstrapper:
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         sources = []
         for built in wheels:
-            sdist = self.sources.downloads_dir / built.record.sdist
+            sdist = (
+                self.builder.vendored_dir if built.record.vendored else self.sources.downloads_dir
+            ) / built.record.sdist
             if not sdist.exists():
                 continue
             # An upstream wheel taken as it is travels too (build-sequence needs it), but
@@ -907,7 +912,7 @@ class Bootstrapper:
         """The metadata of the wheel an earlier run built from this very sdist."""
         found = self.store.lookup(release.name, release.version)
         expected = release.sdist.hashes.get("sha256")
-        if found is None or expected is None or found[1].sdist_sha256 != expected.lower():
+        if found is None or expected is None or found[1].source_sha256 != expected.lower():
             return None
         wheel = found[0]
         metadata = parse_metadata(read_wheel_metadata(wheel), wheel.name)

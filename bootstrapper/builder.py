@@ -32,6 +32,13 @@ from .plugins import PluginContext, Plugins
 from .records import BuildRecord, EnvWheel
 from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
 from .settings import PackageSettings, Settings
+from .vendoring import (
+    VendoredCrates,
+    VendoredSdist,
+    read_marker,
+    vendor_crates,
+    write_vendored_sdist,
+)
 from .wheeledit import WheelEdit, edit_wheel
 
 LOG_TAIL_LINES = 25
@@ -47,6 +54,11 @@ class SourceTree:
     epoch: int = ZIP_EPOCH
     #: How the patches applied (hunks moved or fitted with fuzz), for the build record.
     patches: tuple[AppliedPatch, ...] = ()
+    #: The Rust crates vendored into the source (now, or in the archive it came from).
+    vendored: VendoredCrates | None = None
+    #: The vendored sdist this preparation wrote: the archive to keep and record instead
+    #: of the upstream one.
+    archive: VendoredSdist | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,8 @@ class PackageBuilder:
             self._plugins.call(
                 release.name, "prepare_source", self.context(release, plan, log=log), root
             )
+        epoch = source_date_epoch(sdist)
+        vendored, archive = self._vendor(release, sdist, root, plan, epoch, log)
         build_system = read_build_system(root, str(release.name))
         edits = plan.settings.build_requires
         if edits:
@@ -158,13 +172,53 @@ class PackageBuilder:
             build_system = dataclasses.replace(
                 build_system, requires=edits.apply(build_system.requires)
             )
-        epoch = source_date_epoch(sdist)
         log.write(
             f"build backend: {build_system.backend}\n"
             f"build-system requires: {[str(r) for r in build_system.requires]}\n"
             f"SOURCE_DATE_EPOCH={epoch}\n".encode()
         )
-        return SourceTree(root, build_system, epoch, applied)
+        return SourceTree(root, build_system, epoch, applied, vendored, archive)
+
+    @property
+    def vendored_dir(self) -> Path:
+        """Where vendored sdists are kept until they are archived."""
+        return self._work / "vendored"
+
+    def _vendor(
+        self,
+        release: Release,
+        sdist: Path,
+        root: Path,
+        plan: BuildPlan,
+        epoch: int,
+        log: BinaryIO,
+    ) -> tuple[VendoredCrates | None, VendoredSdist | None]:
+        """Vendor the tree's Rust crates (with network, before the isolated build) and
+        write the vendored sdist; nothing when the archive was vendored already."""
+        already = read_marker(root)
+        if already is not None:
+            log.write(
+                f"== Rust crates vendored already ({len(already.crates)} crates, from "
+                f"{already.upstream}): cargo builds offline\n".encode()
+            )
+            return already, None
+        vendored = vendor_crates(
+            root,
+            package=str(release.name),
+            sdist=sdist,
+            log=log,
+            environ={**os.environ, **plan.env},
+        )
+        if vendored is None:
+            return None, None
+        archive = write_vendored_sdist(
+            sdist, root, self.vendored_dir / sdist.name, epoch, vendored.directory
+        )
+        log.write(
+            f"wrote the vendored sdist {archive.path.name} (sha256 {archive.sha256}; "
+            f"upstream sha256 {vendored.upstream_sha256})\n".encode()
+        )
+        return vendored, archive
 
     def _env(self, release: Release, wheels: Sequence[Path], log: BinaryIO) -> BuildEnv:
         """A build env of exactly ``wheels``; the discovery env is reused for the build
@@ -270,7 +324,7 @@ class PackageBuilder:
             env,
             log,
             package=release.name,
-            extra_environ=build_environment(plan, tree.epoch),
+            extra_environ=build_environment(plan, tree.epoch, cargo_offline=bool(tree.vendored)),
             config_settings=plan.settings.config_settings,
             command_prefix=self._isolation,
         )
@@ -303,9 +357,13 @@ def make_plan(
     )
 
 
-def build_environment(plan: BuildPlan, epoch: int) -> dict[str, str]:
-    """The variables bootstrapper sets for a build (on top of a cleaned environment)."""
-    return {**FIXED_ENVIRONMENT, "SOURCE_DATE_EPOCH": str(epoch), **plan.env}
+def build_environment(
+    plan: BuildPlan, epoch: int, *, cargo_offline: bool = False
+) -> dict[str, str]:
+    """The variables bootstrapper sets for a build (on top of a cleaned environment);
+    cargo is kept offline where the crates were vendored, whatever its configuration."""
+    offline = {"CARGO_NET_OFFLINE": "true"} if cargo_offline else {}
+    return {**FIXED_ENVIRONMENT, "SOURCE_DATE_EPOCH": str(epoch), **offline, **plan.env}
 
 
 def now() -> str:
@@ -329,7 +387,10 @@ def make_record(
     epoch: int | None = None,
     plan_json: dict[str, Any] | None = None,
     patches_applied: Sequence[AppliedPatch] = (),
+    vendored: VendoredCrates | None = None,
 ) -> BuildRecord:
+    """The record of a build. ``sdist`` is the archive built from: with ``vendored``
+    crates, the vendored sdist (the upstream hash is kept beside it)."""
     return BuildRecord(
         name=release.name,
         version=str(release.version),
@@ -351,6 +412,12 @@ def make_record(
         log=os.fspath(log),
         plan=plan_json if plan_json is not None else plan.fingerprint(release.version),
         rebuild=plan.edit.rebuild,
-        environment=build_environment(plan, epoch) if epoch is not None else dict(plan.env),
+        environment=(
+            build_environment(plan, epoch, cargo_offline=vendored is not None)
+            if epoch is not None
+            else dict(plan.env)
+        ),
+        upstream_sha256=vendored.upstream_sha256 if vendored is not None else sdist_sha256,
+        vendored=vendored.to_json() if vendored is not None else {},
         patches_applied=[p.to_json() for p in patches_applied],
     )

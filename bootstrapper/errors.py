@@ -106,3 +106,7 @@ class BuildCycleError(BootstrapError):
 class MetadataMismatchError(BootstrapError):
     """A built wheel disagrees with the metadata used to resolve it, and re-resolving did
     not settle."""
+
+
+class VendoringError(BuildError):
+    """A source's Rust crates could not be vendored before its offline build."""

@@ -188,6 +188,8 @@ def build_one(
             else (first, discovery_env)
         )
         wheel = builder.build(release, tree, full, plan, log)
+    if tree.archive is not None:  # crates vendored: the vendored sdist is the source
+        sdist, sdist_sha256 = tree.archive.path, tree.archive.sha256
     record = make_record(
         release=release,
         wheel=wheel,
@@ -203,6 +205,7 @@ def build_one(
         plan=plan,
         epoch=tree.epoch,
         patches_applied=tree.patches,
+        vendored=tree.vendored,
     )
     store.archive(sdist)
     SourceIndexWriter(output_dir / "sdists").update([project], {sdist.name: sdist_sha256})

@@ -26,6 +26,8 @@ def build_order_entries(
             "wheel_sha256": records[key].wheel_sha256,
             "sdist": records[key].sdist,
             "sdist_sha256": records[key].sdist_sha256,
+            "upstream_sha256": records[key].source_sha256,
+            "vendored": records[key].vendored,
             "source_url": records[key].source_url,
             "build_backend": records[key].build_backend,
             "build_system_requires": list(records[key].build_system_requires),

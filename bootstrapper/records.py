@@ -53,7 +53,18 @@ class BuildRecord:
     fallback: str | None = None
     #: Each patch as it applied: the hunks that moved (offset) or needed fuzz.
     patches_applied: list[dict[str, Any]] = field(default_factory=list)
+    #: The sha256 of the upstream source archive (what the index serves); ``sdist`` and
+    #: ``sdist_sha256`` name the archive built from, which differs when crates were
+    #: vendored into it. Empty in records written before vendoring existed.
+    upstream_sha256: str = ""
+    #: What was vendored into the source (tool, upstream file, manifests, crates).
+    vendored: dict[str, Any] = field(default_factory=dict)
     schema: int = RECORD_SCHEMA
+
+    @property
+    def source_sha256(self) -> str:
+        """The sha256 of the upstream source this wheel was built from."""
+        return self.upstream_sha256 or self.sdist_sha256
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"

@@ -311,6 +311,7 @@ class SequenceBuilder:
             if entry.prebuilt:
                 wheel = self.builder.take_prebuilt(release, sdist, plan, log)
                 epoch = None
+                vendored = None
                 build_system_requires: tuple[Requirement, ...] = ()
                 backend = "(prebuilt upstream wheel)"
             else:
@@ -318,6 +319,7 @@ class SequenceBuilder:
                 wheel = self.builder.build(release, tree, paths, plan, log)
                 epoch = tree.epoch
                 patches_applied = tree.patches
+                vendored = tree.vendored
                 build_system_requires = tree.build_system.requires
                 backend = tree.build_system.backend
             if wheel.name != entry.wheel:
@@ -343,6 +345,7 @@ class SequenceBuilder:
             # The plan exactly as recorded, so the rebuild's record says the same.
             plan_json=dict(entry.plan),
             patches_applied=patches_applied,
+            vendored=vendored,
         )
         dest = self.publisher.wheels_dir / wheel.name
         atomic_copy(wheel, dest)
