@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -122,19 +122,29 @@ def releases(page: ProjectPage, python_version: Version) -> list[Release]:
     ]
 
 
+def _usable_wheels(
+    page: ProjectPage, python_version: Version
+) -> Iterator[tuple[DistFile, Version, frozenset[Tag]]]:
+    """The wheels of ``page``'s own project that allow ``python_version``, with their
+    version and tags (files with unparsable names are skipped)."""
+    for file in page.files:
+        if not file.is_wheel or not _python_ok(file, python_version):
+            continue
+        try:
+            wheel_name, version, _, file_tags = parse_wheel_filename(file.filename)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        if wheel_name == page.name:
+            yield file, version, file_tags
+
+
 def external_source_releases(page: ProjectPage, python_version: Version) -> list[Release]:
     """Releases of a project whose source the settings name (``source:``): every version
     the index lists, sdist or not (torch publishes wheels only), newest first."""
     found = {r.version: r for r in releases(page, python_version)}
     wheels: dict[Version, list[DistFile]] = {}
-    for file in page.files:
-        if not file.is_wheel or not _python_ok(file, python_version):
-            continue
-        try:
-            wheel_name, version, _, _ = parse_wheel_filename(file.filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        if wheel_name == page.name and version not in found:
+    for file, version, _ in _usable_wheels(page, python_version):
+        if version not in found:
             wheels.setdefault(version, []).append(file)
     for version, files in wheels.items():
         stand_in = DistFile(
@@ -156,15 +166,9 @@ def prebuilt_releases(
     match for ``tags``), newest first: the escape hatch for what cannot be built here."""
     rank = {tag: i for i, tag in enumerate(tags)}
     best: dict[Version, tuple[tuple[bool, int], DistFile]] = {}
-    for file in page.files:
-        if not file.is_wheel or not _python_ok(file, python_version):
-            continue
-        try:
-            wheel_name, version, _, file_tags = parse_wheel_filename(file.filename)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
+    for file, version, file_tags in _usable_wheels(page, python_version):
         score = min((rank[t] for t in file_tags if t in rank), default=None)
-        if wheel_name != page.name or score is None:
+        if score is None:
             continue
         key = (file.yanked, score)
         if version not in best or key < best[version][0]:

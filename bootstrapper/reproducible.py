@@ -116,17 +116,29 @@ def write_tarball(root: Path, prefix: str, dest: Path, epoch: int, skip: set[str
         tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         for path in members(root):
-            name = f"{prefix}/{path.relative_to(root).as_posix()}"
-            info = tarfile.TarInfo(name)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = epoch, 0, 0, "", ""
+            info = tarfile.TarInfo(f"{prefix}/{path.relative_to(root).as_posix()}")
+            info.mtime = epoch
             if path.is_symlink():
                 info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
-                tar.addfile(info)
+                tar.addfile(normalized_member(info))
             elif path.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
+                info.type = tarfile.DIRTYPE
+                tar.addfile(normalized_member(info))
             elif path.is_file():
                 info.size = path.stat().st_size
-                info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                info.mode = path.stat().st_mode
                 with path.open("rb") as f:
-                    tar.addfile(info, f)
+                    tar.addfile(normalized_member(info), f)
+
+
+def normalized_member(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """``info`` without what varies between machines: owner 0 and no owner names, no
+    extended headers, modes 0o755 for directories and executables, else 0o644."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.pax_headers = {}
+    if info.isdir():
+        info.mode = 0o755
+    elif info.isfile():
+        info.mode = 0o755 if info.mode & 0o111 else 0o644
+    return info

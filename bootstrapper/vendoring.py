@@ -32,7 +32,7 @@ from typing import IO, Any, BinaryIO
 
 from .errors import VendoringError
 from .fsutil import replacing, sha256_file
-from .reproducible import ZIP_EPOCH
+from .reproducible import ZIP_EPOCH, normalized_member
 
 VENDOR_DIR = "vendor"
 #: Used instead when the project has a ``vendor/`` of its own (cargo vendor would empty it).
@@ -416,21 +416,10 @@ def _write_tar(sdist: Path, dest: Path, added: Mapping[str, Path], epoch: int) -
                 info.mtime = epoch
                 info.mode = 0o755 if _executable(item) else 0o644
                 with item.open("rb") as data:
-                    out.addfile(_normalized(info), data)
+                    out.addfile(normalized_member(info), data)
             else:
                 extracted = upstream.extractfile(item) if item.isfile() else None
-                out.addfile(_normalized(item), extracted)
-
-
-def _normalized(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.pax_headers = {}
-    if info.isdir():
-        info.mode = 0o755
-    elif info.isfile():
-        info.mode = 0o755 if info.mode & 0o111 else 0o644
-    return info
+                out.addfile(normalized_member(item), extracted)
 
 
 def _write_zip(sdist: Path, dest: Path, added: Mapping[str, Path], epoch: int) -> None:
