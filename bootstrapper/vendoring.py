@@ -44,6 +44,7 @@ MARKER = "# bootstrapper-vendored: "
 #: Directories never searched for manifests: build output, vendored crates, VCS data.
 _SKIPPED_DIRS = frozenset(
     {"target", VENDOR_DIR, SPARE_VENDOR_DIR, ".git", ".cargo", "node_modules"}
+    | {"test", "tests", "test cases", "testdata", "examples", "benches", "docs"}
 )
 #: Phrases of cargo's output meaning it could not reach a registry (or was told not to).
 _NETWORK_FAILURES = (
@@ -114,22 +115,27 @@ class VendoredSdist:
 
 def find_manifests(root: Path) -> list[str]:
     """The ``Cargo.toml`` files to vendor for, relative to ``root`` (posix), sorted:
-    every manifest except the members inside a workspace already listed, and none in
-    build output or vendored directories."""
+    every manifest except the members inside a workspace already listed, none in build
+    output, vendored, test or example directories (numpy's sdist carries meson's Rust
+    test cases), and only those with a ``Cargo.lock`` where any has one."""
     found: list[str] = []
     for directory, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
         if "Cargo.toml" in files:
             found.append(Path(directory, "Cargo.toml").relative_to(root).as_posix())
     workspaces = [str(PurePosixPath(m).parent) for m in found if _is_workspace(root / m)]
-    return sorted(
+    tops = [
         m
         for m in found
         if not any(
             _inside(str(PurePosixPath(m).parent), ws) and str(PurePosixPath(m).parent) != ws
             for ws in workspaces
         )
-    )
+    ]
+    # A crate the package builds ships its Cargo.lock (maturin and setuptools-rust sdists
+    # do); where some do, the unlocked ones are fixtures of a bundled tool, not inputs.
+    locked = [m for m in tops if (root / m).with_name("Cargo.lock").is_file()]
+    return sorted(locked or tops)
 
 
 def _inside(path: str, directory: str) -> bool:

@@ -105,6 +105,22 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
             },
             ["Cargo.toml"],
         ),
+        (  # numpy: meson's own Rust test cases come with its vendored copy
+            {"vendored-meson/meson/test cases/rust/22/Cargo.toml": "[package]\n"},
+            [],
+        ),
+        (  # tests and examples are not what the package builds
+            {"Cargo.toml": "[package]\n", "tests/fixture/Cargo.toml": "[package]\n"},
+            ["Cargo.toml"],
+        ),
+        (  # where some crates ship their Cargo.lock, the unlocked ones are not inputs
+            {
+                "rust/Cargo.toml": "[package]\n",
+                "rust/Cargo.lock": "",
+                "third_party/tool/Cargo.toml": "[package]\n",
+            },
+            ["rust/Cargo.toml"],
+        ),
     ],
 )
 def test_find_manifests(tmp_path: Path, files: dict[str, str], expected: list[str]) -> None:
