@@ -25,7 +25,7 @@ from .archive import unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
-from .errors import BootstrapError
+from .errors import BootstrapError, VendoringError
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
@@ -33,8 +33,10 @@ from .records import BuildRecord, EnvWheel
 from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
 from .settings import PackageSettings, Settings
 from .vendoring import (
+    RUST_BUILD_TOOLS,
     VendoredCrates,
     VendoredSdist,
+    builds_rust,
     read_marker,
     vendor_crates,
     write_vendored_sdist,
@@ -59,6 +61,9 @@ class SourceTree:
     #: The vendored sdist this preparation wrote: the archive to keep and record instead
     #: of the upstream one.
     archive: VendoredSdist | None = None
+    #: Why crates could not be vendored, for a package that names no Rust build tool
+    #: (its build may not need them; if it fails, this says what to do).
+    vendoring_error: VendoringError | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,11 @@ class BuildPlan:
             "env": dict(self.env),
             "variant": self.variant,
         }
+
+
+def _tail_of(path: Path) -> str | None:
+    tail = log_tail(path)
+    return "last lines of the build log:\n" + tail if tail else None
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -137,10 +147,8 @@ class PackageBuilder:
         except BootstrapError as e:
             e.package = e.package or str(release.name)
             e.log_path = e.log_path or self.log_path(release)
-            if e.details is None and isinstance(e, BootstrapError):
-                tail = log_tail(self.log_path(release))
-                if tail:
-                    e.details = "last lines of the build log:\n" + tail
+            if e.details is None:
+                e.details = _tail_of(self.log_path(release))
             raise
 
     def prepare(self, release: Release, sdist: Path, plan: BuildPlan, log: BinaryIO) -> SourceTree:
@@ -163,7 +171,6 @@ class PackageBuilder:
                 release.name, "prepare_source", self.context(release, plan, log=log), root
             )
         epoch = source_date_epoch(sdist)
-        vendored, archive = self._vendor(release, sdist, root, plan, epoch, log)
         build_system = read_build_system(root, str(release.name))
         edits = plan.settings.build_requires
         if edits:
@@ -172,12 +179,26 @@ class PackageBuilder:
             build_system = dataclasses.replace(
                 build_system, requires=edits.apply(build_system.requires)
             )
+        vendoring_error: VendoringError | None = None
+        try:
+            vendored, archive = self._vendor(release, sdist, root, plan, epoch, log)
+        except VendoringError as e:
+            if builds_rust(build_system):
+                raise
+            # zstandard ships the Cargo.toml of an optional Rust backend it does not build
+            # by default: go on, and say why if the build then fails.
+            log.write(
+                f"note: {e.message}; {release.name} names no Rust build tool "
+                f"({', '.join(sorted(RUST_BUILD_TOOLS))}), so its build goes on without "
+                "vendored crates\n".encode()
+            )
+            vendored, archive, vendoring_error = None, None, e
         log.write(
             f"build backend: {build_system.backend}\n"
             f"build-system requires: {[str(r) for r in build_system.requires]}\n"
             f"SOURCE_DATE_EPOCH={epoch}\n".encode()
         )
-        return SourceTree(root, build_system, epoch, applied, vendored, archive)
+        return SourceTree(root, build_system, epoch, applied, vendored, archive, vendoring_error)
 
     @property
     def vendored_dir(self) -> Path:
@@ -271,7 +292,21 @@ class PackageBuilder:
             wheel = Path(from_plugin)
             log.write(f"\n== the plugin built {wheel.name}\n".encode())
         else:
-            wheel = self._backend(release, tree, env, plan, log).build_wheel(wheel_dir)
+            try:
+                wheel = self._backend(release, tree, env, plan, log).build_wheel(wheel_dir)
+            except BootstrapError as e:
+                if tree.vendoring_error is not None:
+                    e.details = "\n".join(
+                        filter(
+                            None,
+                            [
+                                e.details or _tail_of(self.log_path(release)),
+                                f"note: {tree.vendoring_error.message}",
+                                tree.vendoring_error.details,
+                            ],
+                        )
+                    )
+                raise
             log.write(f"\n== built {wheel.name}\n".encode())
         if not plan.edit.is_empty:
             wheel = edit_wheel(wheel, out, plan.edit)

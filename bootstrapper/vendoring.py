@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, BinaryIO
 
+from packaging.utils import canonicalize_name
+
+from .buildsystem import BuildSystem
 from .errors import VendoringError
 from .fsutil import replacing, sha256_file
 from .reproducible import ZIP_EPOCH, normalized_member
@@ -111,6 +114,18 @@ class VendoredSdist:
 
 
 # -- pure helpers ----------------------------------------------------------------------
+
+
+#: Build requirements that mean the package compiles Rust with cargo.
+RUST_BUILD_TOOLS = frozenset({"maturin", "setuptools-rust", "puccinialin"})
+
+
+def builds_rust(build_system: BuildSystem) -> bool:
+    """Whether the package says it builds Rust: a Rust build tool among its build
+    requirements, or maturin as its backend."""
+    return build_system.backend.split(".")[0] == "maturin" or any(
+        canonicalize_name(r.name) in RUST_BUILD_TOOLS for r in build_system.requires
+    )
 
 
 def find_manifests(root: Path) -> list[str]:
@@ -449,8 +464,10 @@ def _write_zip(sdist: Path, dest: Path, added: Mapping[str, Path], epoch: int) -
 
 
 __all__ = [
+    "RUST_BUILD_TOOLS",
     "VendoredCrates",
     "VendoredSdist",
+    "builds_rust",
     "cargo_config",
     "find_manifests",
     "read_marker",

@@ -146,9 +146,13 @@ def mirror_config(registry_url: str) -> str:
     )
 
 
-def rust_project(dependency: Crate, name: str = "rustext", version: str = "1.0") -> Project:
+def rust_project(
+    dependency: Crate, name: str = "rustext", version: str = "1.0", *, declared: bool = False
+) -> Project:
     """A Python package whose extension is a Rust cdylib (in ``src/rust/``, depending on
-    ``dependency`` from the registry, with a Cargo.lock), built by ``rust_backend``."""
+    ``dependency`` from the registry, with a Cargo.lock), built by ``rust_backend``.
+    ``declared``: it lists ``setuptools-rust`` among its build requirements, as real
+    Rust packages name their tool (see :func:`setuptools_rust_stand_in`)."""
     lib = name.replace("-", "_")
     cargo_toml = (
         f'[package]\nname = "{lib}"\nversion = "0.1.0"\nedition = "2021"\n\n'
@@ -166,8 +170,9 @@ def rust_project(dependency: Crate, name: str = "rustext", version: str = "1.0")
     lib_rs = (
         f'#[no_mangle]\npub extern "C" fn {lib}_answer() -> i32 {{ {dependency.name}::answer() }}\n'
     )
+    requires = '["setuptools-rust"]' if declared else "[]"
     pyproject = (
-        "[build-system]\nrequires = []\n"
+        f"[build-system]\nrequires = {requires}\n"
         'build-backend = "rust_backend"\nbackend-path = ["_backend"]\n\n'
         f'[project]\nname = "{name}"\nversion = "{version}"\n\n'
         f'[tool.rust-fixture]\nmanifest = "src/rust/Cargo.toml"\nlib = "{lib}"\n'
@@ -183,3 +188,9 @@ def rust_project(dependency: Crate, name: str = "rustext", version: str = "1.0")
             "src/rust/src/lib.rs": lib_rs,
         },
     )
+
+
+def setuptools_rust_stand_in() -> Project:
+    """An empty package named ``setuptools-rust``: what makes bootstrapper know a
+    project builds Rust is the name among its build requirements."""
+    return Project("setuptools-rust", "1.10.0", tool={"modules": ["setuptools_rust"]})

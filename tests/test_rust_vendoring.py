@@ -27,7 +27,14 @@ from bootstrapper.vendoring import (
     write_vendored_sdist,
 )
 
-from .cargo_registry import CargoRegistry, Crate, closed_port, mirror_config, rust_project
+from .cargo_registry import (
+    CargoRegistry,
+    Crate,
+    closed_port,
+    mirror_config,
+    rust_project,
+    setuptools_rust_stand_in,
+)
 from .conftest import Run, clean_env, pip_install
 from .support import FixtureIndex, Project
 
@@ -465,7 +472,8 @@ def test_unreachable_registry_names_the_ways_out(
         else None
     )
     use_cargo_home(monkeypatch, tmp_path / "cargo-home", config)
-    index.add(rust_project(crate), tmp_path / "dists")
+    index.add(setuptools_rust_stand_in(), tmp_path / "dists")
+    index.add(rust_project(crate, declared=True), tmp_path / "dists")
     run = bootstrap("rustext")
     assert run.code == 1
     assert (
@@ -488,12 +496,50 @@ def test_missing_cargo_is_said_plainly(
     crate = CargoRegistry().add_crate("tinycrate", "0.1.0", "pub fn answer() -> i32 { 42 }\n")
     use_cargo_home(monkeypatch, tmp_path / "cargo-home", None)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
-    index.add(rust_project(crate), tmp_path / "dists")
+    index.add(setuptools_rust_stand_in(), tmp_path / "dists")
+    index.add(rust_project(crate, declared=True), tmp_path / "dists")
     run = bootstrap("rustext")
     assert run.code == 1
     assert "rustext: its Rust crates could not be vendored: cargo is not installed" in run.stderr
     assert "src/rust/Cargo.toml" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_crates_of_a_package_that_names_no_rust_tool_are_vendored_when_possible_only(
+    tmp_path: Path,
+    bootstrap: Bootstrap,
+    index: FixtureIndex,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """zstandard ships the Cargo.toml of an optional Rust backend: no registry must not
+    stop its (C) build; but if the build does fail, the vendoring failure is told."""
+    crate = CargoRegistry().add_crate("tinycrate", "0.1.0", "pub fn answer() -> i32 { 42 }\n")
+    use_cargo_home(
+        monkeypatch,
+        tmp_path / "cargo-home",
+        mirror_config(f"sparse+http://127.0.0.1:{closed_port()}/index/"),
+    )
+    index.add(
+        Project("cext", files={"Cargo.toml": '[package]\nname = "opt"\nversion = "0.1.0"\n'}),
+        tmp_path / "dists",
+    )
+    index.add(rust_project(crate), tmp_path / "dists")
+    built = bootstrap("cext")
+    assert built.code == 0, built.stderr
+    log = (built.output / "logs" / "cext-1.0.log").read_text()
+    assert "note: cext: its Rust crates could not be vendored" in log
+    assert "so its build goes on without vendored crates" in log
+
+    failed = bootstrap("rustext", output=tmp_path / "other")
+    assert failed.code == 1
+    assert "error: rustext: the build backend failed in build_wheel" in failed.stderr
+    assert (
+        "note: rustext: its Rust crates could not be vendored: no cargo registry could be "
+        "reached" in failed.stderr
+    )
+    assert "set `prebuilt: true` in overrides/settings/rustext.yaml" in failed.stderr
+    # (the log's last lines hold the backend's own traceback: that is its log, quoted)
+    assert "last lines of the build log:" in failed.stderr
 
 
 def test_a_projects_own_vendor_directory_is_left_alone(
