@@ -225,3 +225,16 @@ def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
     )
     assert record["pass_env"] == ["FIXTURE_CHOSEN"]
     wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+
+
+def test_settings_check_shows_the_build_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "settings" / "slow.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("build-timeout: 7200\n")
+    code = main(["settings", "check", "slow", "1.0", "--overrides-dir", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{") :])
+    assert report["build-timeout"] == f"7200 s ({settings}:1)"
