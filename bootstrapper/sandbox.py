@@ -105,7 +105,8 @@ def make_scratch(scratch: Path) -> Path:
 #: Process groups of backends running now, so that an interrupted run can end them: they
 #: are not in our process group, which is what a terminal's Ctrl-C reaches.
 _running: set[int] = set()
-_running_lock = threading.Lock()
+# Re-entrant: a signal handler may take it in a thread that holds it.
+_running_lock = threading.RLock()
 
 
 @contextmanager
