@@ -30,7 +30,15 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .buildenv import EnvFactory
-from .builder import BuildPlan, PackageBuilder, SourceTree, make_plan, make_record, now
+from .builder import (
+    SCRATCH_PARTS,
+    BuildPlan,
+    PackageBuilder,
+    SourceTree,
+    make_plan,
+    make_record,
+    now,
+)
 from .buildsystem import BuildSystem
 from .candidates import Release, allowed
 from .errors import BootstrapError, BuildCycleError, MetadataMismatchError
@@ -64,6 +72,7 @@ from .progress import NullReporter, Reporter
 from .publish import IndexWriter, SourceIndexWriter
 from .records import BuildRecord, EnvWheel
 from .resolve import Resolution, resolve
+from .sandbox import Sandbox
 from .settings import Settings, expand
 from .sources import SourceStore, fetch_git, fetch_url
 from .store import WheelStore
@@ -91,6 +100,8 @@ class Options:
     keep_going: bool = False
     #: With keep_going: a package that cannot be built takes the index's wheel instead.
     fallback_prebuilt: bool = False
+    #: The environment and time limit of every backend call.
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,7 @@ class Bootstrapper:
             EnvFactory(self.work_dir / "uv-cache"),
             self.plugins,
             isolation=options.isolation,
+            sandbox=options.sandbox,
         )
         self.oracle = MetadataOracle(
             self.index,
@@ -259,7 +271,7 @@ class Bootstrapper:
     def _prepare_dirs(self) -> None:
         self._claim_variant()
         # Scratch from an interrupted run is never trusted; stored results are.
-        for scratch in ("src", "envs", "out"):
+        for scratch in SCRATCH_PARTS:
             shutil.rmtree(self.work_dir / scratch, ignore_errors=True)
         out = self.options.output_dir
         for directory in (
@@ -855,6 +867,7 @@ class Bootstrapper:
             epoch=tree.epoch,
             patches_applied=tree.patches,
             vendored=tree.vendored,
+            pass_env=self.builder.sandbox.pass_env,
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
         if not self.options.keep_work:

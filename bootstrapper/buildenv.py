@@ -78,9 +78,12 @@ class BuildEnv:
     def bin_dir(self) -> Path:
         return self.python.parent
 
-    def environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The clean environment for a subprocess running inside this build env."""
-        env = clean_environ(os.environ)
+    def environ(
+        self, extra: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The clean environment for a subprocess running inside this build env, made
+        from ``base`` (default: ours)."""
+        env = clean_environ(os.environ if base is None else base)
         env["PATH"] = os.pathsep.join([str(self.bin_dir), env.get("PATH", os.defpath)])
         env["VIRTUAL_ENV"] = str(self.path)
         if extra:

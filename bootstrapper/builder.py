@@ -31,6 +31,7 @@ from .pep517 import Backend
 from .plugins import PluginContext, Plugins
 from .records import BuildRecord, EnvWheel
 from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
+from .sandbox import Sandbox, TimeLimit, make_scratch, sandbox_environ
 from .settings import PackageSettings, Settings
 from .vendoring import (
     RUST_BUILD_TOOLS,
@@ -44,6 +45,8 @@ from .vendoring import (
 from .wheeledit import WheelEdit, edit_wheel
 
 LOG_TAIL_LINES = 25
+#: The per-package directories of a work dir, removed once a package is stored.
+SCRATCH_PARTS = ("src", "out", "envs", "scratch")
 #: Bumped when the way wheels are made changes, so that earlier builds are not reused.
 BUILD_RECIPE = 2
 
@@ -121,8 +124,10 @@ class PackageBuilder:
         plugins: Plugins | None = None,
         *,
         isolation: Sequence[str] = (),
+        sandbox: Sandbox | None = None,
     ) -> None:
         self._work = work_dir
+        self.sandbox = sandbox or Sandbox()
         self.logs_dir = logs_dir
         self._envs = envs
         self._plugins = plugins or Plugins()
@@ -348,11 +353,27 @@ class PackageBuilder:
         log.write(f"== rewrote it as {edited.name} (requires and rebuild number)\n".encode())
         return edited
 
+    def scratch_dir(self, release: Release) -> Path:
+        """The package's own HOME and TMPDIR live here during its build."""
+        return self._work / "scratch" / f"{release.name}-{release.version}"
+
+    def time_limit(self, settings: PackageSettings) -> TimeLimit:
+        """The package's ``build-timeout`` where its settings have one, else the run's."""
+        if settings.build_timeout is not None:
+            return TimeLimit(settings.build_timeout, settings.build_timeout_origin)
+        return TimeLimit(self.sandbox.timeout, self.sandbox.timeout_origin)
+
     def _backend(
         self, release: Release, tree: SourceTree, env: BuildEnv, plan: BuildPlan, log: BinaryIO
     ) -> Backend:
         if plan.env:
             log.write(f"environment from settings: {dict(plan.env)}\n".encode())
+        scratch = make_scratch(self.scratch_dir(release))
+        limit = self.time_limit(plan.settings)
+        log.write(
+            f"HOME and TMPDIR in {scratch}; passed from the environment by --pass-env: "
+            f"{list(self.sandbox.pass_env)}; build timeout {limit.describe()}\n".encode()
+        )
         return Backend(
             tree.path,
             tree.build_system,
@@ -362,12 +383,14 @@ class PackageBuilder:
             extra_environ=build_environment(plan, tree.epoch, cargo_offline=bool(tree.vendored)),
             config_settings=plan.settings.config_settings,
             command_prefix=self._isolation,
+            base_environ=sandbox_environ(os.environ, scratch, self.sandbox.pass_env),
+            time_limit=limit,
         )
 
     def cleanup(self, release: Release) -> None:
         """Remove the work directories of ``release`` (the built wheel is stored already)."""
         self._env_contents.pop(self._work / "envs" / f"{release.name}-{release.version}", None)
-        for part in ("src", "out", "envs"):
+        for part in SCRATCH_PARTS:
             shutil.rmtree(
                 self._work / part / f"{release.name}-{release.version}", ignore_errors=True
             )
@@ -423,6 +446,7 @@ def make_record(
     plan_json: dict[str, Any] | None = None,
     patches_applied: Sequence[AppliedPatch] = (),
     vendored: VendoredCrates | None = None,
+    pass_env: Sequence[str] = (),
 ) -> BuildRecord:
     """The record of a build. ``sdist`` is the archive built from: with ``vendored``
     crates, the vendored sdist (the upstream hash is kept beside it)."""
@@ -455,4 +479,5 @@ def make_record(
         upstream_sha256=vendored.upstream_sha256 if vendored is not None else sdist_sha256,
         vendored=vendored.to_json() if vendored is not None else {},
         patches_applied=[p.to_json() for p in patches_applied],
+        pass_env=sorted(pass_env),
     )

@@ -99,6 +99,10 @@ class BuildError(BootstrapError):
     """A PEP 517 hook or the build environment failed."""
 
 
+class BuildTimeoutError(BuildError):
+    """A backend call ran longer than its build timeout and was ended."""
+
+
 class BuildCycleError(BootstrapError):
     """Packages need each other to be built."""
 

@@ -35,6 +35,7 @@ from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .publish import IndexWriter, SourceIndexWriter
 from .records import EnvWheel
 from .resolve import resolve
+from .sandbox import Sandbox
 from .sources import SourceStore
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
@@ -132,6 +133,7 @@ def build_one(
     plan_for: Callable[[Release], BuildPlan],
     isolation: Sequence[str],
     environment: dict[str, str],
+    sandbox: Sandbox | None = None,
 ) -> JobResult:
     """Build ``name`` ``version`` from ``sources`` with requirements from ``wheels``."""
     project = canonicalize_name(name)
@@ -152,7 +154,11 @@ def build_one(
     store = SourceStore(http, work / "downloads", output_dir / "sdists")
     sdist, sdist_sha256 = store.fetch(release)
     builder = PackageBuilder(
-        work, output_dir / "logs", EnvFactory(work / "uv-cache"), isolation=isolation
+        work,
+        output_dir / "logs",
+        EnvFactory(work / "uv-cache"),
+        isolation=isolation,
+        sandbox=sandbox,
     )
     chain = (project,)
 
@@ -206,6 +212,7 @@ def build_one(
         epoch=tree.epoch,
         patches_applied=tree.patches,
         vendored=tree.vendored,
+        pass_env=builder.sandbox.pass_env,
     )
     store.archive(sdist)
     SourceIndexWriter(output_dir / "sdists").update([project], {sdist.name: sdist_sha256})

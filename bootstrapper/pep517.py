@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,8 +13,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from .buildenv import BuildEnv
 from .buildsystem import BuildSystem
-from .errors import BuildError, InvalidSourceError
+from .errors import BuildError, BuildTimeoutError, InvalidSourceError
 from .reproducible import UMASK
+from .sandbox import DEFAULT_BUILD_TIMEOUT, TimeLimit, run_in_own_group
 
 
 class Backend:
@@ -30,6 +32,8 @@ class Backend:
         extra_environ: Mapping[str, str] | None = None,
         config_settings: Mapping[str, Any] | None = None,
         command_prefix: Sequence[str] = (),
+        base_environ: Mapping[str, str] | None = None,
+        time_limit: TimeLimit | None = None,
     ) -> None:
         self._package = package
         self._log = log
@@ -38,6 +42,9 @@ class Backend:
         self._config = dict(config_settings or {}) or None
         # e.g. `unshare --net ...`: the hook runs with no network.
         self._prefix = list(command_prefix)
+        #: What the environment is made from (the sandbox's allow-listed part of ours).
+        self._base = dict(os.environ if base_environ is None else base_environ)
+        self._limit = time_limit or TimeLimit(DEFAULT_BUILD_TIMEOUT, "the default")
         self._hooks = pyproject_hooks.BuildBackendHookCaller(
             str(source_dir),
             build_system.backend,
@@ -52,16 +59,15 @@ class Backend:
         cwd: str | None = None,
         extra_environ: Mapping[str, str] | None = None,
     ) -> None:
-        environ = self._env.environ({**self._extra, **(extra_environ or {})})
+        environ = self._env.environ({**self._extra, **(extra_environ or {})}, base=self._base)
         self._log.flush()
-        subprocess.run(
+        # Its own process group, so that a timeout ends the backend's children too.
+        run_in_own_group(
             [*self._prefix, *cmd],
+            timeout=self._limit.seconds,
             cwd=cwd,
             env=environ,
             stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=True,
             umask=UMASK,
         )
 
@@ -79,6 +85,18 @@ class Backend:
         except pyproject_hooks.BackendInvalid as e:
             raise BuildError(
                 f"{self._package}: invalid build backend: {e}", package=self._package
+            ) from e
+        except subprocess.TimeoutExpired as e:
+            self._log.write(
+                f"\n== timed out after {self._limit.seconds:g} s: the backend and every "
+                "process it started were killed\n".encode()
+            )
+            raise BuildTimeoutError(
+                f"{self._package}: the build backend ran longer than the build timeout "
+                f"({self._limit.describe()}) in {hook}; it was ended with every process it "
+                f"started. Raise it with --build-timeout SECONDS, or 'build-timeout: "
+                f"SECONDS' in {self._package}'s settings",
+                package=self._package,
             ) from e
         except subprocess.CalledProcessError as e:
             raise BuildError(

@@ -52,14 +52,10 @@ def _page(title: str, links: Iterable[str]) -> str:
     )
 
 
-def _write_root_page(directory: Path, title: str) -> None:
-    """The PEP 503 root of ``directory``: one link per project page written there."""
-    projects = sorted(
-        canonicalize_name(p.name)
-        for p in directory.iterdir()
-        if p.is_dir() and (p / "index.html").is_file()
-    )
-    links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in projects]
+def _write_root_page(directory: Path, title: str, projects: Iterable[NormalizedName]) -> None:
+    """The PEP 503 root of ``directory``: one link per project given. Never a listing of
+    the folders found there: a build could have written one."""
+    links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in sorted(set(projects))]
     atomic_write_text(directory / "index.html", _page(title, links))
 
 
@@ -120,8 +116,21 @@ class IndexWriter:
             links.append(f"<a {' '.join(attrs)}>{html.escape(wheel.name)}</a><br>")
         atomic_write_text(self.simple_dir / name / "index.html", _page(f"Links for {name}", links))
 
+    def _published_projects(self) -> set[NormalizedName]:
+        """The projects of the wheels this writer published (each has the metadata file
+        only ``publish`` writes)."""
+        found = set()
+        for path in self.wheels_dir.glob("*.whl"):
+            try:
+                name, _, _, _ = parse_wheel_filename(path.name)
+            except InvalidWheelFilename:
+                continue
+            if path.with_name(path.name + METADATA_SUFFIX).is_file():
+                found.add(name)
+        return found
+
     def _write_root_page(self) -> None:
-        _write_root_page(self.simple_dir, "Simple index")
+        _write_root_page(self.simple_dir, "Simple index", self._published_projects())
 
 
 class SourceIndexWriter:
@@ -154,5 +163,17 @@ class SourceIndexWriter:
                 )
         atomic_write_text(self.sdists_dir / name / "index.html", _page(f"Links for {name}", links))
 
+    def _archived_projects(self) -> set[NormalizedName]:
+        """The projects with a page here that has one of the archives beside it."""
+        files = [p.name for p in self.sdists_dir.iterdir() if p.is_file()]
+        found = set()
+        for page in self.sdists_dir.glob("*/index.html"):
+            name = canonicalize_name(page.parent.name)
+            if page.parent.name == name and any(
+                parse_sdist_filename(f, name) is not None for f in files
+            ):
+                found.add(name)
+        return found
+
     def _write_root_page(self) -> None:
-        _write_root_page(self.sdists_dir, "Source archives")
+        _write_root_page(self.sdists_dir, "Source archives", self._archived_projects())

@@ -59,6 +59,8 @@ class BuildRecord:
     upstream_sha256: str = ""
     #: What was vendored into the source (tool, upstream file, manifests, crates).
     vendored: dict[str, Any] = field(default_factory=dict)
+    #: The names (never the values) of the user's variables passed with --pass-env.
+    pass_env: list[str] = field(default_factory=list)
     schema: int = RECORD_SCHEMA
 
     @property

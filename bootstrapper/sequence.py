@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .buildenv import EnvFactory
-from .builder import BuildPlan, PackageBuilder, make_record, now
+from .builder import SCRATCH_PARTS, BuildPlan, PackageBuilder, make_record, now
 from .buildsystem import BuildSystem
 from .candidates import Release
 from .errors import BootstrapError, BuildError, UsageError
@@ -35,6 +35,7 @@ from .progress import NullReporter, Reporter
 from .publish import IndexWriter
 from .records import EnvWheel, read_record
 from .reproducible import first_difference
+from .sandbox import Sandbox, end_running_backends
 from .settings import PackageSettings, RequirementEdits, SourceSpec
 from .sources import archived_source
 from .store import WheelStore
@@ -168,6 +169,7 @@ class SequenceBuilder:
         output_dir: Path,
         jobs: int,
         isolation: Sequence[str],
+        sandbox: Sandbox | None = None,
         force: bool = False,
         reporter: Reporter | None = None,
     ) -> None:
@@ -180,18 +182,27 @@ class SequenceBuilder:
         self.publisher = IndexWriter(output_dir)
         work = output_dir / ".work"
         self.builder = PackageBuilder(
-            work, output_dir / "logs", EnvFactory(work / "uv-cache"), isolation=isolation
+            work,
+            output_dir / "logs",
+            EnvFactory(work / "uv-cache"),
+            isolation=isolation,
+            sandbox=sandbox,
         )
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))
         self._by_name_version = {(e.name, str(e.version)): e for e in self.entries}
 
     def run(self) -> list[Rebuilt]:
-        for scratch in ("src", "envs", "out"):
+        for scratch in SCRATCH_PARTS:
             shutil.rmtree(self.output_dir / ".work" / scratch, ignore_errors=True)
         self.publisher.wheels_dir.mkdir(parents=True, exist_ok=True)
         try:
             return asyncio.run(self._run())
+        except KeyboardInterrupt:
+            # Backends run in their own process groups, out of reach of a terminal's
+            # Ctrl-C: end them, or the wait below would last until they finish.
+            end_running_backends()
+            raise
         finally:
             # Builds already running finish (a subprocess cannot be stopped cleanly)
             # before this returns, so nothing writes into the output afterwards.
@@ -346,6 +357,7 @@ class SequenceBuilder:
             plan_json=dict(entry.plan),
             patches_applied=patches_applied,
             vendored=vendored,
+            pass_env=() if entry.prebuilt else self.builder.sandbox.pass_env,
         )
         dest = self.publisher.wheels_dir / wheel.name
         atomic_copy(wheel, dest)

@@ -32,6 +32,7 @@ KEYS = (
     "prebuilt",
     "source",
     "patch-fuzz",
+    "build-timeout",
     "variants",
 )
 VARIANT_KEYS = tuple(k for k in KEYS if k != "variants")
@@ -89,6 +90,10 @@ class PackageSettings:
     source: SourceSpec | None = None
     #: How many context lines a patch hunk may ignore (GNU patch's fuzz); 0: none.
     patch_fuzz: int = 0
+    #: Seconds one backend call of this package may run (None: the run's --build-timeout),
+    #: and the file and line that set it.
+    build_timeout: int | None = None
+    build_timeout_origin: str = ""
     #: Where it came from, for records and ``settings check``.
     files: tuple[str, ...] = ()
 
@@ -292,6 +297,13 @@ class _Validator:
                 fuzz = self.natural(value, "patch-fuzz")
                 if fuzz is not None:
                     found["patch_fuzz"] = fuzz
+            elif key == "build-timeout":
+                seconds = self.natural(value, "build-timeout")
+                if seconds == 0:
+                    self.problem(value, "build-timeout must be at least 1 (seconds)")
+                elif seconds is not None:
+                    found["build_timeout"] = seconds
+                    found["build_timeout_origin"] = f"{self.path}:{value.start_mark.line + 1}"
             elif key == "source":
                 source: dict[str, str] = {}
                 for name_node, value_node in self.mapping(value, "source"):

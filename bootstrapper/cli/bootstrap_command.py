@@ -24,12 +24,15 @@ from ..plugins import Plugins
 from ..progress import StreamReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
+from ..sandbox import end_running_backends
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     absolute_path,
+    add_sandbox_options,
     add_settings_options,
+    sandbox_from,
     settings_layers,
 )
 
@@ -115,6 +118,7 @@ def register(commands: Any) -> None:
         "wheel of the same version (hash-checked), still listed as a failure",
     )
     add_settings_options(boot)
+    add_sandbox_options(boot)
     boot.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -170,6 +174,9 @@ def exit_interrupted(signum: int, frame: FrameType | None) -> None:
     sys.stderr.write("\ninterrupted; run the same command again to continue where it stopped\n")
     sys.stderr.flush()
     logging.shutdown()
+    # Each backend runs in its own process group (so that a timeout can end it whole),
+    # which a terminal's Ctrl-C does not reach.
+    end_running_backends()
     # Our builds run in our process group. When we lead it (as a shell job does), end
     # them too: the signal may have reached only us. Otherwise the group is our caller's,
     # which is not ours to signal.
@@ -217,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
         isolation=tuple(optional_isolation(args.no_network_isolation, args.quiet)),
         keep_going=args.keep_going,
         fallback_prebuilt=args.fallback_prebuilt,
+        sandbox=sandbox_from(args),
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()

@@ -4,9 +4,11 @@ options."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..errors import UsageError
+from ..sandbox import DEFAULT_BUILD_TIMEOUT, Sandbox
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -68,3 +70,50 @@ def settings_layers(args: argparse.Namespace) -> tuple[Settings, list[Path]]:
             + (f" (the settings define: {', '.join(sorted(variants))})" if variants else "")
         )
     return settings, unique_dirs([args.patches_dir, recipes_dir() / "patches"])
+
+
+def _variable_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise argparse.ArgumentTypeError(f"not an environment variable name: {text!r}")
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return seconds
+
+
+def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pass-env",
+        action="append",
+        default=[],
+        type=_variable_name,
+        metavar="NAME",
+        help="pass this variable of your environment to builds (repeatable; builds see "
+        "only an allow-list otherwise); the build record keeps the name, not the value",
+    )
+    parser.add_argument(
+        "--build-timeout",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help=f"end a backend call (and every process it started) that runs longer "
+        f"(default {DEFAULT_BUILD_TIMEOUT} = {DEFAULT_BUILD_TIMEOUT // 3600} hours; a "
+        "package's 'build-timeout:' setting wins)",
+    )
+
+
+def sandbox_from(args: argparse.Namespace) -> Sandbox:
+    if args.build_timeout is None:
+        return Sandbox(pass_env=tuple(dict.fromkeys(args.pass_env)))
+    return Sandbox(
+        pass_env=tuple(dict.fromkeys(args.pass_env)),
+        timeout=args.build_timeout,
+        timeout_origin="--build-timeout",
+    )

@@ -28,8 +28,10 @@ from .common import (
     EXIT_FAILURE,
     EXIT_OK,
     absolute_path,
+    add_sandbox_options,
     add_settings_options,
     location,
+    sandbox_from,
     settings_layers,
 )
 
@@ -89,6 +91,7 @@ def register_build(commands: Any) -> None:
     build.add_argument("--wheels", type=location, required=True, metavar="INDEX")
     build.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_settings_options(build)
+    add_sandbox_options(build)
     build.add_argument(
         "--no-network-isolation", action="store_true", help="build with network access"
     )
@@ -120,6 +123,7 @@ def run_build(args: argparse.Namespace) -> int:
                 plan_for=functools.partial(make_plan, settings, patch_layers, args.variant),
                 isolation=isolation,
                 environment=environment,
+                sandbox=sandbox_from(args),
             )
         finally:
             wheels.close()
@@ -153,6 +157,7 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build with network access (where no network namespace can be made, this is required)",
     )
+    add_sandbox_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
 
@@ -171,6 +176,7 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
             output_dir=output_dir,
             jobs=args.jobs,
             isolation=required_isolation(not args.no_network_isolation),
+            sandbox=sandbox_from(args),
             force=force,
             reporter=reporter,
         ).run()

@@ -62,6 +62,9 @@ def run_settings_check(args: argparse.Namespace) -> int:
         "patches": [p.to_json() for p in patches],
         "wheel-version": str(package.wheel_edit(version).new_version(version)),
     }
+    if package.build_timeout is not None:
+        # Not part of the settings a build record keeps: a new limit rebuilds nothing.
+        report["build-timeout"] = f"{package.build_timeout} s ({package.build_timeout_origin})"
     print(json.dumps(report, indent=2))
     return EXIT_OK
 

@@ -1,0 +1,240 @@
+"""The build sandbox: an allow-listed environment with HOME and TMPDIR in the package's
+scratch, a build timeout that ends the backend's whole process group, and a publisher
+that lists only what it published, each against hostile fixture backends."""
+
+from __future__ import annotations
+
+import json
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrapper.cli import main
+from bootstrapper.sandbox import allowed, sandbox_environ
+from bootstrapper.settings import Settings, SettingsError
+
+from .support import FixtureIndex, Project, wait_for
+
+SECRET = "wJalrXUtnFEMI-fixture-secret-K7MDENG"
+CHOSEN = "chosen-value-3141"
+
+
+def environ_seen(wheel: Path) -> dict[str, Any]:
+    dist = wheel.name.split("-")[0]
+    with zipfile.ZipFile(wheel) as zf:
+        return dict(json.loads(zf.read(f"{dist}_environ.json")))
+
+
+@pytest.mark.parametrize(
+    ("name", "passes"),
+    [
+        ("PATH", True),
+        ("LC_CTYPE", True),
+        ("TZ", True),
+        ("CC", True),
+        ("CFLAGS", True),
+        ("PKG_CONFIG_PATH", True),
+        ("CMAKE_GENERATOR", True),
+        ("MAKEFLAGS", True),
+        ("RUSTUP_HOME", True),
+        ("AWS_SECRET_ACCESS_KEY", False),
+        ("GITHUB_TOKEN", False),
+        ("SSH_AUTH_SOCK", False),
+        ("HOME", False),  # replaced, never passed
+        ("CARGO_HOME", False),  # replaced by the scratch's
+        ("PYTHONPATH", False),
+    ],
+)
+def test_allow_list(name: str, passes: bool) -> None:
+    assert allowed(name) is passes
+
+
+def test_sandbox_environ_replaces_home_and_passes_chosen(tmp_path: Path) -> None:
+    base = {"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": SECRET, "MINE": "x", "HOME": "/home/u"}
+    env = sandbox_environ(base, tmp_path, pass_env=["MINE"])
+    assert "AWS_SECRET_ACCESS_KEY" not in env
+    assert env["MINE"] == "x"
+    assert env["HOME"] == str(tmp_path / "home")
+    assert env["TMPDIR"] == env["TMP"] == env["TEMP"] == str(tmp_path / "tmp")
+    assert env["CARGO_HOME"] == str(tmp_path / "cargo")
+
+
+def test_builds_see_only_the_allow_list(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("FIXTURE_CHOSEN", CHOSEN)
+    monkeypatch.setenv("FIXTURE_NOT_CHOSEN", "nope")
+    monkeypatch.setenv("CFLAGS", "-O1")
+    index.add(Project("probe", tool={"record-environ": True}), tmp_path / "sdists")
+
+    run = bootstrap("--pass-env", "FIXTURE_CHOSEN", "probe")
+
+    assert run.code == 0, run.stderr
+    seen = environ_seen(run.output / "wheels" / "probe-1.0-py3-none-any.whl")
+    assert "AWS_SECRET_ACCESS_KEY" not in seen["keys"]
+    assert "FIXTURE_NOT_CHOSEN" not in seen["keys"]
+    assert "FIXTURE_CHOSEN" in seen["keys"]
+    assert "CFLAGS" in seen["keys"]
+    scratch = run.output / ".work" / "scratch" / "probe-1.0"
+    assert seen["HOME"] == str(scratch / "home")
+    assert seen["TMPDIR"] == str(scratch / "tmp")
+    assert seen["home_writable"] and seen["tmp_writable"]
+    assert not scratch.exists()  # removed after the build
+    record = json.loads(
+        (run.output / "wheels" / "probe-1.0-py3-none-any.whl.build.json").read_text()
+    )
+    assert record["pass_env"] == ["FIXTURE_CHOSEN"]
+    # Names only: neither value is written anywhere in the output.
+    for path in run.output.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert CHOSEN.encode() not in data, path
+            assert SECRET.encode() not in data, path
+
+
+def test_pass_env_rejects_a_malformed_name(index: FixtureIndex, bootstrap: Any) -> None:
+    run = bootstrap("--pass-env", "NOT-A-NAME", "probe")
+    assert run.code == 2
+    assert "not an environment variable name" in run.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _slow(tmp_path: Path) -> tuple[Project, Path]:
+    pidfile = tmp_path / "child.pid"
+    return Project("slow", tool={"sleep": 60, "spawn-child": str(pidfile)}), pidfile
+
+
+def test_build_timeout_ends_the_backend_and_its_children(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    project, pidfile = _slow(tmp_path)
+    index.add(project, tmp_path / "sdists")
+    started = time.monotonic()
+
+    run = bootstrap("--build-timeout", "2", "slow")
+
+    assert time.monotonic() - started < 30
+    assert run.code == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "slow: the build backend ran longer than the build timeout" in run.stderr
+    assert "2 s, set by --build-timeout" in run.stderr
+    child = int(pidfile.read_text())
+    wait_for(lambda: not _alive(child), 10)
+    log = (run.output / "logs" / "slow-1.0.log").read_text()
+    assert "timed out after 2 s" in log
+
+
+def test_build_timeout_from_the_package_settings_names_its_file(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    project, pidfile = _slow(tmp_path)
+    index.add(project, tmp_path / "sdists")
+    settings = tmp_path / "overrides" / "settings" / "slow.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("env:\n  X: '1'\nbuild-timeout: 2\n")
+
+    # The package's setting wins over the run's option.
+    run = bootstrap(
+        "--overrides-dir", str(tmp_path / "overrides"), "--build-timeout", "600", "slow"
+    )
+
+    assert run.code == 1, run.stderr
+    assert f"2 s, set by {settings}:3" in run.stderr
+    wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+
+
+def test_build_timeout_setting_is_validated(tmp_path: Path) -> None:
+    settings = tmp_path / "settings" / "slow.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(
+        "build-timeout: 0\nvariants:\n  big:\n    build-timeout: soon\n  long:\n"
+        "    build-timeout: 36000\n"
+    )
+    with pytest.raises(SettingsError) as caught:
+        Settings([tmp_path])
+    assert caught.value.problems == [
+        f"{settings}:1: build-timeout must be at least 1 (seconds)",
+        f"{settings}:4: build-timeout must be a whole number, 0 or more (got 'soon')",
+    ]
+    settings.write_text("build-timeout: 60\nvariants:\n  long:\n    build-timeout: 36000\n")
+    loaded = Settings([tmp_path])
+    assert loaded.for_package("slow").build_timeout == 60  # type: ignore[arg-type]
+    long = loaded.for_package("slow", "long")  # type: ignore[arg-type]
+    assert (long.build_timeout, long.build_timeout_origin) == (36000, f"{settings}:4")
+
+
+def test_build_timeout_must_be_positive(index: FixtureIndex, bootstrap: Any) -> None:
+    run = bootstrap("--build-timeout", "0", "probe")
+    assert run.code == 2
+    assert "must be a positive number of seconds" in run.stderr
+
+
+def test_root_page_lists_only_published_projects(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add(Project("hostile", tool={"publish-into-output": "evil"}), tmp_path / "sdists")
+
+    run = bootstrap("hostile")
+
+    assert run.code == 0, run.stderr
+    assert (run.output / "simple" / "evil" / "index.html").is_file()  # it did write it
+    root = (run.output / "simple" / "index.html").read_text()
+    assert 'href="hostile/"' in root
+    assert "evil" not in root
+
+
+def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pidfile = tmp_path / "child.pid"
+    index.add(Project("leaver", tool={"spawn-child": str(pidfile)}), tmp_path / "sdists")
+    run = bootstrap("leaver")
+    assert run.code == 0, run.stderr
+    # The backend returned but left a child behind: it is ended with the process group.
+    wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+
+    code = main(
+        [
+            "build-sequence",
+            str(run.output / "build-order.json"),
+            "--output-dir",
+            str(tmp_path / "again"),
+            "--build-timeout",
+            "600",
+            "--pass-env",
+            "FIXTURE_CHOSEN",
+            "--no-network-isolation",
+        ]
+    )
+
+    err = capsys.readouterr().err
+    assert code == 0, err
+    record = json.loads(
+        (tmp_path / "again" / "wheels" / "leaver-1.0-py3-none-any.whl.build.json").read_text()
+    )
+    assert record["pass_env"] == ["FIXTURE_CHOSEN"]
+    wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+
+
+def test_settings_check_shows_the_build_timeout(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "settings" / "slow.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("build-timeout: 7200\n")
+    code = main(["settings", "check", "slow", "1.0", "--overrides-dir", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    report = json.loads(out[out.index("{") :])
+    assert report["build-timeout"] == f"7200 s ({settings}:1)"
