@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -19,11 +20,13 @@ from ..failures import FAILURES_FILE, summary
 from ..http import HttpClient
 from ..index import PYPI_SIMPLE
 from ..isolation import isolation_prefix
+from ..outputlock import locked_output_dir
 from ..patches import patched_packages
 from ..plugins import Plugins
 from ..progress import StreamReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
+from ..settings import Settings
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -34,6 +37,8 @@ from .common import (
 )
 
 RUN_LOG = "bootstrap.log"
+#: File-system refusals that say "the place you chose cannot take this", not "a bug".
+WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 def register(commands: Any) -> None:
@@ -202,6 +207,18 @@ def run(args: argparse.Namespace) -> int:
     settings, patch_layers = settings_layers(args)
     default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
     output_dir: Path = args.output_dir or absolute_path(default_output)
+    with locked_output_dir(output_dir):
+        return run_locked(args, wanted, settings, patch_layers, output_dir)
+
+
+def run_locked(
+    args: argparse.Namespace,
+    wanted: RequirementSet,
+    settings: Settings,
+    patch_layers: list[Path],
+    output_dir: Path,
+) -> int:
+    """The run, once this process holds ``output_dir``."""
     run_log = output_dir / "logs" / RUN_LOG
     handler = setup_logging(run_log, args.verbose)
     reporter = StreamReporter(
@@ -239,6 +256,18 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
+    except OSError as e:
+        logging.getLogger("bootstrapper").exception("file-system error")
+        if e.filename is None or e.errno not in WRITE_ERRNOS:
+            raise BootstrapError(
+                f"internal error ({type(e).__name__}: {e}); this is a bug in bootstrapper",
+                log_path=run_log,
+            ) from None
+        raise BootstrapError(
+            f"cannot write {e.filename}: {e.strerror}; make room or make it writable "
+            "(or give another --output-dir) and run the same command again",
+            log_path=run_log,
+        ) from None
     except Exception as e:
         logging.getLogger("bootstrapper").exception("internal error")
         raise BootstrapError(

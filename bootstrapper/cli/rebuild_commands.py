@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..http import HttpClient
 from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
+from ..outputlock import locked_output_dir
 from ..progress import StreamReporter
 from ..sequence import SequenceBuilder, compare, read_build_order
 from .common import (
@@ -105,7 +106,7 @@ def run_build(args: argparse.Namespace) -> int:
     isolation = required_isolation(not args.no_network_isolation)
     output_dir: Path = args.output_dir
     environment = {k: str(v) for k, v in default_environment().items()}
-    with HttpClient() as http:
+    with locked_output_dir(output_dir), HttpClient() as http:
         wheels = WheelIndex(
             args.wheels, http, output_dir / ".work" / "build-requirements", list(sys_tags())
         )
@@ -160,22 +161,23 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent
-    reporter = StreamReporter(
-        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
-    )
-    try:
-        return SequenceBuilder(
-            entries,
-            sources_dir=args.sources or base / "sdists",
-            patches_dir=args.patches or base / "patches",
-            output_dir=output_dir,
-            jobs=args.jobs,
-            isolation=required_isolation(not args.no_network_isolation),
-            force=force,
-            reporter=reporter,
-        ).run()
-    finally:
-        reporter.close()
+    with locked_output_dir(output_dir):
+        reporter = StreamReporter(
+            sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+        )
+        try:
+            return SequenceBuilder(
+                entries,
+                sources_dir=args.sources or base / "sdists",
+                patches_dir=args.patches or base / "patches",
+                output_dir=output_dir,
+                jobs=args.jobs,
+                isolation=required_isolation(not args.no_network_isolation),
+                force=force,
+                reporter=reporter,
+            ).run()
+        finally:
+            reporter.close()
 
 
 def run_build_sequence(args: argparse.Namespace) -> int:
