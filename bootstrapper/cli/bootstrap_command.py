@@ -17,7 +17,7 @@ from typing import Any
 from ..bootstrap import Bootstrapper, Options
 from ..errors import BootstrapError, UsageError
 from ..failures import FAILURES_FILE, summary
-from ..http import HttpClient
+from ..http import HttpClient, HttpLimits
 from ..index import PYPI_SIMPLE
 from ..isolation import isolation_prefix
 from ..outputlock import locked_output_dir
@@ -32,7 +32,9 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     absolute_path,
+    add_http_options,
     add_settings_options,
+    http_limits,
     settings_layers,
 )
 
@@ -120,6 +122,7 @@ def register(commands: Any) -> None:
         "wheel of the same version (hash-checked), still listed as a failure",
     )
     add_settings_options(boot)
+    add_http_options(boot)
     boot.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -203,12 +206,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
+    limits = http_limits(args)
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
     default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
     output_dir: Path = args.output_dir or absolute_path(default_output)
     with locked_output_dir(output_dir):
-        return run_locked(args, wanted, settings, patch_layers, output_dir)
+        return run_locked(args, wanted, settings, patch_layers, output_dir, limits)
 
 
 def run_locked(
@@ -217,6 +221,7 @@ def run_locked(
     settings: Settings,
     patch_layers: list[Path],
     output_dir: Path,
+    limits: HttpLimits,
 ) -> int:
     """The run, once this process holds ``output_dir``."""
     run_log = output_dir / "logs" / RUN_LOG
@@ -239,7 +244,7 @@ def run_locked(
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, exit_interrupted) if in_main_thread else None
     try:
-        with HttpClient() as http:
+        with HttpClient(limits) as http:
             bootstrapper = Bootstrapper(
                 options,
                 http,

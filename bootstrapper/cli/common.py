@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
+from ..http import HttpLimits
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -68,3 +69,41 @@ def settings_layers(args: argparse.Namespace) -> tuple[Settings, list[Path]]:
             + (f" (the settings define: {', '.join(sorted(variants))})" if variants else "")
         )
     return settings, unique_dirs([args.patches_dir, recipes_dir() / "patches"])
+
+
+def add_http_options(parser: argparse.ArgumentParser) -> None:
+    defaults = HttpLimits()
+    parser.add_argument(
+        "--http-timeout",
+        type=float,
+        default=defaults.timeout,
+        metavar="SECONDS",
+        help="longest wait to connect or for the next bytes of an answer; a download "
+        f"bringing less than {defaults.min_progress} bytes in that time is stalled too "
+        f"(default {defaults.timeout:g})",
+    )
+    parser.add_argument(
+        "--http-retries",
+        type=int,
+        default=defaults.retries,
+        metavar="N",
+        help=f"tries after the first on a transient failure (default {defaults.retries})",
+    )
+    parser.add_argument(
+        "--http-budget",
+        type=float,
+        default=defaults.budget,
+        metavar="SECONDS",
+        help="total time for one URL, all its tries together: no try starts after it, and "
+        f"a page must be complete by then (default {defaults.budget:g})",
+    )
+
+
+def http_limits(args: argparse.Namespace) -> HttpLimits:
+    if not args.http_timeout > 0:
+        raise UsageError("--http-timeout must be more than 0 seconds")
+    if args.http_retries < 0:
+        raise UsageError("--http-retries must be 0 or more")
+    if not args.http_budget > 0:
+        raise UsageError("--http-budget must be more than 0 seconds")
+    return HttpLimits(timeout=args.http_timeout, retries=args.http_retries, budget=args.http_budget)

@@ -29,7 +29,9 @@ from .common import (
     EXIT_FAILURE,
     EXIT_OK,
     absolute_path,
+    add_http_options,
     add_settings_options,
+    http_limits,
     location,
     settings_layers,
 )
@@ -90,6 +92,7 @@ def register_build(commands: Any) -> None:
     build.add_argument("--wheels", type=location, required=True, metavar="INDEX")
     build.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_settings_options(build)
+    add_http_options(build)
     build.add_argument(
         "--no-network-isolation", action="store_true", help="build with network access"
     )
@@ -106,7 +109,8 @@ def run_build(args: argparse.Namespace) -> int:
     isolation = required_isolation(not args.no_network_isolation)
     output_dir: Path = args.output_dir
     environment = {k: str(v) for k, v in default_environment().items()}
-    with locked_output_dir(output_dir), HttpClient() as http:
+    limits = http_limits(args)
+    with locked_output_dir(output_dir), HttpClient(limits) as http:
         wheels = WheelIndex(
             args.wheels, http, output_dir / ".work" / "build-requirements", list(sys_tags())
         )
