@@ -11,6 +11,8 @@ import platform
 import shutil
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +27,7 @@ from .archive import unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
-from .errors import BootstrapError, VendoringError
+from .errors import BootstrapError, BuildError, VendoringError
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
@@ -308,10 +310,19 @@ class PackageBuilder:
                     )
                 raise
             log.write(f"\n== built {wheel.name}\n".encode())
-        if not plan.edit.is_empty:
-            wheel = edit_wheel(wheel, out, plan.edit)
-            log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
-        normalize_wheel(wheel, tree.epoch)
+        try:
+            if not plan.edit.is_empty:
+                wheel = edit_wheel(wheel, out, plan.edit)
+                log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
+            normalize_wheel(wheel, tree.epoch)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            maker = "the plugin" if from_plugin is not None else "the build backend"
+            log.write(f"== {wheel.name} is not a readable zip file: {e}\n".encode())
+            raise BuildError(
+                f"{release.name}: {maker} wrote {wheel.name}, which is not a wheel: "
+                f"not a readable zip file ({e})",
+                package=release.name,
+            ) from None
         return wheel
 
     def context(

@@ -310,3 +310,19 @@ def _read(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+def test_a_wheel_that_is_not_a_zip(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add_all(
+        [Project("app", dependencies=["nozip"]), Project("nozip", tool={"not-a-zip": True})],
+        tmp_path,
+    )
+    run = bootstrap("app")
+    assert_clean_failure(
+        run,
+        "error: nozip: the build backend wrote nozip-1.0-py3-none-any.whl, which is not a "
+        "wheel: not a readable zip file (File is not a zip file)",
+        "required by: app -> nozip",
+        "full log:",
+    )
+    assert "internal error" not in run.stderr
