@@ -29,6 +29,7 @@ from packaging.tags import sys_tags
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, SourceTree, make_plan, make_record, now
 from .buildsystem import BuildSystem
@@ -91,6 +92,8 @@ class Options:
     keep_going: bool = False
     #: With keep_going: a package that cannot be built takes the index's wheel instead.
     fallback_prebuilt: bool = False
+    #: How much one source archive may unpack to.
+    unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,7 @@ class Bootstrapper:
             EnvFactory(self.work_dir / "uv-cache"),
             self.plugins,
             isolation=options.isolation,
+            unpack_limits=options.unpack_limits,
         )
         self.oracle = MetadataOracle(
             self.index,

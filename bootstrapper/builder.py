@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from .archive import unpack
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
@@ -123,8 +123,10 @@ class PackageBuilder:
         plugins: Plugins | None = None,
         *,
         isolation: Sequence[str] = (),
+        unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
     ) -> None:
         self._work = work_dir
+        self._unpack_limits = unpack_limits
         self.logs_dir = logs_dir
         self._envs = envs
         self._plugins = plugins or Plugins()
@@ -158,7 +160,11 @@ class PackageBuilder:
         is read from it, so a patch may change the build requirements) and read its
         build system, with the settings' build-requires edits applied."""
         log.write(f"== unpacking {sdist.name}\n".encode())
-        root = unpack(sdist, self._work / "src" / f"{release.name}-{release.version}")
+        root = unpack(
+            sdist,
+            self._work / "src" / f"{release.name}-{release.version}",
+            self._unpack_limits,
+        )
         applied: tuple[AppliedPatch, ...] = ()
         if plan.patches:
             log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())

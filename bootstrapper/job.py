@@ -24,6 +24,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, make_record, now
 from .candidates import Release, prebuilt_releases, releases
@@ -132,6 +133,7 @@ def build_one(
     plan_for: Callable[[Release], BuildPlan],
     isolation: Sequence[str],
     environment: dict[str, str],
+    unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
 ) -> JobResult:
     """Build ``name`` ``version`` from ``sources`` with requirements from ``wheels``."""
     project = canonicalize_name(name)
@@ -152,7 +154,11 @@ def build_one(
     store = SourceStore(http, work / "downloads", output_dir / "sdists")
     sdist, sdist_sha256 = store.fetch(release)
     builder = PackageBuilder(
-        work, output_dir / "logs", EnvFactory(work / "uv-cache"), isolation=isolation
+        work,
+        output_dir / "logs",
+        EnvFactory(work / "uv-cache"),
+        isolation=isolation,
+        unpack_limits=unpack_limits,
     )
     chain = (project,)
 

@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, make_record, now
 from .buildsystem import BuildSystem
@@ -170,6 +171,7 @@ class SequenceBuilder:
         isolation: Sequence[str],
         force: bool = False,
         reporter: Reporter | None = None,
+        unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
     ) -> None:
         self.entries = list(entries)
         self.sources_dir = sources_dir
@@ -180,7 +182,11 @@ class SequenceBuilder:
         self.publisher = IndexWriter(output_dir)
         work = output_dir / ".work"
         self.builder = PackageBuilder(
-            work, output_dir / "logs", EnvFactory(work / "uv-cache"), isolation=isolation
+            work,
+            output_dir / "logs",
+            EnvFactory(work / "uv-cache"),
+            isolation=isolation,
+            unpack_limits=unpack_limits,
         )
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))

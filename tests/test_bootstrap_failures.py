@@ -326,3 +326,28 @@ def test_a_wheel_that_is_not_a_zip(tmp_path: Path, index: FixtureIndex, bootstra
         "full log:",
     )
     assert "internal error" not in run.stderr
+
+
+def test_a_decompression_bomb_is_refused(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    # 16 MiB of zeros in a sdist of a few KiB: far over the default ratio.
+    index.add(Project("bomb", files={"zeros.txt": "\0" * (16 << 20)}), tmp_path)
+    run = bootstrap("bomb")
+    assert_clean_failure(
+        run,
+        "error: bomb-1.0.tar.gz: unpacks to more than 200 times its own ",
+        "(--max-unpack-ratio): a decompression bomb",
+        "required by: bomb",
+    )
+    assert not list((run.output / ".work").glob("src/bomb*/**/zeros.txt"))
+    assert bootstrap("bomb", "--max-unpack-ratio", "100000").code == 0
+
+
+def test_unpack_options_are_checked(index: FixtureIndex, bootstrap: Any) -> None:
+    run = bootstrap("x", "--max-unpack-size", "lots")
+    assert run.code == 2
+    assert "argument --max-unpack-size: not a size: 'lots'" in run.stderr
+    run = bootstrap("x", "--max-unpack-ratio", "0.5")
+    assert run.code == 2
+    assert "--max-unpack-ratio must be at least 1" in run.stderr

@@ -34,8 +34,10 @@ from .common import (
     absolute_path,
     add_http_options,
     add_settings_options,
+    add_unpack_options,
     http_limits,
     settings_layers,
+    unpack_limits,
 )
 
 RUN_LOG = "bootstrap.log"
@@ -123,6 +125,7 @@ def register(commands: Any) -> None:
     )
     add_settings_options(boot)
     add_http_options(boot)
+    add_unpack_options(boot)
     boot.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -239,6 +242,7 @@ def run_locked(
         isolation=tuple(optional_isolation(args.no_network_isolation, args.quiet)),
         keep_going=args.keep_going,
         fallback_prebuilt=args.fallback_prebuilt,
+        unpack_limits=unpack_limits(args),
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()

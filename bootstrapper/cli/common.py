@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, human_size, parse_size
 from ..errors import UsageError
 from ..http import HttpLimits
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
@@ -107,3 +108,39 @@ def http_limits(args: argparse.Namespace) -> HttpLimits:
     if not args.http_budget > 0:
         raise UsageError("--http-budget must be more than 0 seconds")
     return HttpLimits(timeout=args.http_timeout, retries=args.http_retries, budget=args.http_budget)
+
+
+def size(text: str) -> int:
+    """An argparse ``type`` for a size: ``8G``, ``500M``, ``64K`` or bytes."""
+    try:
+        return parse_size(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(
+            f"not a size: {text!r} (give bytes, or a number with K, M, G or T)"
+        ) from None
+
+
+def add_unpack_options(parser: argparse.ArgumentParser) -> None:
+    defaults = DEFAULT_UNPACK_LIMITS
+    parser.add_argument(
+        "--max-unpack-size",
+        type=size,
+        default=defaults.max_size,
+        metavar="SIZE",
+        help="refuse a source archive that unpacks to more than SIZE (e.g. 20G; default "
+        f"{human_size(defaults.max_size)})",
+    )
+    parser.add_argument(
+        "--max-unpack-ratio",
+        type=float,
+        default=defaults.max_ratio,
+        metavar="N",
+        help="refuse a source archive that unpacks to more than N times its own size "
+        f"(default {defaults.max_ratio:g})",
+    )
+
+
+def unpack_limits(args: argparse.Namespace) -> UnpackLimits:
+    if not args.max_unpack_ratio >= 1:
+        raise UsageError("--max-unpack-ratio must be at least 1")
+    return UnpackLimits(max_size=args.max_unpack_size, max_ratio=args.max_unpack_ratio)

@@ -31,9 +31,11 @@ from .common import (
     absolute_path,
     add_http_options,
     add_settings_options,
+    add_unpack_options,
     http_limits,
     location,
     settings_layers,
+    unpack_limits,
 )
 
 
@@ -93,6 +95,7 @@ def register_build(commands: Any) -> None:
     build.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_settings_options(build)
     add_http_options(build)
+    add_unpack_options(build)
     build.add_argument(
         "--no-network-isolation", action="store_true", help="build with network access"
     )
@@ -125,6 +128,7 @@ def run_build(args: argparse.Namespace) -> int:
                 plan_for=functools.partial(make_plan, settings, patch_layers, args.variant),
                 isolation=isolation,
                 environment=environment,
+                unpack_limits=unpack_limits(args),
             )
         finally:
             wheels.close()
@@ -158,6 +162,7 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build with network access (where no network namespace can be made, this is required)",
     )
+    add_unpack_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
 
@@ -179,6 +184,7 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
                 isolation=required_isolation(not args.no_network_isolation),
                 force=force,
                 reporter=reporter,
+                unpack_limits=unpack_limits(args),
             ).run()
         finally:
             reporter.close()
