@@ -1,23 +1,80 @@
 """Safe unpacking of source archives, which are treated as hostile.
 
 Every member is checked before anything is written: no absolute paths, no ``..``, no
-links that point outside the tree, no devices. One bad member refuses the whole archive.
+links that point outside the tree, no devices, and no more bytes than the bounds allow
+(a decompression bomb). One bad member refuses the whole archive.
 """
 
 from __future__ import annotations
 
 import bz2
 import gzip
+import lzma
 import posixpath
 import shutil
 import stat
 import tarfile
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .errors import UnsafeArchiveError
+from .errors import UnsafeArchiveError, UnsafeArchiveSizeError
+
+MiB = 1 << 20
+GiB = 1 << 30
+#: Below this many unpacked bytes the ratio is not checked: a tiny sdist is mostly tar
+#: padding and compresses far better than any source tree.
+RATIO_FLOOR = 1 * MiB
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """How much one source archive may unpack to: ``max_size`` bytes in all, and at most
+    ``max_ratio`` times the archive's own size."""
+
+    max_size: int = 8 * GiB
+    max_ratio: float = 200.0
+
+    def check(self, archive: Path, unpacked: int, packed: int) -> None:
+        if unpacked > self.max_size:
+            raise UnsafeArchiveSizeError(
+                f"{archive.name}: unpacks to more than {human_size(self.max_size)} "
+                "(--max-unpack-size); refused before anything was written. If the source "
+                "is genuinely that large, raise --max-unpack-size"
+            )
+        if unpacked > RATIO_FLOOR and unpacked > self.max_ratio * packed:
+            raise UnsafeArchiveSizeError(
+                f"{archive.name}: unpacks to more than {self.max_ratio:g} times its own "
+                f"{human_size(packed)} (--max-unpack-ratio): a decompression bomb, or data "
+                "that compresses like one; refused before anything was written. If the "
+                "source is genuine, raise --max-unpack-ratio"
+            )
+
+
+DEFAULT_UNPACK_LIMITS = UnpackLimits()
+
+
+def human_size(size: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:g} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def parse_size(text: str) -> int:
+    """``"8G"``, ``"500M"``, ``"64K"`` or a number of bytes."""
+    units = {"K": 1 << 10, "M": MiB, "G": GiB, "T": 1 << 40}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    factor = units.get(cleaned[-1:], 1)
+    number = cleaned[:-1] if cleaned[-1:] in units else cleaned
+    value = float(number) * factor
+    if not value > 0:
+        raise ValueError(f"not a positive size: {text!r}")
+    return int(value)
+
 
 # Python >= 3.11.4 refuses unsafe members itself; older ones rely on our own checks.
 _FILTER_ERROR: type[Exception] = getattr(tarfile, "FilterError", UnsafeArchiveError)
@@ -64,7 +121,7 @@ def _validated_tar_members(archive: Path, tar: tarfile.TarFile) -> list[tarfile.
     return members
 
 
-def unpack(archive: Path, dest: Path) -> Path:
+def unpack(archive: Path, dest: Path, limits: UnpackLimits = UnpackLimits()) -> Path:
     """Unpack ``archive`` into the empty-or-new directory ``dest`` and return the source
     root (the single top-level directory, as sdists have, or ``dest`` itself)."""
     if dest.exists():
@@ -73,9 +130,9 @@ def unpack(archive: Path, dest: Path) -> Path:
     name = archive.name.lower()
     try:
         if name.endswith(".zip"):
-            _unpack_zip(archive, dest)
+            _unpack_zip(archive, dest, limits)
         else:
-            _unpack_tar(archive, dest)
+            _unpack_tar(archive, dest, limits)
     except UnsafeArchiveError:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -91,21 +148,32 @@ def unpack(archive: Path, dest: Path) -> Path:
     return dest
 
 
-def _check_compression(archive: Path) -> None:
-    """Read a compressed archive to its end so its checksum is verified: tarfile stops at
-    the end-of-archive marker and would never notice corrupted trailing data."""
-    opener: Any = {".gz": gzip.open, ".tgz": gzip.open, ".bz2": bz2.open}.get(archive.suffix)
+def _check_compression(archive: Path, limits: UnpackLimits) -> None:
+    """Read a compressed archive to its end, counting: its checksum is verified (tarfile
+    stops at the end-of-archive marker and would never notice corrupted trailing data),
+    and a bomb is refused before a byte of it is written."""
+    opener: Any = {
+        ".gz": gzip.open,
+        ".tgz": gzip.open,
+        ".bz2": bz2.open,
+        ".xz": lzma.open,
+    }.get(archive.suffix)
     if opener is None:
         return
+    packed = archive.stat().st_size
+    unpacked = 0
     with opener(archive, "rb") as stream:
-        while stream.read(1 << 20):
-            pass
+        while chunk := stream.read(1 << 20):
+            unpacked += len(chunk)
+            limits.check(archive, unpacked, packed)
 
 
-def _unpack_tar(archive: Path, dest: Path) -> None:
-    _check_compression(archive)
+def _unpack_tar(archive: Path, dest: Path, limits: UnpackLimits) -> None:
+    _check_compression(archive, limits)
     with tarfile.open(archive) as tar:
         members = _validated_tar_members(archive, tar)
+        # What the headers declare (a sparse member is written at its full size).
+        limits.check(archive, sum(m.size for m in members if m.isfile()), archive.stat().st_size)
         for member in members:
             # Never keep set-uid bits or odd permissions from a downloaded archive.
             if member.isfile():
@@ -118,9 +186,11 @@ def _unpack_tar(archive: Path, dest: Path) -> None:
             tar.extractall(dest, members=members)
 
 
-def _unpack_zip(archive: Path, dest: Path) -> None:
+def _unpack_zip(archive: Path, dest: Path, limits: UnpackLimits) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
+        # zipfile never reads more than a member's declared size, so the headers bound it.
+        limits.check(archive, sum(i.file_size for i in infos), archive.stat().st_size)
         for info in infos:
             _check_name(archive, info.filename)
             mode = info.external_attr >> 16

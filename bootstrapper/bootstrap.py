@@ -29,6 +29,7 @@ from packaging.tags import sys_tags
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import (
     SCRATCH_PARTS,
@@ -102,6 +103,8 @@ class Options:
     fallback_prebuilt: bool = False
     #: The environment and time limit of every backend call.
     sandbox: Sandbox = field(default_factory=Sandbox)
+    #: How much one source archive may unpack to.
+    unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ class Bootstrapper:
             self.plugins,
             isolation=options.isolation,
             sandbox=options.sandbox,
+            unpack_limits=options.unpack_limits,
         )
         self.oracle = MetadataOracle(
             self.index,

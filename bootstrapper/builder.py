@@ -11,6 +11,8 @@ import platform
 import shutil
 import sys
 import time
+import zipfile
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +23,11 @@ from typing import Any, BinaryIO
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from .archive import unpack
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
-from .errors import BootstrapError, VendoringError
+from .errors import BootstrapError, BuildError, VendoringError
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
@@ -125,9 +127,11 @@ class PackageBuilder:
         *,
         isolation: Sequence[str] = (),
         sandbox: Sandbox | None = None,
+        unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
     ) -> None:
         self._work = work_dir
         self.sandbox = sandbox or Sandbox()
+        self._unpack_limits = unpack_limits
         self.logs_dir = logs_dir
         self._envs = envs
         self._plugins = plugins or Plugins()
@@ -161,7 +165,11 @@ class PackageBuilder:
         is read from it, so a patch may change the build requirements) and read its
         build system, with the settings' build-requires edits applied."""
         log.write(f"== unpacking {sdist.name}\n".encode())
-        root = unpack(sdist, self._work / "src" / f"{release.name}-{release.version}")
+        root = unpack(
+            sdist,
+            self._work / "src" / f"{release.name}-{release.version}",
+            self._unpack_limits,
+        )
         applied: tuple[AppliedPatch, ...] = ()
         if plan.patches:
             log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())
@@ -313,10 +321,19 @@ class PackageBuilder:
                     )
                 raise
             log.write(f"\n== built {wheel.name}\n".encode())
-        if not plan.edit.is_empty:
-            wheel = edit_wheel(wheel, out, plan.edit)
-            log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
-        normalize_wheel(wheel, tree.epoch)
+        try:
+            if not plan.edit.is_empty:
+                wheel = edit_wheel(wheel, out, plan.edit)
+                log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
+            normalize_wheel(wheel, tree.epoch)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            maker = "the plugin" if from_plugin is not None else "the build backend"
+            log.write(f"== {wheel.name} is not a readable zip file: {e}\n".encode())
+            raise BuildError(
+                f"{release.name}: {maker} wrote {wheel.name}, which is not a wheel: "
+                f"not a readable zip file ({e})",
+                package=release.name,
+            ) from None
         return wheel
 
     def context(

@@ -114,3 +114,16 @@ class MetadataMismatchError(BootstrapError):
 
 class VendoringError(BuildError):
     """A source's Rust crates could not be vendored before its offline build."""
+
+
+class OutputDirInUseError(BootstrapError):
+    """Another process holds the lock of the output directory."""
+
+
+class UnusableOutputDirError(UsageError):
+    """The output directory is a file, or cannot be created or written (exit status 2:
+    the user chose it)."""
+
+
+class UnsafeArchiveSizeError(UnsafeArchiveError):
+    """An archive unpacks to more than the configured bounds (a decompression bomb)."""

@@ -10,7 +10,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,17 +25,34 @@ logger = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: Hash algorithms strong enough to trust a download with, strongest first.
 TRUSTED_HASHES = ("sha512", "sha384", "sha256")
+MAX_REDIRECTS = 20
 USER_AGENT = "bootstrapper/0.1 (+https://pypi.org/project/bootstrapper/)"
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
+class HttpLimits:
+    """How long bootstrapper waits on a server, and how often it tries again.
+
+    ``timeout`` bounds connecting and every wait for bytes; a response that brings less
+    than ``min_progress`` bytes in ``timeout`` seconds (a trickle) is stalled too. A URL
+    gets at most ``retries`` more tries after the first, and no try starts once
+    ``budget`` seconds have passed since the first; a page (not a download, which may
+    legitimately take long while it makes progress) must also be complete by then.
+    """
+
+    timeout: float = 10.0
+    retries: int = 4
+    budget: float = 30.0
     backoff: float = 0.5
     max_backoff: float = 8.0
+    min_progress: int = 1024
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max_backoff, self.backoff * (2**attempt)))
+
+
+#: What ``get`` returns without a body of its own: decoded already.
+_DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
 class HttpClient:
@@ -43,13 +60,12 @@ class HttpClient:
 
     def __init__(
         self,
+        limits: HttpLimits = HttpLimits(),
         *,
-        retry: RetryPolicy = RetryPolicy(),
-        timeout: float = 60.0,
         max_connections: int = 16,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._retry = retry
+        self._limits = limits
         self._sleep = sleep
         # trust_env=False: the user's proxy/cert settings for *installers* are not ours to
         # guess at, except the CA bundle, which we honour explicitly below.
@@ -58,8 +74,11 @@ class HttpClient:
             ssl.create_default_context(cafile=cafile) if cafile else True
         )
         self._client = httpx.Client(
-            timeout=timeout,
+            # No bound on waiting for one of our own pooled connections: a slot taken by a
+            # long download is not the server's fault.
+            timeout=httpx.Timeout(limits.timeout, pool=None),
             follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
             headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
@@ -86,21 +105,44 @@ class HttpClient:
         URLs are read from the disk (a directory means its ``index.html``)."""
         if url.startswith("file:"):
             return _read_local(url)
-        last_error: str = ""
-        for attempt in range(self._retry.attempts):
+        retrying = _Tries(self._limits, self._sleep)
+        while True:
             try:
-                response = self._client.get(url, headers=headers)
-            except httpx.TransportError as e:
-                last_error = f"{type(e).__name__}: {e}"
+                response = self._get_once(url, headers, retrying.deadline)
+            except _Transient as e:
+                retrying.failed(str(e))
+            except httpx.HTTPError as e:
+                retrying.failed(_describe(e, url, self._limits))
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                last_error = f"HTTP {response.status_code}"
-            if attempt + 1 < self._retry.attempts:
-                delay = self._retry.delay(attempt)
-                logger.debug("GET %s failed (%s); retrying in %.1fs", url, last_error, delay)
-                self._sleep(delay)
-        raise FetchError(f"cannot fetch {url}: {last_error} (after {self._retry.attempts} tries)")
+                retrying.failed(f"HTTP {response.status_code}")
+            if not retrying.again():
+                raise FetchError(f"cannot fetch {url}: {retrying.summary()}")
+
+    def _get_once(
+        self, url: str, headers: Mapping[str, str] | None, deadline: float
+    ) -> httpx.Response:
+        remaining = max(1.0, deadline - time.monotonic())
+        timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
+        with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
+            try:
+                body = b"".join(_watched(response.iter_bytes(), self._limits, deadline))
+            except httpx.DecodingError as e:
+                encoding = response.headers.get("content-encoding", "")
+                raise FetchError(
+                    f"cannot fetch {url}: the server says its answer is "
+                    f"Content-Encoding {encoding!r}, but it does not decode as that ({e}); "
+                    "the server is misconfigured (ask its operator, or use another index)"
+                ) from None
+            kept = [
+                (k, v)
+                for k, v in response.headers.multi_items()
+                if k.lower() not in _DROPPED_HEADERS
+            ]
+            return httpx.Response(
+                response.status_code, headers=kept, content=body, request=response.request
+            )
 
     def download(
         self, url: str, dest: Path, hashes: Mapping[str, str], *, require_hash: bool = True
@@ -121,8 +163,8 @@ class HttpClient:
         if url.startswith("file:"):
             return _copy_local(url, dest, algorithm, expected)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        last_error = ""
-        for attempt in range(self._retry.attempts):
+        retrying = _Tries(self._limits, self._sleep)
+        while True:
             fd, tmp_name = tempfile.mkstemp(
                 dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
             )
@@ -130,12 +172,20 @@ class HttpClient:
             try:
                 digest = hashlib.new(algorithm)
                 sha256 = hashlib.sha256()
-                with os.fdopen(fd, "wb") as out, self._client.stream("GET", url) as response:
+                # The file's own bytes, as the hash was taken of them: no transfer
+                # encoding asked for, and none undone (a server that labels a .tar.gz
+                # "Content-Encoding: gzip" must not get it unpacked on the way).
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    self._client.stream(
+                        "GET", url, headers={"Accept-Encoding": "identity"}
+                    ) as response,
+                ):
                     if response.status_code in RETRY_STATUSES:
                         raise _Transient(f"HTTP {response.status_code}")
                     if response.status_code != 200:
                         raise FetchError(f"cannot download {url}: HTTP {response.status_code}")
-                    for chunk in response.iter_bytes(1 << 20):
+                    for chunk in _watched(response.iter_raw(), self._limits, None):
                         digest.update(chunk)
                         sha256.update(chunk)
                         out.write(chunk)
@@ -147,15 +197,87 @@ class HttpClient:
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, dest)
                 return sha256.hexdigest()
-            except (_Transient, httpx.TransportError) as e:
-                last_error = str(e) or type(e).__name__
+            except _Transient as e:
+                retrying.failed(str(e))
+            except httpx.HTTPError as e:
+                retrying.failed(_describe(e, url, self._limits))
             finally:
                 tmp.unlink(missing_ok=True)
-            if attempt + 1 < self._retry.attempts:
-                self._sleep(self._retry.delay(attempt))
+            if not retrying.again():
+                raise FetchError(f"cannot download {url}: {retrying.summary()}")
+
+
+class _Tries:
+    """The retry state of one URL: its tries, its time budget, its last error."""
+
+    def __init__(self, limits: HttpLimits, sleep: Callable[[float], None]) -> None:
+        self._limits = limits
+        self._sleep = sleep
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.budget
+        self.tries = 0
+        self.last_error = ""
+
+    def failed(self, error: str) -> None:
+        self.tries += 1
+        self.last_error = error
+
+    def again(self) -> bool:
+        """Wait before the next try and say True, or say False when none is left."""
+        if self.tries > self._limits.retries:
+            return False
+        delay = self._limits.delay(self.tries - 1)
+        if time.monotonic() + delay >= self.deadline:
+            return False
+        logger.debug("try %d failed (%s); retrying in %.1fs", self.tries, self.last_error, delay)
+        self._sleep(delay)
+        return True
+
+    def summary(self) -> str:
+        tries = "1 try" if self.tries == 1 else f"{self.tries} tries"
+        return f"{self.last_error} ({tries} in {time.monotonic() - self.started:.1f}s)"
+
+
+def _watched(
+    chunks: Iterator[bytes], limits: HttpLimits, deadline: float | None
+) -> Iterator[bytes]:
+    """``chunks`` as they come, ending the try when they come too slowly: less than
+    ``min_progress`` bytes in ``timeout`` seconds, or not all of them by ``deadline``.
+    (Silence itself is ended by httpx's read timeout, which is ``timeout`` too.)"""
+    window_start = time.monotonic()
+    window_bytes = 0
+    for chunk in chunks:
+        now = time.monotonic()
+        if deadline is not None and now > deadline:
+            raise _Transient(f"the answer was not complete within {limits.budget:g}s")
+        window_bytes += len(chunk)
+        if now - window_start >= limits.timeout:
+            if window_bytes < limits.min_progress:
+                raise _Transient(
+                    f"stalled: {window_bytes} bytes in {now - window_start:.1f}s "
+                    f"(less than {limits.min_progress} in {limits.timeout:g}s)"
+                )
+            window_start, window_bytes = now, 0
+        yield chunk
+
+
+def _describe(error: httpx.HTTPError, url: str, limits: HttpLimits) -> str:
+    """A failed try in words; raises at once for failures another try cannot mend."""
+    if isinstance(error, httpx.TooManyRedirects):
         raise FetchError(
-            f"cannot download {url}: {last_error} (after {self._retry.attempts} tries)"
-        )
+            f"cannot fetch {url}: too many redirects (more than {MAX_REDIRECTS}, the last "
+            f"to {error.request.url}); the server sends it round in a loop"
+        ) from None
+    if isinstance(error, httpx.UnsupportedProtocol):
+        raise FetchError(f"cannot fetch {url}: {error}") from None
+    if isinstance(error, httpx.DecodingError):
+        raise FetchError(
+            f"cannot fetch {url}: the answer does not decode as its Content-Encoding "
+            f"says ({error}); the server is misconfigured"
+        ) from None
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer within {limits.timeout:g}s ({type(error).__name__})"
+    return f"{type(error).__name__}: {error}"
 
 
 class _Transient(Exception):

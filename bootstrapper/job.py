@@ -24,6 +24,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, make_record, now
 from .candidates import Release, prebuilt_releases, releases
@@ -134,6 +135,7 @@ def build_one(
     isolation: Sequence[str],
     environment: dict[str, str],
     sandbox: Sandbox | None = None,
+    unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
 ) -> JobResult:
     """Build ``name`` ``version`` from ``sources`` with requirements from ``wheels``."""
     project = canonicalize_name(name)
@@ -159,6 +161,7 @@ def build_one(
         EnvFactory(work / "uv-cache"),
         isolation=isolation,
         sandbox=sandbox,
+        unpack_limits=unpack_limits,
     )
     chain = (project,)
 

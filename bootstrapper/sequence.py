@@ -22,6 +22,7 @@ from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import SCRATCH_PARTS, BuildPlan, PackageBuilder, make_record, now
 from .buildsystem import BuildSystem
@@ -172,6 +173,7 @@ class SequenceBuilder:
         sandbox: Sandbox | None = None,
         force: bool = False,
         reporter: Reporter | None = None,
+        unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
     ) -> None:
         self.entries = list(entries)
         self.sources_dir = sources_dir
@@ -187,6 +189,7 @@ class SequenceBuilder:
             EnvFactory(work / "uv-cache"),
             isolation=isolation,
             sandbox=sandbox,
+            unpack_limits=unpack_limits,
         )
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bootstrapper.archive import read_member, unpack
-from bootstrapper.errors import UnsafeArchiveError
+from bootstrapper.archive import MiB, UnpackLimits, parse_size, read_member, unpack
+from bootstrapper.errors import UnsafeArchiveError, UnsafeArchiveSizeError
 
 PKG_INFO = b"Metadata-Version: 2.2\nName: pkg\nVersion: 1.0\n"
 
@@ -506,3 +506,73 @@ def test_read_member_corrupt_archive_raises(tmp_path: Path, suffix: str) -> None
     with pytest.raises(UnsafeArchiveError) as info:
         read_member(archive, "PKG-INFO")
     assert archive.name in info.value.message
+
+
+# -- bounds: decompression bombs are refused before anything is written ----------------
+
+BOMB_SIZE = 64 * MiB
+
+
+def write_bomb(path: Path) -> Path:
+    """``bomb-1.0/zeros``: 64 MiB of zeros, a few tens of KiB once compressed."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("bomb-1.0/PKG-INFO", PKG_INFO)
+            zf.writestr("bomb-1.0/zeros", bytes(BOMB_SIZE))
+        return path
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("bomb-1.0/zeros")
+        info.size = BOMB_SIZE
+        tar.addfile(info, io.BytesIO(bytes(BOMB_SIZE)))
+    return path
+
+
+@pytest.mark.parametrize("name", ["bomb-1.0.tar.gz", "bomb-1.0.zip"])
+def test_a_bomb_is_refused_by_its_ratio(tmp_path: Path, name: str) -> None:
+    archive = write_bomb(tmp_path / name)
+    assert archive.stat().st_size < 200 * 1024
+    dest = tmp_path / "dest"
+    with pytest.raises(UnsafeArchiveSizeError) as caught:
+        unpack(archive, dest, UnpackLimits(max_ratio=100))
+    assert caught.value.message.startswith(f"{name}: unpacks to more than 100 times its own ")
+    assert "(--max-unpack-ratio): a decompression bomb" in caught.value.message
+    assert not dest.exists()  # nothing was written, so nothing is left
+
+
+@pytest.mark.parametrize("name", ["bomb-1.0.tar.gz", "bomb-1.0.zip"])
+def test_a_bomb_is_refused_by_the_total_size(tmp_path: Path, name: str) -> None:
+    archive = write_bomb(tmp_path / name)
+    with pytest.raises(UnsafeArchiveSizeError) as caught:
+        unpack(archive, tmp_path / "dest", UnpackLimits(max_size=16 * MiB, max_ratio=1e9))
+    assert caught.value.message == (
+        f"{name}: unpacks to more than 16.0 MiB (--max-unpack-size); refused before "
+        "anything was written. If the source is genuinely that large, raise "
+        "--max-unpack-size"
+    )
+
+
+def test_a_plain_tar_is_bounded_by_its_headers(tmp_path: Path) -> None:
+    archive = write_tar(tmp_path / "big-1.0.tar", [file("big-1.0/a", bytes(3 * MiB))], mode="w")
+    with pytest.raises(UnsafeArchiveSizeError):
+        unpack(archive, tmp_path / "dest", UnpackLimits(max_size=2 * MiB))
+    assert unpack(archive, tmp_path / "dest", UnpackLimits(max_size=4 * MiB)).name == "big-1.0"
+
+
+def test_the_default_limits_let_a_bomb_like_archive_within_them_pass(tmp_path: Path) -> None:
+    archive = write_bomb(tmp_path / "bomb-1.0.tar.gz")
+    root = unpack(archive, tmp_path / "dest", UnpackLimits(max_ratio=1e6))
+    assert (root / "zeros").stat().st_size == BOMB_SIZE
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1024", 1024), ("64K", 64 << 10), ("500M", 500 << 20), ("8G", 8 << 30), ("1.5GiB", 3 << 29)],
+)
+def test_parse_size(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "G", "-1M", "0", "lots"])
+def test_parse_size_refuses(text: str) -> None:
+    with pytest.raises((ValueError, IndexError)):
+        parse_size(text)

@@ -310,3 +310,44 @@ def _read(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+def test_a_wheel_that_is_not_a_zip(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
+    index.add_all(
+        [Project("app", dependencies=["nozip"]), Project("nozip", tool={"not-a-zip": True})],
+        tmp_path,
+    )
+    run = bootstrap("app")
+    assert_clean_failure(
+        run,
+        "error: nozip: the build backend wrote nozip-1.0-py3-none-any.whl, which is not a "
+        "wheel: not a readable zip file (File is not a zip file)",
+        "required by: app -> nozip",
+        "full log:",
+    )
+    assert "internal error" not in run.stderr
+
+
+def test_a_decompression_bomb_is_refused(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    # 16 MiB of zeros in a sdist of a few KiB: far over the default ratio.
+    index.add(Project("bomb", files={"zeros.txt": "\0" * (16 << 20)}), tmp_path)
+    run = bootstrap("bomb")
+    assert_clean_failure(
+        run,
+        "error: bomb-1.0.tar.gz: unpacks to more than 200 times its own ",
+        "(--max-unpack-ratio): a decompression bomb",
+        "required by: bomb",
+    )
+    assert not list((run.output / ".work").glob("src/bomb*/**/zeros.txt"))
+    assert bootstrap("bomb", "--max-unpack-ratio", "100000").code == 0
+
+
+def test_unpack_options_are_checked(index: FixtureIndex, bootstrap: Any) -> None:
+    run = bootstrap("x", "--max-unpack-size", "lots")
+    assert run.code == 2
+    assert "argument --max-unpack-size: not a size: 'lots'" in run.stderr
+    run = bootstrap("x", "--max-unpack-ratio", "0.5")
+    assert run.code == 2
+    assert "--max-unpack-ratio must be at least 1" in run.stderr

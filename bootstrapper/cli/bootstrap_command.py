@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import signal
@@ -16,27 +17,35 @@ from typing import Any
 from ..bootstrap import Bootstrapper, Options
 from ..errors import BootstrapError, UsageError
 from ..failures import FAILURES_FILE, summary
-from ..http import HttpClient
+from ..http import HttpClient, HttpLimits
 from ..index import PYPI_SIMPLE
 from ..isolation import isolation_prefix
+from ..outputlock import locked_output_dir
 from ..patches import patched_packages
 from ..plugins import Plugins
 from ..progress import StreamReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
 from ..sandbox import end_running_backends
+from ..settings import Settings
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
     absolute_path,
+    add_http_options,
     add_sandbox_options,
     add_settings_options,
+    add_unpack_options,
+    http_limits,
     sandbox_from,
     settings_layers,
+    unpack_limits,
 )
 
 RUN_LOG = "bootstrap.log"
+#: File-system refusals that say "the place you chose cannot take this", not "a bug".
+WRITE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 def register(commands: Any) -> None:
@@ -119,6 +128,8 @@ def register(commands: Any) -> None:
     )
     add_settings_options(boot)
     add_sandbox_options(boot)
+    add_http_options(boot)
+    add_unpack_options(boot)
     boot.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -205,10 +216,24 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
+    limits = http_limits(args)
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
     default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
     output_dir: Path = args.output_dir or absolute_path(default_output)
+    with locked_output_dir(output_dir):
+        return run_locked(args, wanted, settings, patch_layers, output_dir, limits)
+
+
+def run_locked(
+    args: argparse.Namespace,
+    wanted: RequirementSet,
+    settings: Settings,
+    patch_layers: list[Path],
+    output_dir: Path,
+    limits: HttpLimits,
+) -> int:
+    """The run, once this process holds ``output_dir``."""
     run_log = output_dir / "logs" / RUN_LOG
     handler = setup_logging(run_log, args.verbose)
     reporter = StreamReporter(
@@ -225,12 +250,13 @@ def run(args: argparse.Namespace) -> int:
         keep_going=args.keep_going,
         fallback_prebuilt=args.fallback_prebuilt,
         sandbox=sandbox_from(args),
+        unpack_limits=unpack_limits(args),
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, exit_interrupted) if in_main_thread else None
     try:
-        with HttpClient() as http:
+        with HttpClient(limits) as http:
             bootstrapper = Bootstrapper(
                 options,
                 http,
@@ -247,6 +273,18 @@ def run(args: argparse.Namespace) -> int:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
+    except OSError as e:
+        logging.getLogger("bootstrapper").exception("file-system error")
+        if e.filename is None or e.errno not in WRITE_ERRNOS:
+            raise BootstrapError(
+                f"internal error ({type(e).__name__}: {e}); this is a bug in bootstrapper",
+                log_path=run_log,
+            ) from None
+        raise BootstrapError(
+            f"cannot write {e.filename}: {e.strerror}; make room or make it writable "
+            "(or give another --output-dir) and run the same command again",
+            log_path=run_log,
+        ) from None
     except Exception as e:
         logging.getLogger("bootstrapper").exception("internal error")
         raise BootstrapError(

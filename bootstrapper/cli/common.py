@@ -7,7 +7,9 @@ import argparse
 import re
 from pathlib import Path
 
+from ..archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, human_size, parse_size
 from ..errors import UsageError
+from ..http import HttpLimits
 from ..sandbox import DEFAULT_BUILD_TIMEOUT, Sandbox
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
 
@@ -117,3 +119,77 @@ def sandbox_from(args: argparse.Namespace) -> Sandbox:
         timeout=args.build_timeout,
         timeout_origin="--build-timeout",
     )
+
+
+def add_http_options(parser: argparse.ArgumentParser) -> None:
+    defaults = HttpLimits()
+    parser.add_argument(
+        "--http-timeout",
+        type=float,
+        default=defaults.timeout,
+        metavar="SECONDS",
+        help="longest wait to connect or for the next bytes of an answer; a download "
+        f"bringing less than {defaults.min_progress} bytes in that time is stalled too "
+        f"(default {defaults.timeout:g})",
+    )
+    parser.add_argument(
+        "--http-retries",
+        type=int,
+        default=defaults.retries,
+        metavar="N",
+        help=f"tries after the first on a transient failure (default {defaults.retries})",
+    )
+    parser.add_argument(
+        "--http-budget",
+        type=float,
+        default=defaults.budget,
+        metavar="SECONDS",
+        help="total time for one URL, all its tries together: no try starts after it, and "
+        f"a page must be complete by then (default {defaults.budget:g})",
+    )
+
+
+def http_limits(args: argparse.Namespace) -> HttpLimits:
+    if not args.http_timeout > 0:
+        raise UsageError("--http-timeout must be more than 0 seconds")
+    if args.http_retries < 0:
+        raise UsageError("--http-retries must be 0 or more")
+    if not args.http_budget > 0:
+        raise UsageError("--http-budget must be more than 0 seconds")
+    return HttpLimits(timeout=args.http_timeout, retries=args.http_retries, budget=args.http_budget)
+
+
+def size(text: str) -> int:
+    """An argparse ``type`` for a size: ``8G``, ``500M``, ``64K`` or bytes."""
+    try:
+        return parse_size(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(
+            f"not a size: {text!r} (give bytes, or a number with K, M, G or T)"
+        ) from None
+
+
+def add_unpack_options(parser: argparse.ArgumentParser) -> None:
+    defaults = DEFAULT_UNPACK_LIMITS
+    parser.add_argument(
+        "--max-unpack-size",
+        type=size,
+        default=defaults.max_size,
+        metavar="SIZE",
+        help="refuse a source archive that unpacks to more than SIZE (e.g. 20G; default "
+        f"{human_size(defaults.max_size)})",
+    )
+    parser.add_argument(
+        "--max-unpack-ratio",
+        type=float,
+        default=defaults.max_ratio,
+        metavar="N",
+        help="refuse a source archive that unpacks to more than N times its own size "
+        f"(default {defaults.max_ratio:g})",
+    )
+
+
+def unpack_limits(args: argparse.Namespace) -> UnpackLimits:
+    if not args.max_unpack_ratio >= 1:
+        raise UsageError("--max-unpack-ratio must be at least 1")
+    return UnpackLimits(max_size=args.max_unpack_size, max_ratio=args.max_unpack_ratio)

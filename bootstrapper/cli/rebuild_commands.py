@@ -22,17 +22,22 @@ from ..errors import UsageError
 from ..http import HttpClient
 from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
+from ..outputlock import locked_output_dir
 from ..progress import StreamReporter
 from ..sequence import SequenceBuilder, compare, read_build_order
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
     absolute_path,
+    add_http_options,
     add_sandbox_options,
     add_settings_options,
+    add_unpack_options,
+    http_limits,
     location,
     sandbox_from,
     settings_layers,
+    unpack_limits,
 )
 
 
@@ -92,6 +97,8 @@ def register_build(commands: Any) -> None:
     build.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_settings_options(build)
     add_sandbox_options(build)
+    add_http_options(build)
+    add_unpack_options(build)
     build.add_argument(
         "--no-network-isolation", action="store_true", help="build with network access"
     )
@@ -108,7 +115,8 @@ def run_build(args: argparse.Namespace) -> int:
     isolation = required_isolation(not args.no_network_isolation)
     output_dir: Path = args.output_dir
     environment = {k: str(v) for k, v in default_environment().items()}
-    with HttpClient() as http:
+    limits = http_limits(args)
+    with locked_output_dir(output_dir), HttpClient(limits) as http:
         wheels = WheelIndex(
             args.wheels, http, output_dir / ".work" / "build-requirements", list(sys_tags())
         )
@@ -124,6 +132,7 @@ def run_build(args: argparse.Namespace) -> int:
                 isolation=isolation,
                 environment=environment,
                 sandbox=sandbox_from(args),
+                unpack_limits=unpack_limits(args),
             )
         finally:
             wheels.close()
@@ -158,6 +167,7 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
         help="build with network access (where no network namespace can be made, this is required)",
     )
     add_sandbox_options(parser)
+    add_unpack_options(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
 
@@ -165,23 +175,25 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent
-    reporter = StreamReporter(
-        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
-    )
-    try:
-        return SequenceBuilder(
-            entries,
-            sources_dir=args.sources or base / "sdists",
-            patches_dir=args.patches or base / "patches",
-            output_dir=output_dir,
-            jobs=args.jobs,
-            isolation=required_isolation(not args.no_network_isolation),
-            sandbox=sandbox_from(args),
-            force=force,
-            reporter=reporter,
-        ).run()
-    finally:
-        reporter.close()
+    with locked_output_dir(output_dir):
+        reporter = StreamReporter(
+            sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+        )
+        try:
+            return SequenceBuilder(
+                entries,
+                sources_dir=args.sources or base / "sdists",
+                patches_dir=args.patches or base / "patches",
+                output_dir=output_dir,
+                jobs=args.jobs,
+                isolation=required_isolation(not args.no_network_isolation),
+                sandbox=sandbox_from(args),
+                force=force,
+                reporter=reporter,
+                unpack_limits=unpack_limits(args),
+            ).run()
+        finally:
+            reporter.close()
 
 
 def run_build_sequence(args: argparse.Namespace) -> int:
