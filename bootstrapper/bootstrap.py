@@ -844,6 +844,8 @@ class Bootstrapper:
                     log,
                 )
             )
+            # Before the job slot is free: the record times the build, not what follows.
+            finished = now()
         metadata_bytes = read_wheel_metadata(wheel)
         metadata = parse_metadata(metadata_bytes, wheel.name)
         expected_version = plan.edit.new_version(release.version)
@@ -872,6 +874,7 @@ class Bootstrapper:
             patches_applied=tree.patches,
             vendored=tree.vendored,
             pass_env=self.builder.sandbox.pass_env,
+            finished=finished,
         )
         stored = await self._in_thread(functools.partial(self.store.add, wheel, record))
         if not self.options.keep_work:

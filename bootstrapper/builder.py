@@ -464,9 +464,11 @@ def make_record(
     patches_applied: Sequence[AppliedPatch] = (),
     vendored: VendoredCrates | None = None,
     pass_env: Sequence[str] = (),
+    finished: str | None = None,
 ) -> BuildRecord:
     """The record of a build. ``sdist`` is the archive built from: with ``vendored``
-    crates, the vendored sdist (the upstream hash is kept beside it)."""
+    crates, the vendored sdist (the upstream hash is kept beside it). ``finished``
+    defaults to now."""
     return BuildRecord(
         name=release.name,
         version=str(release.version),
@@ -484,7 +486,7 @@ def make_record(
         f"{platform.machine()})",
         tool_versions=tool_versions(),
         started=started,
-        finished=now(),
+        finished=finished or now(),
         log=os.fspath(log),
         plan=plan_json if plan_json is not None else plan.fingerprint(release.version),
         rebuild=plan.edit.rebuild,
