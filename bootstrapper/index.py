@@ -7,6 +7,7 @@ concurrently.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -177,6 +178,8 @@ class IndexClient:
     """Reads project pages from one index; thread-safe, one fetch per project per run."""
 
     def __init__(self, index_url: str, http: HttpClient, *, max_workers: int = 8) -> None:
+        # The credentials stay in the client; this URL is safe to show.
+        index_url = http.remember(index_url)
         self.index_url = index_url if index_url.endswith("/") else index_url + "/"
         self._http = http
         self._lock = threading.Lock()
@@ -219,11 +222,16 @@ class IndexClient:
                 f"cannot read the index page of {name}: HTTP {response.status_code} from {url}",
                 package=name,
             )
-        page_url = str(response.url)
+        page_url = self._http.remember(str(response.url))
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == JSON_CONTENT_TYPE:
-            return parse_json_page(name, page_url, response.content)
-        return parse_html_page(name, page_url, response.content)
+            page = parse_json_page(name, page_url, response.content)
+        else:
+            page = parse_html_page(name, page_url, response.content)
+        # A link's own credentials go to the client too, so none travels in a DistFile
+        # (and from there into records, errors or logs).
+        files = tuple(dataclasses.replace(f, url=self._http.remember(f.url)) for f in page.files)
+        return dataclasses.replace(page, files=files)
 
     def fetch_metadata(self, file: DistFile) -> bytes:
         """The PEP 658 core metadata served beside ``file``, hash-checked."""
