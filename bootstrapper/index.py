@@ -79,8 +79,8 @@ def _link(name: NormalizedName, page_url: str, base_url: str, href: str) -> str:
     if link_scheme not in allowed:
         link = redact_url(url.partition("#")[0])
         raise IndexAccessError(
-            f"the index page of {name} links {link!r}: a {page_scheme}: index may link only "
-            f"{' and '.join(sorted(allowed))} files; refusing the page",
+            f"the index page of {name} links {link!r}; an index at {page_scheme}: may link "
+            f"only {' and '.join(sorted(allowed))} files, so the page is refused",
             package=name,
             details=f"page: {redact_url(page_url)}",
         )
