@@ -7,6 +7,7 @@ import logging
 import os
 import ssl
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -17,6 +18,7 @@ from types import TracebackType
 
 import httpx
 
+from .credentials import Credentials, origin, split_credentials
 from .errors import FetchError, HashMismatchError
 from .fsutil import replacing
 
@@ -56,7 +58,12 @@ _DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-en
 
 
 class HttpClient:
-    """One pooled ``httpx.Client`` shared by every thread of a run."""
+    """One pooled ``httpx.Client`` shared by every thread of a run.
+
+    Credentials in a URL's userinfo are taken out of it on the way in
+    (:meth:`remember`) and kept per origin: every request to that origin sends them, and
+    no URL this client hands back, logs or puts in an error carries them.
+    """
 
     def __init__(
         self,
@@ -85,6 +92,8 @@ class HttpClient:
             ),
             verify=verify,
         )
+        self._credentials: dict[tuple[str, str, int | None], Credentials] = {}
+        self._credentials_lock = threading.Lock()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -100,15 +109,33 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
+    def remember(self, url: str) -> str:
+        """``url`` without its userinfo; credentials it carried are kept for its origin
+        (scheme, host, port) and sent with every later request there."""
+        clean, credentials = split_credentials(url)
+        if credentials is not None:
+            with self._credentials_lock:
+                self._credentials[origin(clean)] = credentials
+        return clean
+
+    def _auth(self, url: str) -> httpx.BasicAuth | None:
+        with self._credentials_lock:
+            credentials = self._credentials.get(origin(url))
+        if credentials is None:
+            return None
+        return httpx.BasicAuth(credentials.username, credentials.password)
+
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET with retries on transient failures; the response body is read. ``file:``
         URLs are read from the disk (a directory means its ``index.html``)."""
+        url = self.remember(url)
         if url.startswith("file:"):
             return _read_local(url)
+        auth = self._auth(url)
         retrying = _Tries(self._limits, self._sleep)
         while True:
             try:
-                response = self._get_once(url, headers, retrying.deadline)
+                response = self._get_once(url, headers, retrying.deadline, auth)
             except _Transient as e:
                 retrying.failed(str(e))
             except httpx.HTTPError as e:
@@ -121,11 +148,17 @@ class HttpClient:
                 raise FetchError(f"cannot fetch {url}: {retrying.summary()}")
 
     def _get_once(
-        self, url: str, headers: Mapping[str, str] | None, deadline: float
+        self,
+        url: str,
+        headers: Mapping[str, str] | None,
+        deadline: float,
+        auth: httpx.BasicAuth | None,
     ) -> httpx.Response:
         remaining = max(1.0, deadline - time.monotonic())
         timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
-        with self._client.stream("GET", url, headers=headers, timeout=timeout) as response:
+        with self._client.stream(
+            "GET", url, headers=headers, timeout=timeout, auth=auth
+        ) as response:
             try:
                 body = b"".join(_watched(response.iter_bytes(), self._limits, deadline))
             except httpx.DecodingError as e:
@@ -153,6 +186,7 @@ class HttpClient:
         not match. Without a hash the download is refused, unless ``require_hash`` is
         false (a source URL from the user's own settings).
         """
+        url = self.remember(url)
         algorithm = strongest_hash(hashes)
         if algorithm is None and require_hash:
             raise FetchError(
@@ -163,6 +197,7 @@ class HttpClient:
         if url.startswith("file:"):
             return _copy_local(url, dest, algorithm, expected)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        auth = self._auth(url)
         retrying = _Tries(self._limits, self._sleep)
         while True:
             fd, tmp_name = tempfile.mkstemp(
@@ -178,7 +213,7 @@ class HttpClient:
                 with (
                     os.fdopen(fd, "wb") as out,
                     self._client.stream(
-                        "GET", url, headers={"Accept-Encoding": "identity"}
+                        "GET", url, headers={"Accept-Encoding": "identity"}, auth=auth
                     ) as response,
                 ):
                     if response.status_code in RETRY_STATUSES:

@@ -7,6 +7,7 @@ concurrently.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .credentials import redact_url
 from .errors import FetchError, IndexAccessError, UnknownProjectError
 from .http import HttpClient, verify_bytes
 
@@ -59,6 +61,32 @@ class ProjectPage:
     files: tuple[DistFile, ...]
 
 
+#: The schemes a page may link files with, by the scheme of the page: an index on the
+#: network must not make us read local files (or anything but the network).
+_LINK_SCHEMES = {
+    "http": frozenset({"http", "https"}),
+    "https": frozenset({"http", "https"}),
+    "file": frozenset({"file", "http", "https"}),
+}
+
+
+def _link(name: NormalizedName, page_url: str, base_url: str, href: str) -> str:
+    """``href`` resolved against ``base_url``, if a page at ``page_url`` may link it."""
+    url = urllib.parse.urljoin(base_url, href)
+    page_scheme = urllib.parse.urlsplit(page_url).scheme.lower()
+    link_scheme = urllib.parse.urlsplit(url).scheme.lower()
+    allowed = _LINK_SCHEMES.get(page_scheme, frozenset({"http", "https"}))
+    if link_scheme not in allowed:
+        link = redact_url(url.partition("#")[0])
+        raise IndexAccessError(
+            f"the index page of {name} links {link!r}; an index at {page_scheme}: may link "
+            f"only {' and '.join(sorted(allowed))} files, so the page is refused",
+            package=name,
+            details=f"page: {redact_url(page_url)}",
+        )
+    return url
+
+
 def _hash_fragment(url: str) -> tuple[str, dict[str, str]]:
     base, _, fragment = url.partition("#")
     hashes: dict[str, str] = {}
@@ -87,14 +115,14 @@ def _metadata_attr(value: Any) -> Mapping[str, str] | None:
 def parse_json_page(name: NormalizedName, page_url: str, data: bytes) -> ProjectPage:
     """Parse a PEP 691 JSON project page."""
     try:
-        return ProjectPage(name=name, url=page_url, files=tuple(_json_files(data, page_url)))
+        return ProjectPage(name=name, url=page_url, files=tuple(_json_files(name, data, page_url)))
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise IndexAccessError(
             f"malformed JSON index page for {name} at {page_url}: {type(e).__name__}: {e}"
         ) from e
 
 
-def _json_files(data: bytes, page_url: str) -> list[DistFile]:
+def _json_files(name: NormalizedName, data: bytes, page_url: str) -> list[DistFile]:
     document = json.loads(data)
     raw_files = document["files"]
     if not isinstance(raw_files, list):
@@ -105,7 +133,7 @@ def _json_files(data: bytes, page_url: str) -> list[DistFile]:
         files.append(
             DistFile(
                 filename=raw["filename"],
-                url=urllib.parse.urljoin(page_url, raw["url"]),
+                url=_link(name, page_url, page_url, raw["url"]),
                 hashes={k.lower(): v for k, v in (raw.get("hashes") or {}).items()},
                 requires_python=raw.get("requires-python") or None,
                 yanked=bool(yanked) or isinstance(yanked, str),
@@ -154,7 +182,7 @@ def parse_html_page(name: NormalizedName, page_url: str, data: bytes) -> Project
         href = attrs.get("href")
         if not href:
             continue
-        url, hashes = _hash_fragment(urllib.parse.urljoin(base_url, href))
+        url, hashes = _hash_fragment(_link(name, page_url, base_url, href))
         filename = text or urllib.parse.unquote(url.rsplit("/", 1)[-1])
         yanked = attrs.get("data-yanked")
         metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
@@ -177,6 +205,8 @@ class IndexClient:
     """Reads project pages from one index; thread-safe, one fetch per project per run."""
 
     def __init__(self, index_url: str, http: HttpClient, *, max_workers: int = 8) -> None:
+        # The credentials stay in the client; this URL is safe to show.
+        index_url = http.remember(index_url)
         self.index_url = index_url if index_url.endswith("/") else index_url + "/"
         self._http = http
         self._lock = threading.Lock()
@@ -219,11 +249,16 @@ class IndexClient:
                 f"cannot read the index page of {name}: HTTP {response.status_code} from {url}",
                 package=name,
             )
-        page_url = str(response.url)
+        page_url = self._http.remember(str(response.url))
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == JSON_CONTENT_TYPE:
-            return parse_json_page(name, page_url, response.content)
-        return parse_html_page(name, page_url, response.content)
+            page = parse_json_page(name, page_url, response.content)
+        else:
+            page = parse_html_page(name, page_url, response.content)
+        # A link's own credentials go to the client too, so none travels in a DistFile
+        # (and from there into records, errors or logs).
+        files = tuple(dataclasses.replace(f, url=self._http.remember(f.url)) for f in page.files)
+        return dataclasses.replace(page, files=files)
 
     def fetch_metadata(self, file: DistFile) -> bytes:
         """The PEP 658 core metadata served beside ``file``, hash-checked."""

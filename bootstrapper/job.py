@@ -28,6 +28,7 @@ from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, make_record, now
 from .candidates import Release, prebuilt_releases, releases
+from .credentials import redact_url
 from .errors import BootstrapError, BuildError, UnknownProjectError
 from .fsutil import sha256_file
 from .http import HttpClient
@@ -55,7 +56,8 @@ class WheelIndex:
     as well as a simple index."""
 
     def __init__(self, location: str, http: HttpClient, downloads: Path, tags: Sequence[Tag]):
-        self.location = location
+        #: What errors show: the location without credentials.
+        self.location = redact_url(location)
         self._tags = tags
         self.python = Version(".".join(map(str, sys.version_info[:3])))
         self._store = SourceStore(http, downloads, downloads)
@@ -148,7 +150,7 @@ def build_one(
         source_index.close()
     if not candidates:
         raise BootstrapError(
-            f"{project} {version}: no source archive of this version in {sources}",
+            f"{project} {version}: no source archive of this version in {redact_url(sources)}",
             package=project,
         )
     release = candidates[0]

@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .credentials import redact_url
 from .errors import BootstrapError
 from .wheeledit import REBUILD_SCHEMES, WheelEdit
 
@@ -133,7 +134,8 @@ class PackageSettings:
             "files": list(self.files),
         }
         if self.source is not None:
-            data["source"] = {k: v for k, v in vars(self.source).items() if v}
+            # Records are published: a URL written with its token keeps only the rest.
+            data["source"] = {k: redact_url(v) for k, v in vars(self.source).items() if v}
         if self.patch_fuzz:
             # Only when allowed, so that records of builds without it stay valid.
             data["patch-fuzz"] = self.patch_fuzz

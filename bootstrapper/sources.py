@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .candidates import Release
+from .credentials import redact_text, redact_url
 from .errors import BootstrapError, FetchError
 from .fsutil import copy_unless_identical, hash_file, sha256_file
 from .http import HttpClient, strongest_hash
@@ -122,7 +123,9 @@ def fetch_git(repository: str, ref: str, prefix: str, dest: Path, work: Path) ->
         epoch = int(_git(git, [*here, "log", "-1", "--format=%ct"], "log").strip())
         write_tarball(checkout, prefix, dest, epoch, skip={".git"})
     except FetchError as e:
-        e.message = f"{e.message} ({repository})"
+        # git prints the URL as given, token and all.
+        e.message = f"{e.message} ({redact_url(repository)})"
+        e.details = redact_text(e.details) if e.details else e.details
         raise
     finally:
         shutil.rmtree(checkout, ignore_errors=True)

@@ -7,6 +7,7 @@ they name build requirements, in which case the backend comes from the installed
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -133,6 +134,8 @@ class IndexFile:
     metadata: bytes | None = None
     #: Override the advertised sha256 (to test mismatch detection); "" advertises none.
     sha256: str | None = None
+    #: Link this instead of ``../../files/<filename>`` (any URL: another host, ``file:``).
+    href: str | None = None
 
 
 class FixtureIndex:
@@ -140,6 +143,11 @@ class FixtureIndex:
 
     def __init__(self, *, json_api: bool = True) -> None:
         self.json_api = json_api
+        #: When set, (username, password) that HTTP basic auth must give for every path
+        #: starting with ``auth_prefix``; other requests get 401.
+        self.auth: tuple[str, str] | None = None
+        self.auth_prefix = "/"
+        self.unauthorized: list[str] = []
         self.projects: dict[str, dict[str, IndexFile]] = {}
         self.requests: list[str] = []
         self.fail_next: dict[str, int] = {}
@@ -176,6 +184,13 @@ class FixtureIndex:
             def do_GET(self) -> None:
                 index.requests.append(self.path)
                 path = urllib.parse.unquote(self.path.split("?")[0])
+                if not index._authorized(path, self.headers.get("Authorization")):
+                    index.unauthorized.append(self.path)
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="fixture"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if index.fail_next.get(path, 0) > 0:
                     index.fail_next[path] -= 1
                     self._send(503, b"try again", "text/plain")
@@ -197,6 +212,16 @@ class FixtureIndex:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def _authorized(self, path: str, header: str | None) -> bool:
+        if self.auth is None or not path.startswith(self.auth_prefix):
+            return True
+        token = base64.b64encode(":".join(self.auth).encode()).decode()
+        return header == f"Basic {token}"
+
+    def url_with_credentials(self, username: str, password: str) -> str:
+        """:attr:`url` with ``username:password@`` in it, as a user would give it."""
+        return self.url.replace("://", f"://{username}:{password}@", 1)
 
     def _route(self, handler: Any, path: str) -> None:
         parts = [p for p in path.split("/") if p]
@@ -235,7 +260,7 @@ class FixtureIndex:
         for file in files.values():
             entry: dict[str, Any] = {
                 "filename": file.filename,
-                "url": f"../../files/{file.filename}",
+                "url": file.href or f"../../files/{file.filename}",
                 "hashes": {"sha256": self._sha256(file)} if self._sha256(file) else {},
             }
             if file.requires_python:
@@ -253,7 +278,8 @@ class FixtureIndex:
         links = []
         for file in files.values():
             fragment = f"#sha256={self._sha256(file)}" if self._sha256(file) else ""
-            attrs = [f'href="../../files/{file.filename}{fragment}"']
+            href = file.href or f"../../files/{file.filename}"
+            attrs = [f'href="{href}{fragment}"']
             if file.requires_python:
                 attrs.append(f'data-requires-python="{html.escape(file.requires_python)}"')
             if file.yanked is not None:

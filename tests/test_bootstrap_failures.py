@@ -3,6 +3,7 @@ chain that led to it, no traceback, and what an earlier run produced left intact
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import signal
@@ -11,6 +12,10 @@ import sys
 import tarfile
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from bootstrapper.cli import main
 
 from .conftest import ROOT, clean_env, helper_project, standard_tree
 from .support import FixtureIndex, IndexFile, Project, backend_package, wait_for
@@ -351,3 +356,47 @@ def test_unpack_options_are_checked(index: FixtureIndex, bootstrap: Any) -> None
     run = bootstrap("x", "--max-unpack-ratio", "0.5")
     assert run.code == 2
     assert "--max-unpack-ratio must be at least 1" in run.stderr
+
+
+@pytest.mark.parametrize("json_api", [True, False])
+def test_network_index_linking_a_local_file_is_refused(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, json_api: bool
+) -> None:
+    """A page on the network must not make us read (let alone build and publish) a local
+    file: the page is refused, naming the project and the link."""
+    index.json_api = json_api
+    local = Project("libthree", "0.5").sdist(tmp_path / "elsewhere")
+    before = local.read_bytes()
+    index.add(Project("app", "1.0", dependencies=["libthree"]), tmp_path / "sdists")
+    index.add_file("libthree", IndexFile(local.name, before, href=local.as_uri()))
+    run = bootstrap("app")
+    assert_clean_failure(
+        run,
+        f"the index page of libthree links '{local.as_uri()}'",
+        "may link only http and https files",
+        "required by: app -> libthree",
+    )
+    assert local.read_bytes() == before
+    assert not (run.output / "sdists" / local.name).exists()
+    assert not list(run.output.rglob(local.name))
+    assert not (run.output / "simple" / "libthree").exists()
+    assert not list(run.output.glob("wheels/libthree-*"))
+
+
+def test_file_index_may_link_local_files(tmp_path: Path, index: FixtureIndex) -> None:
+    """A ``file:`` index (a directory) linking sdists elsewhere on disk still works."""
+    sdists = tmp_path / "elsewhere"
+    simple = tmp_path / "simple"
+    for project in (Project("app", "1.0", dependencies=["libthree"]), Project("libthree", "0.5")):
+        path = project.sdist(sdists)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        page = simple / project.name / "index.html"
+        page.parent.mkdir(parents=True)
+        page.write_text(f'<a href="{path.as_uri()}#sha256={digest}">{path.name}</a>\n')
+    out = tmp_path / "out"
+    code = main(
+        ["bootstrap", "--index-url", simple.as_uri() + "/", "--output-dir", str(out), "app"]
+    )
+    assert code == 0
+    assert (out / "sdists" / "libthree-0.5.tar.gz").is_file()
+    assert (out / "simple" / "libthree" / "index.html").is_file()

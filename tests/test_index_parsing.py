@@ -353,3 +353,66 @@ def test_json_malformed_raises_index_access_error(data: bytes) -> None:
 def test_json_structurally_malformed_raises_index_access_error(data: bytes) -> None:
     with pytest.raises(IndexAccessError):
         parse_json_page(NAME, PAGE_URL, data)
+
+
+# -- link schemes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("page_url", "href", "base"),
+    [
+        ("https://index.example/simple/foo/", "file:///srv/foo-1.0.tar.gz", ""),
+        ("http://index.example/simple/foo/", "file:///srv/foo-1.0.tar.gz", ""),
+        ("https://index.example/simple/foo/", "FILE:///srv/foo-1.0.tar.gz", ""),
+        ("https://index.example/simple/foo/", "ftp://index.example/foo-1.0.tar.gz", ""),
+        ("https://index.example/simple/foo/", "data:,foo-1.0.tar.gz", ""),
+        # a relative link made local by the page's own <base>
+        ("https://index.example/simple/foo/", "foo-1.0.tar.gz", '<base href="file:///srv/">'),
+    ],
+)
+def test_network_page_may_not_link_other_schemes(page_url: str, href: str, base: str) -> None:
+    anchor = f'<a href="{href}#sha256=abc">foo-1.0.tar.gz</a>'
+    with pytest.raises(IndexAccessError) as info:
+        parse_html_page(NAME, page_url, html(anchor, head=base))
+    assert info.value.package == "foo"
+    assert "the index page of foo links" in info.value.message
+    assert "#sha256" not in info.value.message
+    link = href if not base else "file:///srv/foo-1.0.tar.gz"
+    assert link.split(":")[1] in info.value.message
+
+
+def test_network_json_page_may_not_link_files() -> None:
+    with pytest.raises(IndexAccessError) as info:
+        only_file_json(url="file:///etc/passwd")
+    assert "'file:///etc/passwd'" in info.value.message
+    assert "may link only http and https files" in info.value.message
+
+
+def test_refused_link_is_shown_without_credentials() -> None:
+    with pytest.raises(IndexAccessError) as info:
+        parse_html_page(
+            NAME,
+            "https://user:TOKEN@index.example/simple/foo/",
+            html('<a href="ftp://user:TOKEN@index.example/foo-1.0.tar.gz">foo</a>'),
+        )
+    assert "TOKEN" not in str(info.value)
+    assert "ftp://index.example/foo-1.0.tar.gz" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("page_url", "href"),
+    [
+        ("https://index.example/simple/foo/", "http://files.example/foo-1.0.tar.gz"),
+        ("http://index.example/simple/foo/", "https://files.example/foo-1.0.tar.gz"),
+        ("file:///srv/simple/foo/", "../../files/foo-1.0.tar.gz"),
+        ("file:///srv/simple/foo/", "file:///elsewhere/foo-1.0.tar.gz"),
+        ("file:///srv/simple/foo/", "https://files.example/foo-1.0.tar.gz"),
+    ],
+)
+def test_allowed_link_schemes(page_url: str, href: str) -> None:
+    page = parse_html_page(NAME, page_url, html(f'<a href="{href}">foo-1.0.tar.gz</a>'))
+    assert page.files[0].url.endswith("/foo-1.0.tar.gz")
+    page = parse_json_page(
+        NAME, page_url, json_page({"filename": "foo-1.0.tar.gz", "url": href, "hashes": {}})
+    )
+    assert page.files[0].url.endswith("/foo-1.0.tar.gz")

@@ -157,7 +157,9 @@ def requirement_set(args: argparse.Namespace) -> RequirementSet:
     return wanted
 
 
-def setup_logging(log_file: Path, verbose: bool) -> logging.Handler:
+def setup_logging(log_file: Path, verbose: bool) -> list[logging.Handler]:
+    """The run log (and with ``verbose`` the terminal) for this run's log records; the
+    caller removes the handlers returned when the run ends."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -176,7 +178,8 @@ def setup_logging(log_file: Path, verbose: bool) -> logging.Handler:
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.DEBUG)
         root.addHandler(console)
-    return handler
+        return [handler, console]
+    return [handler]
 
 
 def exit_interrupted(signum: int, frame: FrameType | None) -> None:
@@ -235,7 +238,7 @@ def run_locked(
 ) -> int:
     """The run, once this process holds ``output_dir``."""
     run_log = output_dir / "logs" / RUN_LOG
-    handler = setup_logging(run_log, args.verbose)
+    handlers = setup_logging(run_log, args.verbose)
     reporter = StreamReporter(
         sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
     )
@@ -295,9 +298,12 @@ def run_locked(
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
         reporter.close()
-        logging.getLogger("bootstrapper").removeHandler(handler)
-        logging.getLogger("py.warnings").removeHandler(handler)
-        handler.close()
+        # Not only the file: an in-process caller (tests, a program calling main) must
+        # not find a console handler on a stream it has since closed.
+        for handler in handlers:
+            logging.getLogger("bootstrapper").removeHandler(handler)
+            logging.getLogger("py.warnings").removeHandler(handler)
+            handler.close()
     in_tree = {key.name for key in result.built}
     for name in sorted(patched_packages([args.patches_dir]) - in_tree):
         print(
