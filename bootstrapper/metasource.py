@@ -104,27 +104,12 @@ class MetadataOracle:
         with self._lock:
             return self._key_locks[key]
 
-    def _prebuilt_metadata(self, release: Release) -> CoreMetadata:
-        """A pre-built release is the upstream wheel itself: its METADATA is the truth.
-        From PEP 658 when the index serves it, else from the (hash-checked) wheel, which
-        the build step takes anyway."""
-        if release.sdist.metadata_hashes is not None:
-            try:
-                data = self._index.fetch_metadata(release.sdist)
-                return parse_metadata(data, release.sdist.filename + ".metadata")
-            except BootstrapError as e:
-                logger.debug("ignoring PEP 658 metadata of %s: %s", release.sdist.filename, e)
-        wheel, _ = self._sources.fetch(release)
-        return parse_metadata(read_wheel_metadata(wheel), wheel.name)
-
     def _cheap(self, release: Release) -> tuple[CoreMetadata, str] | None:
         """Metadata that needs no build, with where it came from; None if there is none."""
         if self._stored is not None:
             stored = self._stored(release)
             if stored is not None:
                 return stored, "wheel built by an earlier run"
-        if release.prebuilt:
-            return self._adjust(self._prebuilt_metadata(release)), "upstream wheel"
         if release.external_source:
             # Not what the index's wheels were built from (torch's wheels add CUDA
             # requirements that a build from its source does not have): build it.
@@ -137,6 +122,11 @@ class MetadataOracle:
                 return self._adjust(metadata), "upstream wheel metadata"
             except BootstrapError as e:
                 logger.debug("ignoring PEP 658 metadata of %s: %s", wheel.filename, e.message)
+        if release.prebuilt:
+            # The upstream wheel itself (hash-checked; the build step takes it anyway).
+            path, _ = self._sources.fetch(release)
+            metadata = parse_metadata(read_wheel_metadata(path), path.name)
+            return self._adjust(metadata), "upstream wheel"
         sdist, _ = self._sources.fetch(release)
         pkg_info = read_member(sdist, "PKG-INFO")
         if pkg_info is not None:
