@@ -305,11 +305,6 @@ def _describe(error: httpx.HTTPError, url: str, limits: HttpLimits) -> str:
         ) from None
     if isinstance(error, httpx.UnsupportedProtocol):
         raise FetchError(f"cannot fetch {url}: {error}") from None
-    if isinstance(error, httpx.DecodingError):
-        raise FetchError(
-            f"cannot fetch {url}: the answer does not decode as its Content-Encoding "
-            f"says ({error}); the server is misconfigured"
-        ) from None
     if isinstance(error, httpx.TimeoutException):
         return f"no answer within {limits.timeout:g}s ({type(error).__name__})"
     return f"{type(error).__name__}: {error}"

@@ -112,13 +112,10 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
 
 
 def sandbox_from(args: argparse.Namespace) -> Sandbox:
+    pass_env = tuple(dict.fromkeys(args.pass_env))
     if args.build_timeout is None:
-        return Sandbox(pass_env=tuple(dict.fromkeys(args.pass_env)))
-    return Sandbox(
-        pass_env=tuple(dict.fromkeys(args.pass_env)),
-        timeout=args.build_timeout,
-        timeout_origin="--build-timeout",
-    )
+        return Sandbox(pass_env=pass_env)
+    return Sandbox(pass_env=pass_env, timeout=args.build_timeout, timeout_origin="--build-timeout")
 
 
 def add_http_options(parser: argparse.ArgumentParser) -> None:
