@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,11 +112,20 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
 
 
-def pip_install(output: Path, venv: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
-    """Install from the produced index alone, with pip, into a fresh venv."""
+def pip_install(
+    output: Path,
+    venv: Path,
+    *requirements: str,
+    index: str = "simple",
+    options: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Install from the produced index alone (``output/index``), with pip, into a fresh
+    venv; ``prefix`` runs pip inside another command (a network namespace)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     return subprocess.run(
         [
+            *prefix,
             sys.executable,
             "-m",
             "pip",
@@ -125,8 +134,9 @@ def pip_install(output: Path, venv: Path, *requirements: str) -> subprocess.Comp
             "install",
             "--isolated",
             "--no-cache-dir",
+            *options,
             "--index-url",
-            (output / "simple").as_uri() + "/",
+            (output / index).as_uri() + "/",
             *requirements,
         ],
         capture_output=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +34,7 @@ from .cargo_registry import (
     rust_project,
     setuptools_rust_stand_in,
 )
-from .conftest import Run, clean_env, pip_install
+from .conftest import Run, pip_install
 from .support import FixtureIndex, Project
 
 Bootstrap = Callable[..., Run]
@@ -400,28 +399,13 @@ def test_rerun_and_offline_rebuilds_need_no_registry(
 
     # DIR/sdists is a source index pip itself can build from, cut off the network.
     venv = tmp_path / "venv-pip-sdists"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    from_sources = subprocess.run(
-        [
-            *(isolation_prefix() or []),
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--isolated",
-            "--no-cache-dir",
-            "--no-binary",
-            ":all:",
-            "--index-url",
-            (first.output / "sdists").as_uri() + "/",
-            "rustext",
-        ],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        check=False,
+    from_sources = pip_install(
+        first.output,
+        venv,
+        "rustext",
+        index="sdists",
+        options=("--no-binary", ":all:"),
+        prefix=isolation_prefix() or (),
     )
     assert from_sources.returncode == 0, from_sources.stdout + from_sources.stderr
     answer = subprocess.run(
