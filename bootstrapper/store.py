@@ -73,8 +73,11 @@ class WheelStore:
     def add(self, wheel: Path, record: BuildRecord) -> Path:
         """Keep a freshly built wheel and its record; returns the stored wheel's path."""
         dest = self.built_dir / wheel.name
-        atomic_copy(wheel, dest)
+        # The record first: a run killed in between leaves a record with no wheel (or an
+        # older wheel its hash does not match), never a wheel without the record that
+        # proves it. Either way the next run builds it again.
         record.write(dest.with_name(dest.name + RECORD_SUFFIX))
+        atomic_copy(wheel, dest)
         key = (canonicalize_name(record.name), Version(record.version))
         with self._lock:
             self._verified.pop(dest, None)
