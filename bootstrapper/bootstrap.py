@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +86,8 @@ T = TypeVar("T")
 
 #: How often a set is re-resolved after built wheels contradicted the metadata used.
 MAX_RESOLVE_ROUNDS = 5
+#: Seconds between checks, by a thread waiting on the run's loop, that the run goes on.
+RUN_OVER_POLL = 0.5
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,8 @@ class Bootstrapper:
         self._waits: nx.DiGraph = nx.DiGraph()
         self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
         self._used: set[NodeKey] = set()
+        #: Set when run() returns: threads still waiting on the run's loop give up.
+        self._over = threading.Event()
         self.failures = FailureLog()
         #: The members of each package's build environments (discovery and build).
         self._needs: dict[NodeKey, set[NodeKey]] = {}
@@ -253,6 +258,7 @@ class Bootstrapper:
         try:
             return asyncio.run(self._run(requirements, constraints or {}))
         finally:
+            self._over.set()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._speculation.shutdown(wait=False, cancel_futures=True)
             self.index.close()
@@ -984,7 +990,16 @@ class Bootstrapper:
         except RuntimeError:  # the run is over (its loop closed): nothing to build for
             work.close()
             raise
-        return future.result().source_metadata
+        # The run may end (its loop closed) before the build is even scheduled; a
+        # speculative look-up must not wait for it for ever, nor keep the process alive.
+        while True:
+            try:
+                return future.result(timeout=RUN_OVER_POLL).source_metadata
+            except TimeoutError:
+                if self._over.is_set():
+                    future.cancel()
+                    work.close()
+                    raise RuntimeError("the run is over: nothing to build for") from None
 
     # -- helpers -------------------------------------------------------------------
 

@@ -825,3 +825,47 @@ def test_transient_index_errors_are_retried(
     assert index.requests.count("/files/libone-1.0.tar.gz") == 2
     assert constraints_of(run.output) == ["app==1.0", "libone==1.0"]
     assert check_index(run.output) == {"app-1.0-py3-none-any.whl", "libone-1.0-py3-none-any.whl"}
+
+
+def test_a_metadata_build_asked_for_as_the_run_ends_does_not_wait_for_ever(
+    tmp_path: Path,
+) -> None:
+    """A speculative look-up can hand its build to the run's loop just before the loop
+    stops: the build never runs, and the thread must give up instead of keeping the
+    process alive (a CI run once hung at exit on such a thread)."""
+    import asyncio
+    import threading
+
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    from bootstrapper.bootstrap import Bootstrapper, Options
+    from bootstrapper.candidates import Release
+    from bootstrapper.http import HttpClient
+    from bootstrapper.index import DistFile
+
+    with HttpClient() as http:
+        bootstrapper = Bootstrapper(Options(output_dir=tmp_path / "out"), http)
+        loop = asyncio.new_event_loop()  # accepts work, never runs it: a loop that stopped
+        bootstrapper._loop = loop
+        release = Release(
+            canonicalize_name("late"), Version("1.0"), DistFile("late-1.0.tar.gz", "http://x/")
+        )
+        outcome: list[BaseException] = []
+
+        def ask() -> None:
+            try:
+                bootstrapper.build_for_metadata(release, ("late",), None)
+            except BaseException as e:
+                outcome.append(e)
+
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        time.sleep(0.2)
+        assert thread.is_alive()  # waiting while the run goes on
+        bootstrapper._over.set()  # what run() does as it returns
+        thread.join(timeout=10)
+        loop.close()
+    assert not thread.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError)
+    assert "the run is over" in str(outcome[0])
