@@ -380,6 +380,16 @@ class PackageBuilder:
             return TimeLimit(settings.build_timeout, settings.build_timeout_origin)
         return TimeLimit(self.sandbox.timeout, self.sandbox.timeout_origin)
 
+    def _writable(self, release: Release, scratch: Path) -> list[Path]:
+        """What a backend may write under a read-only view: the unpacked source (most
+        backends build in the tree), where the wheel goes, and its HOME and TMPDIR. The
+        build environment is not among them: a build must not change it."""
+        own = f"{release.name}-{release.version}"
+        writable = [self._work / "src" / own, self._work / "out" / own, scratch]
+        for path in writable:
+            path.mkdir(parents=True, exist_ok=True)
+        return writable
+
     def _backend(
         self, release: Release, tree: SourceTree, env: BuildEnv, plan: BuildPlan, log: BinaryIO
     ) -> Backend:
@@ -391,6 +401,11 @@ class PackageBuilder:
             f"HOME and TMPDIR in {scratch}; passed from the environment by --pass-env: "
             f"{list(self.sandbox.pass_env)}; build timeout {limit.describe()}\n".encode()
         )
+        writable = self._writable(release, scratch) if self.sandbox.readonly_view else None
+        if writable is not None:
+            log.write(
+                f"read-only view of the machine but for {[str(p) for p in writable]}\n".encode()
+            )
         return Backend(
             tree.path,
             tree.build_system,
@@ -402,6 +417,7 @@ class PackageBuilder:
             command_prefix=self._isolation,
             base_environ=sandbox_environ(os.environ, scratch, self.sandbox.pass_env),
             time_limit=limit,
+            writable=writable,
         )
 
     def cleanup(self, release: Release) -> None:

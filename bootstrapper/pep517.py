@@ -14,6 +14,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from .buildenv import BuildEnv
 from .buildsystem import BuildSystem
 from .errors import BuildError, BuildTimeoutError, InvalidSourceError
+from .isolation import readonly_view_command
 from .reproducible import UMASK
 from .sandbox import DEFAULT_BUILD_TIMEOUT, TimeLimit, run_in_own_group
 
@@ -34,6 +35,7 @@ class Backend:
         command_prefix: Sequence[str] = (),
         base_environ: Mapping[str, str] | None = None,
         time_limit: TimeLimit | None = None,
+        writable: Sequence[Path] | None = None,
     ) -> None:
         self._package = package
         self._log = log
@@ -45,6 +47,8 @@ class Backend:
         #: What the environment is made from (the sandbox's allow-listed part of ours).
         self._base = dict(os.environ if base_environ is None else base_environ)
         self._limit = time_limit or TimeLimit(DEFAULT_BUILD_TIMEOUT, "the default")
+        #: With a read-only view of the machine, the directories the hooks may write.
+        self._writable = None if writable is None else list(writable)
         self._hooks = pyproject_hooks.BuildBackendHookCaller(
             str(source_dir),
             build_system.backend,
@@ -61,9 +65,18 @@ class Backend:
     ) -> None:
         environ = self._env.environ({**self._extra, **(extra_environ or {})}, base=self._base)
         self._log.flush()
+        if self._writable is None:
+            full = [*self._prefix, *cmd]
+        else:
+            # The hook caller passes the directory it exchanges its input and output
+            # through last; the hook must write its answer there.
+            exchange = [Path(cmd[-1])] if cmd and Path(cmd[-1]).is_dir() else []
+            full = readonly_view_command(
+                cmd, [*self._writable, *exchange], network=bool(self._prefix)
+            )
         # Its own process group, so that a timeout ends the backend's children too.
         run_in_own_group(
-            [*self._prefix, *cmd],
+            full,
             timeout=self._limit.seconds,
             cwd=cwd,
             env=environ,

@@ -54,6 +54,8 @@ class Sandbox:
     timeout: float = DEFAULT_BUILD_TIMEOUT
     #: Where ``timeout`` was set, for the error that reports it.
     timeout_origin: str = "the default"
+    #: Whether a backend sees the machine read-only but for its own work directories.
+    readonly_view: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bootstrapper import isolation
 from bootstrapper.cli import main
 from bootstrapper.sandbox import allowed, sandbox_environ
 from bootstrapper.settings import Settings, SettingsError
@@ -111,8 +112,9 @@ def _alive(pid: int) -> bool:
 
 
 def _slow(tmp_path: Path) -> tuple[Project, Path]:
-    pidfile = tmp_path / "child.pid"
-    return Project("slow", tool={"sleep": 60, "spawn-child": str(pidfile)}), pidfile
+    # Kept with --keep-work: the build's home, the one place it can write for the test.
+    pidfile = tmp_path / "out" / ".work" / "scratch" / "slow-1.0" / "home" / "child.pid"
+    return Project("slow", tool={"sleep": 60, "spawn-child": "$HOME/child.pid"}), pidfile
 
 
 def test_build_timeout_ends_the_backend_and_its_children(
@@ -122,7 +124,7 @@ def test_build_timeout_ends_the_backend_and_its_children(
     index.add(project, tmp_path / "sdists")
     started = time.monotonic()
 
-    run = bootstrap("--build-timeout", "2", "slow")
+    run = bootstrap("--keep-work", "--build-timeout", "2", "slow")
 
     assert time.monotonic() - started < 30
     assert run.code == 1, run.stderr
@@ -146,7 +148,12 @@ def test_build_timeout_from_the_package_settings_names_its_file(
 
     # The package's setting wins over the run's option.
     run = bootstrap(
-        "--overrides-dir", str(tmp_path / "overrides"), "--build-timeout", "600", "slow"
+        "--keep-work",
+        "--overrides-dir",
+        str(tmp_path / "overrides"),
+        "--build-timeout",
+        "600",
+        "slow",
     )
 
     assert run.code == 1, run.stderr
@@ -185,7 +192,9 @@ def test_root_page_lists_only_published_projects(
 ) -> None:
     index.add(Project("hostile", tool={"publish-into-output": "evil"}), tmp_path / "sdists")
 
-    run = bootstrap("hostile")
+    # Without the read-only view (which refuses the write: see below), as on a machine
+    # that has no mount namespaces.
+    run = bootstrap("--no-filesystem-isolation", "hostile")
 
     assert run.code == 0, run.stderr
     assert (run.output / "simple" / "evil" / "index.html").is_file()  # it did write it
@@ -199,7 +208,8 @@ def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
 ) -> None:
     pidfile = tmp_path / "child.pid"
     index.add(Project("leaver", tool={"spawn-child": str(pidfile)}), tmp_path / "sdists")
-    run = bootstrap("leaver")
+    # The fixture reports its child's pid through a file of the test's.
+    run = bootstrap("--no-filesystem-isolation", "leaver")
     assert run.code == 0, run.stderr
     # The backend returned but left a child behind: it is ended with the process group.
     wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
@@ -215,6 +225,7 @@ def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
             "--pass-env",
             "FIXTURE_CHOSEN",
             "--no-network-isolation",
+            "--no-filesystem-isolation",
         ]
     )
 
@@ -238,3 +249,93 @@ def test_settings_check_shows_the_build_timeout(
     out = capsys.readouterr().out
     report = json.loads(out[out.index("{") :])
     assert report["build-timeout"] == f"7200 s ({settings}:1)"
+
+
+NOT_HERE = ("output", "beside-output", "build-env", "elsewhere")
+OWN = ("tree", "home", "tmp")
+needs_view = pytest.mark.skipif(
+    isolation.readonly_view_problem() is not None,
+    reason=f"no read-only view here: {isolation.readonly_view_problem()}",
+)
+
+
+def writes_seen(wheel: Path) -> dict[str, str]:
+    dist = wheel.name.split("-")[0]
+    with zipfile.ZipFile(wheel) as zf:
+        return dict(json.loads(zf.read(f"{dist}_writes.json")))
+
+
+def _planted(output: Path, elsewhere: Path) -> list[Path]:
+    candidates = [
+        output / "planted.html",
+        output.parent / "planted-beside.txt",
+        elsewhere / "planted.txt",
+    ]
+    return [path for path in candidates if path.exists()] + list(
+        (output / ".work").glob("envs/*/planted.txt")
+    )
+
+
+@needs_view
+def test_builds_see_the_machine_read_only_in_every_command(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    index.add(Project("writer", tool={"try-writes": str(elsewhere)}), tmp_path / "sdists")
+
+    run = bootstrap("--keep-work", "writer")
+
+    assert run.code == 0, run.stderr
+    seen = writes_seen(run.output / "wheels" / "writer-1.0-py3-none-any.whl")
+    assert {what: seen[what] for what in NOT_HERE} == dict.fromkeys(
+        NOT_HERE, "Read-only file system"
+    )
+    assert {what: seen[what] for what in OWN} == dict.fromkeys(OWN, "written")
+    assert _planted(run.output, elsewhere) == []
+    log = (run.output / "logs" / "writer-1.0.log").read_text()
+    assert "read-only view of the machine but for" in log
+
+    # The same view when the build order is rebuilt elsewhere.
+    again = tmp_path / "again"
+    code = main(
+        ["build-sequence", str(run.output / "build-order.json"), "--output-dir", str(again)]
+    )
+    assert code == 0, capsys.readouterr().err
+    seen = writes_seen(again / "wheels" / "writer-1.0-py3-none-any.whl")
+    assert seen["output"] == seen["elsewhere"] == "Read-only file system"
+    assert seen["tree"] == "written"
+    assert _planted(again, elsewhere) == []
+
+
+def test_without_filesystem_isolation_builds_write_where_the_user_can(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    index.add(Project("writer", tool={"try-writes": str(elsewhere)}), tmp_path / "sdists")
+
+    run = bootstrap("--no-filesystem-isolation", "--keep-work", "writer")
+
+    assert run.code == 0, run.stderr
+    seen = writes_seen(run.output / "wheels" / "writer-1.0-py3-none-any.whl")
+    assert set(seen.values()) == {"written"}
+    assert len(_planted(run.output, elsewhere)) == 4
+    assert "read-only view" not in (run.output / "logs" / "writer-1.0.log").read_text()
+
+
+def test_a_machine_without_the_view_is_told_once(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As where mount namespaces are refused: the probe's helper cannot run.
+    monkeypatch.setattr(isolation, "FSVIEW", tmp_path / "missing.py")
+    isolation.readonly_view_problem.cache_clear()
+    try:
+        index.add(Project("probe"), tmp_path / "sdists")
+        index.add(Project("other"), tmp_path / "sdists")
+        run = bootstrap("probe", "other")
+    finally:
+        isolation.readonly_view_problem.cache_clear()
+
+    assert run.code == 0, run.stderr
+    assert run.stderr.count("note: builds can write outside their work directories") == 1

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from ..archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, human_size, parse_size
 from ..errors import UsageError
 from ..http import HttpLimits
+from ..isolation import readonly_view_problem
 from ..sandbox import DEFAULT_BUILD_TIMEOUT, Sandbox
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
 
@@ -109,13 +111,41 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
         f"(default {DEFAULT_BUILD_TIMEOUT} = {DEFAULT_BUILD_TIMEOUT // 3600} hours; a "
         "package's 'build-timeout:' setting wins)",
     )
+    parser.add_argument(
+        "--no-filesystem-isolation",
+        action="store_true",
+        help="let builds write anywhere you can (by default, where Linux namespaces "
+        "allow, a build can write only its own source tree, output and scratch "
+        "directories; the output directory, your home and the rest are read-only)",
+    )
 
 
 def sandbox_from(args: argparse.Namespace) -> Sandbox:
     pass_env = tuple(dict.fromkeys(args.pass_env))
+    view = readonly_view(disabled=args.no_filesystem_isolation, quiet=args.quiet)
     if args.build_timeout is None:
-        return Sandbox(pass_env=pass_env)
-    return Sandbox(pass_env=pass_env, timeout=args.build_timeout, timeout_origin="--build-timeout")
+        return Sandbox(pass_env=pass_env, readonly_view=view)
+    return Sandbox(
+        pass_env=pass_env,
+        timeout=args.build_timeout,
+        timeout_origin="--build-timeout",
+        readonly_view=view,
+    )
+
+
+def readonly_view(*, disabled: bool, quiet: bool) -> bool:
+    """Whether builds get a read-only view of the machine: where it is possible, unless
+    the user turned it off; where it is not, say so once."""
+    if disabled:
+        return False
+    problem = readonly_view_problem()
+    if problem is not None and not quiet:
+        print(
+            "note: builds can write outside their work directories: this machine cannot "
+            f"give them a read-only view ({problem})",
+            file=sys.stderr,
+        )
+    return problem is None
 
 
 def add_http_options(parser: argparse.ArgumentParser) -> None:
