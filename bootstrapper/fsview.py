@@ -155,6 +155,13 @@ def main(argv: Sequence[str]) -> int:
         return SETUP_FAILED
     for note in notes:
         print(f"bootstrapper: read-only view: {note}", file=sys.stderr)
+    # The working directory still refers to the mount it was entered on (now read-only):
+    # enter it again by name, through the writable bind mount where there is one.
+    try:
+        os.chdir(os.getcwd())
+    except OSError as e:
+        print(f"bootstrapper: cannot enter the working directory again: {e}", file=sys.stderr)
+        return SETUP_FAILED
     try:
         os.execvp(command[0], command)
     except OSError as e:

@@ -252,7 +252,7 @@ def test_settings_check_shows_the_build_timeout(
 
 
 NOT_HERE = ("output", "beside-output", "build-env", "elsewhere")
-OWN = ("tree", "home", "tmp")
+OWN = ("tree", "tree-relative", "home", "tmp")
 needs_view = pytest.mark.skipif(
     isolation.readonly_view_problem() is not None,
     reason=f"no read-only view here: {isolation.readonly_view_problem()}",
@@ -304,7 +304,7 @@ def test_builds_see_the_machine_read_only_in_every_command(
     assert code == 0, capsys.readouterr().err
     seen = writes_seen(again / "wheels" / "writer-1.0-py3-none-any.whl")
     assert seen["output"] == seen["elsewhere"] == "Read-only file system"
-    assert seen["tree"] == "written"
+    assert seen["tree"] == seen["tree-relative"] == "written"
     assert _planted(again, elsewhere) == []
 
 
