@@ -54,7 +54,9 @@ def register_sequence(commands: Any) -> None:
     sequence.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_rebuild_options(sequence)
     sequence.add_argument("--force", action="store_true", help="rebuild every wheel")
-    sequence.set_defaults(handler=run_build_sequence)
+    sequence.set_defaults(
+        handler=run_build_sequence, private_dir=lambda args: args.output_dir / ".work"
+    )
     verify = commands.add_parser(
         "verify",
         help="rebuild wheels and check they are byte-identical",
@@ -77,7 +79,9 @@ def register_sequence(commands: Any) -> None:
         help="rebuild into DIR and keep it (default: a temporary directory)",
     )
     add_rebuild_options(verify)
-    verify.set_defaults(handler=run_verify)
+    verify.set_defaults(
+        handler=run_verify, private_dir=lambda args: args.keep / ".work" if args.keep else None
+    )
 
 
 def register_build(commands: Any) -> None:
@@ -103,7 +107,7 @@ def register_build(commands: Any) -> None:
         "--no-network-isolation", action="store_true", help="build with network access"
     )
     build.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    build.set_defaults(handler=run_build)
+    build.set_defaults(handler=run_build, private_dir=lambda args: args.output_dir / ".work")
 
 
 def run_build(args: argparse.Namespace) -> int:
