@@ -24,7 +24,7 @@ from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
 from ..outputlock import locked_output_dir
 from ..progress import StreamReporter
-from ..sequence import SequenceBuilder, compare, read_build_order
+from ..sequence import SequenceBuilder, SequenceError, compare, read_build_order
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -220,7 +220,28 @@ def run_verify(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"not in {args.build_order}: {', '.join(sorted(unknown))}")
     selected = [e for e in entries if not wanted or e.name in wanted]
+    if not selected:
+        # A run whose requirements were all filtered out by their markers builds nothing.
+        print(f"nothing to verify: {args.build_order} lists no packages")
+        return EXIT_OK
     originals = args.build_order.parent / "wheels"
+    if not originals.is_dir():
+        raise SequenceError(
+            f"cannot verify {args.build_order}: there is no {originals} with the wheels to "
+            "compare the rebuilds with; give the build-order.json of a complete bootstrap "
+            "output directory"
+        )
+    # Found now, not after an hour of rebuilding the others.
+    missing = [e.wheel for e in selected if not (originals / e.wheel).is_file()]
+    if missing:
+        named = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise SequenceError(
+            f"cannot verify {args.build_order}: {originals} lacks {len(missing)} of the "
+            f"wheels to compare the rebuilds with ({named}); give the build-order.json of a "
+            "complete bootstrap output directory, or --only the packages it has"
+        )
     with tempfile.TemporaryDirectory(prefix="bootstrapper-verify-") as tmp:
         output = args.keep or Path(tmp)
         # What is not rebuilt is taken as recorded, for the build environments.
