@@ -127,3 +127,8 @@ class UnusableOutputDirError(UsageError):
 
 class UnsafeArchiveSizeError(UnsafeArchiveError):
     """An archive unpacks to more than the configured bounds (a decompression bomb)."""
+
+
+class InternalError(BootstrapError):
+    """A bug: an exception no layer expected, reported without a traceback (which goes to
+    a file the message names)."""

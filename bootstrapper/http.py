@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import hashlib
 import logging
+import math
 import os
 import ssl
 import tempfile
@@ -25,6 +28,10 @@ from .fsutil import replacing
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: The answers whose ``Retry-After`` says how long to wait before the next try.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+#: The longest wait a ``Retry-After`` gets, whatever it asks: past it, try anyway.
+MAX_RETRY_AFTER = 3600.0
 #: Hash algorithms strong enough to trust a download with, strongest first.
 TRUSTED_HASHES = ("sha512", "sha384", "sha256")
 MAX_REDIRECTS = 20
@@ -39,7 +46,9 @@ class HttpLimits:
     than ``min_progress`` bytes in ``timeout`` seconds (a trickle) is stalled too. A URL
     gets at most ``retries`` more tries after the first, and no try starts once
     ``budget`` seconds have passed since the first; a page (not a download, which may
-    legitimately take long while it makes progress) must also be complete by then.
+    legitimately take long while it makes progress) must also be complete by then. A 429
+    or 503 with ``Retry-After`` is tried again after the wait it asks for (at most
+    :data:`MAX_RETRY_AFTER`), or not at all when that wait ends past the budget.
     """
 
     timeout: float = 10.0
@@ -137,13 +146,13 @@ class HttpClient:
             try:
                 response = self._get_once(url, headers, retrying.deadline, auth)
             except _Transient as e:
-                retrying.failed(str(e))
+                retrying.failed(str(e), retry_after=e.retry_after)
             except httpx.HTTPError as e:
                 retrying.failed(_describe(e, url, self._limits))
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                retrying.failed(f"HTTP {response.status_code}")
+                retrying.failed(f"HTTP {response.status_code}", retry_after=_retry_after(response))
             if not retrying.again():
                 raise FetchError(f"cannot fetch {url}: {retrying.summary()}")
 
@@ -217,7 +226,9 @@ class HttpClient:
                     ) as response,
                 ):
                     if response.status_code in RETRY_STATUSES:
-                        raise _Transient(f"HTTP {response.status_code}")
+                        raise _Transient(
+                            f"HTTP {response.status_code}", retry_after=_retry_after(response)
+                        )
                     if response.status_code != 200:
                         raise FetchError(f"cannot download {url}: HTTP {response.status_code}")
                     for chunk in _watched(response.iter_raw(), self._limits, None):
@@ -233,7 +244,7 @@ class HttpClient:
                 os.replace(tmp, dest)
                 return sha256.hexdigest()
             except _Transient as e:
-                retrying.failed(str(e))
+                retrying.failed(str(e), retry_after=e.retry_after)
             except httpx.HTTPError as e:
                 retrying.failed(_describe(e, url, self._limits))
             finally:
@@ -252,17 +263,28 @@ class _Tries:
         self.deadline = self.started + limits.budget
         self.tries = 0
         self.last_error = ""
+        self.retry_after: float | None = None
+        #: Set when the server asked for a wait the budget cannot give: what it asked.
+        self.refused_wait: float | None = None
 
-    def failed(self, error: str) -> None:
+    def failed(self, error: str, *, retry_after: float | None = None) -> None:
         self.tries += 1
         self.last_error = error
+        self.retry_after = retry_after
 
     def again(self) -> bool:
         """Wait before the next try and say True, or say False when none is left."""
         if self.tries > self._limits.retries:
             return False
         delay = self._limits.delay(self.tries - 1)
+        asked = self.retry_after
+        # The server said when it can answer again: asking sooner only adds to its load.
+        waits_for_server = asked is not None and asked >= delay
+        if asked is not None and waits_for_server:
+            delay = min(asked, MAX_RETRY_AFTER)
         if time.monotonic() + delay >= self.deadline:
+            if waits_for_server:
+                self.refused_wait = asked
             return False
         logger.debug("try %d failed (%s); retrying in %.1fs", self.tries, self.last_error, delay)
         self._sleep(delay)
@@ -270,7 +292,52 @@ class _Tries:
 
     def summary(self) -> str:
         tries = "1 try" if self.tries == 1 else f"{self.tries} tries"
-        return f"{self.last_error} ({tries} in {time.monotonic() - self.started:.1f}s)"
+        took = time.monotonic() - self.started
+        said = f"{self.last_error} ({tries} in {took:.1f}s)"
+        asked = self.refused_wait
+        if asked is None:
+            return said
+        if asked > MAX_RETRY_AFTER:
+            # Years ahead, or a number of 400 digits: not a wait anyone should budget for.
+            return (
+                f"{said}, and the server asks to wait {_duration(asked)} before another "
+                f"try (Retry-After), more than bootstrapper waits for any server "
+                f"({MAX_RETRY_AFTER:g}s); try again later, or use another index"
+            )
+        left = max(0.0, self.deadline - time.monotonic())
+        return (
+            f"{said}, and the server asks to wait {_duration(asked)} before another try "
+            f"(Retry-After), more than the {left:.1f}s left of this URL's "
+            f"{self._limits.budget:g}s budget; to wait for it, raise --http-budget "
+            f"(to {math.ceil(took + asked) + 1} or more)"
+        )
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 1e9 else "more than 30 years"
+
+
+def retry_after_seconds(value: str, now: float) -> float | None:
+    """How long a ``Retry-After`` header asks to wait, from ``now`` (a ``time.time()``):
+    delta-seconds or an HTTP-date (RFC 9110 10.2.3); a date in the past is 0. ``None``
+    for a value that is neither. May be huge (even ``inf``); the caller caps it."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # asctime form: HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    if response.status_code not in RETRY_AFTER_STATUSES:
+        return None
+    value = response.headers.get("retry-after")
+    return None if value is None else retry_after_seconds(value, time.time())
 
 
 def _watched(
@@ -311,7 +378,9 @@ def _describe(error: httpx.HTTPError, url: str, limits: HttpLimits) -> str:
 
 
 class _Transient(Exception):
-    pass
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def strongest_hash(hashes: Mapping[str, str]) -> str | None:

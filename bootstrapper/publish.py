@@ -165,6 +165,8 @@ class SourceIndexWriter:
 
     def _archived_projects(self) -> set[NormalizedName]:
         """The projects with a page here that has one of the archives beside it."""
+        if not self.sdists_dir.is_dir():  # nothing archived yet (a run that built nothing)
+            return set()
         files = [p.name for p in self.sdists_dir.iterdir() if p.is_file()]
         found = set()
         for page in self.sdists_dir.glob("*/index.html"):

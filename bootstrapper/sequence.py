@@ -75,6 +75,8 @@ class OrderEntry:
 def read_build_order(path: Path) -> list[OrderEntry]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, list):  # a {} would otherwise read as an empty order
+            raise TypeError(f"a JSON {type(raw).__name__} where a list is expected")
         return [
             OrderEntry(
                 name=canonicalize_name(item["name"]),

@@ -141,7 +141,11 @@ def edit_wheel(source: Path, dest_dir: Path, edit: WheelEdit) -> Path:
     """Write the edited copy of ``source`` into ``dest_dir`` and return its path."""
     name, version, _, _ = parse_wheel_filename(source.name)
     new_version = edit.new_version(version)
-    with zipfile.ZipFile(source) as zf:
+    try:
+        opened = zipfile.ZipFile(source)
+    except zipfile.BadZipFile as e:
+        raise WheelEditError(f"{source} is not a wheel: {e}") from None
+    with opened as zf:
         infos = zf.infolist()
         dist_info = _dist_info_dir(infos, name, source.name)
         prefix = dist_info[: -len(".dist-info")]

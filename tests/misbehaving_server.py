@@ -7,7 +7,10 @@
 - ``/loop/...``: redirects to itself, forever;
 - ``/bad-gzip/...``: says ``Content-Encoding: gzip`` and sends bytes that are not;
 - ``/labelled-gzip/NAME``: sends ``files[NAME]`` as it is, labelled
-  ``Content-Encoding: gzip`` (as some servers label a ``.tar.gz``).
+  ``Content-Encoding: gzip`` (as some servers label a ``.tar.gz``);
+- ``/busy/NAME``: answers the first ``busy.times`` requests for the path with
+  ``busy.status`` and, unless it is ``None``, ``Retry-After: busy.retry_after``; then
+  sends ``files[NAME]`` (or a small page).
 """
 
 from __future__ import annotations
@@ -15,16 +18,31 @@ from __future__ import annotations
 import socketserver
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 TRICKLE = 0.2
 SLOW_TRICKLE = 1.5
 
 
+@dataclass
+class Busy:
+    """How ``/busy/`` paths answer until they give in."""
+
+    status: int = 503
+    retry_after: str | None = "1"
+    times: int = 1
+
+
 class MisbehavingServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.requests: list[str] = []
+        #: When each request arrived (``time.monotonic()``), in the order of ``requests``.
+        self.arrivals: list[float] = []
+        self.busy = Busy()
+        self._busy_seen: Counter[str] = Counter()
         self._stop = threading.Event()
         outer = self
 
@@ -35,6 +53,7 @@ class MisbehavingServer:
                     pass
                 path = request_line.split(" ")[1] if " " in request_line else "/"
                 outer.requests.append(path)
+                outer.arrivals.append(time.monotonic())
                 outer._answer(self, path)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
@@ -97,6 +116,25 @@ class MisbehavingServer:
                     + f"Content-Length: {len(body)}\r\n\r\n".encode()
                     + body
                 )
+            elif path.startswith("/busy/"):
+                self._busy_seen[path] += 1
+                if self._busy_seen[path] <= self.busy.times:
+                    retry_after = (
+                        ""
+                        if self.busy.retry_after is None
+                        else f"Retry-After: {self.busy.retry_after}\r\n"
+                    )
+                    out.write(
+                        f"HTTP/1.1 {self.busy.status} Busy\r\n{retry_after}"
+                        "Content-Length: 0\r\n\r\n".encode()
+                    )
+                else:
+                    body = self.files.get(path.rsplit("/", 1)[1], b"<html>ok</html>")
+                    out.write(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
             else:
                 out.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
             out.flush()

@@ -653,3 +653,35 @@ def test_wheel_edit_command_usage_errors_exit_2(
 def test_wheel_without_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["wheel"]) == 2
     assert "bootstrapper: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code", "expected"),
+    [
+        (
+            "pkg-1.4-py3-none-any.whl",
+            b"not a zip",
+            1,
+            "error: {path} is not a wheel: File is not a zip file\n",
+        ),
+        (
+            "pkg-1.4.txt",
+            b"",
+            2,
+            "bootstrapper: error: not a wheel: {path} (Invalid wheel filename (extension must "
+            "be '.whl'): 'pkg-1.4.txt')\n",
+        ),
+    ],
+)
+def test_wheel_edit_of_what_is_not_a_wheel(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes,
+    code: int,
+    expected: str,
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["wheel", "edit", str(path), "--post", "1"]) == code
+    assert capsys.readouterr().err == expected.format(path=path)

@@ -4,13 +4,17 @@ each registers its parser with a ``handler`` that returns the exit status."""
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .. import __version__
 from ..errors import BootstrapError, UsageError
 from . import bootstrap_command, rebuild_commands, tool_commands
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Parser
+from .internal_error import internal_error, write_traceback
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script exits with it)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(args_list)
         if args.command is None:
@@ -52,3 +57,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    except Exception as e:
+        if isinstance(e, BrokenPipeError) and stdout_is_gone():
+            # The reader of our output went away (``| head``): nothing to say, nowhere to
+            # say it.
+            return EXIT_FAILURE
+        # The one place a bug becomes a message: its traceback goes to a file, not here.
+        where = write_traceback(e, args_list, private_dir(args))
+        print(internal_error(e, where).render(), file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def private_dir(args: argparse.Namespace | None) -> Path | None:
+    """The private directory (``DIR/.work``) of the command's output directory, for a
+    command that has one (each declares it with ``set_defaults(private_dir=...)``)."""
+    if args is None or getattr(args, "private_dir", None) is None:
+        return None
+    try:
+        directory: Path | None = args.private_dir(args)
+    except Exception:  # a bug already is being reported; do not hide it behind another
+        return None
+    return directory
+
+
+def stdout_is_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it; if so, it is pointed
+    at /dev/null, so that the interpreter's last flush does not fail on it too."""
+    try:
+        fd = sys.stdout.fileno()
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
+        gone = any(events & select.POLLERR for _, events in poll.poll(0))
+        if gone:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (an in-process caller)
+        return False
+    return gone

@@ -15,6 +15,7 @@ from types import FrameType
 from typing import Any
 
 from ..bootstrap import Bootstrapper, Options
+from ..credentials import redact_text
 from ..errors import BootstrapError, UsageError
 from ..failures import FAILURES_FILE, summary
 from ..http import HttpClient, HttpLimits
@@ -42,6 +43,7 @@ from .common import (
     settings_layers,
     unpack_limits,
 )
+from .internal_error import internal_error
 
 RUN_LOG = "bootstrap.log"
 #: File-system refusals that say "the place you chose cannot take this", not "a bug".
@@ -141,7 +143,7 @@ def register(commands: Any) -> None:
     verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
     )
-    boot.set_defaults(handler=run)
+    boot.set_defaults(handler=run, private_dir=lambda args: output_dir_of(args) / ".work")
 
 
 def requirement_set(args: argparse.Namespace) -> RequirementSet:
@@ -157,12 +159,32 @@ def requirement_set(args: argparse.Namespace) -> RequirementSet:
     return wanted
 
 
+class RedactingFormatter(logging.Formatter):
+    """Log lines without URL credentials, whoever wrote them: the run log is published
+    beside the wheels, and an exception's message or traceback may quote a URL whole."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
+class TerminalFormatter(RedactingFormatter):
+    """Log lines for ``--verbose``: the message, never a traceback (the run log has it)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        kept = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = kept
+
+
 def setup_logging(log_file: Path, verbose: bool) -> list[logging.Handler]:
     """The run log (and with ``verbose`` the terminal) for this run's log records; the
     caller removes the handlers returned when the run ends."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file, mode="w", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("bootstrapper")
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
@@ -177,6 +199,7 @@ def setup_logging(log_file: Path, verbose: bool) -> list[logging.Handler]:
     if verbose:
         console = logging.StreamHandler(sys.stderr)
         console.setLevel(logging.DEBUG)
+        console.setFormatter(TerminalFormatter())
         root.addHandler(console)
         return [handler, console]
     return [handler]
@@ -214,6 +237,13 @@ def optional_isolation(disabled: bool, quiet: bool) -> list[str]:
     return prefix or []
 
 
+def output_dir_of(args: argparse.Namespace) -> Path:
+    """``--output-dir``, or its default for the ``--variant``."""
+    if args.output_dir is not None:
+        return Path(args.output_dir)
+    return absolute_path(f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
@@ -222,8 +252,7 @@ def run(args: argparse.Namespace) -> int:
     limits = http_limits(args)
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
-    default_output = f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output"
-    output_dir: Path = args.output_dir or absolute_path(default_output)
+    output_dir = output_dir_of(args)
     with locked_output_dir(output_dir):
         return run_locked(args, wanted, settings, patch_layers, output_dir, limits)
 
@@ -279,10 +308,7 @@ def run_locked(
     except OSError as e:
         logging.getLogger("bootstrapper").exception("file-system error")
         if e.filename is None or e.errno not in WRITE_ERRNOS:
-            raise BootstrapError(
-                f"internal error ({type(e).__name__}: {e}); this is a bug in bootstrapper",
-                log_path=run_log,
-            ) from None
+            raise internal_error(e, run_log) from None
         raise BootstrapError(
             f"cannot write {e.filename}: {e.strerror}; make room or make it writable "
             "(or give another --output-dir) and run the same command again",
@@ -290,10 +316,7 @@ def run_locked(
         ) from None
     except Exception as e:
         logging.getLogger("bootstrapper").exception("internal error")
-        raise BootstrapError(
-            f"internal error ({type(e).__name__}: {e}); this is a bug in bootstrapper",
-            log_path=run_log,
-        ) from None
+        raise internal_error(e, run_log) from None
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)

@@ -24,7 +24,7 @@ from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
 from ..outputlock import locked_output_dir
 from ..progress import StreamReporter
-from ..sequence import SequenceBuilder, compare, read_build_order
+from ..sequence import SequenceBuilder, SequenceError, compare, read_build_order
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -54,7 +54,9 @@ def register_sequence(commands: Any) -> None:
     sequence.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_rebuild_options(sequence)
     sequence.add_argument("--force", action="store_true", help="rebuild every wheel")
-    sequence.set_defaults(handler=run_build_sequence)
+    sequence.set_defaults(
+        handler=run_build_sequence, private_dir=lambda args: args.output_dir / ".work"
+    )
     verify = commands.add_parser(
         "verify",
         help="rebuild wheels and check they are byte-identical",
@@ -77,7 +79,9 @@ def register_sequence(commands: Any) -> None:
         help="rebuild into DIR and keep it (default: a temporary directory)",
     )
     add_rebuild_options(verify)
-    verify.set_defaults(handler=run_verify)
+    verify.set_defaults(
+        handler=run_verify, private_dir=lambda args: args.keep / ".work" if args.keep else None
+    )
 
 
 def register_build(commands: Any) -> None:
@@ -103,7 +107,7 @@ def register_build(commands: Any) -> None:
         "--no-network-isolation", action="store_true", help="build with network access"
     )
     build.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    build.set_defaults(handler=run_build)
+    build.set_defaults(handler=run_build, private_dir=lambda args: args.output_dir / ".work")
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -216,7 +220,28 @@ def run_verify(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"not in {args.build_order}: {', '.join(sorted(unknown))}")
     selected = [e for e in entries if not wanted or e.name in wanted]
+    if not selected:
+        # A run whose requirements were all filtered out by their markers builds nothing.
+        print(f"nothing to verify: {args.build_order} lists no packages")
+        return EXIT_OK
     originals = args.build_order.parent / "wheels"
+    if not originals.is_dir():
+        raise SequenceError(
+            f"cannot verify {args.build_order}: there is no {originals} with the wheels to "
+            "compare the rebuilds with; give the build-order.json of a complete bootstrap "
+            "output directory"
+        )
+    # Found now, not after an hour of rebuilding the others.
+    missing = [e.wheel for e in selected if not (originals / e.wheel).is_file()]
+    if missing:
+        named = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise SequenceError(
+            f"cannot verify {args.build_order}: {originals} lacks {len(missing)} of the "
+            f"wheels to compare the rebuilds with ({named}); give the build-order.json of a "
+            "complete bootstrap output directory, or --only the packages it has"
+        )
     with tempfile.TemporaryDirectory(prefix="bootstrapper-verify-") as tmp:
         output = args.keep or Path(tmp)
         # What is not rebuilt is taken as recorded, for the build environments.

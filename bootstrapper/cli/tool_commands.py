@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from ..errors import UsageError
@@ -117,6 +117,10 @@ def register_wheel(commands: Any) -> None:
 def run_wheel_edit(args: argparse.Namespace) -> int:
     if not args.wheel.is_file():
         raise UsageError(f"no such wheel: {args.wheel}")
+    try:
+        parse_wheel_filename(args.wheel.name)
+    except InvalidWheelFilename as e:
+        raise UsageError(f"not a wheel: {args.wheel} ({e})") from None
     for number in (args.build_tag, args.post):
         if number is not None and number < 1:
             raise UsageError("a rebuild number must be at least 1")
