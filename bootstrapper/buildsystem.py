@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import InvalidSourceError
+from .metadata import requirement_key
 
 #: What pip assumes for a project without a ``[build-system]`` table.
 LEGACY_REQUIRES = ("setuptools>=40.8.0",)
@@ -68,3 +70,12 @@ def read_build_system(source_dir: Path, package: str) -> BuildSystem:
     if not isinstance(backend, str):
         raise InvalidSourceError(f"{package}: build-backend must be a string", package=package)
     return BuildSystem(requires=tuple(requires), backend=backend, backend_path=tuple(backend_path))
+
+
+def beyond_declared(
+    build_system: BuildSystem, requested: Sequence[Requirement]
+) -> list[Requirement]:
+    """What the backend asked for beyond the declared ``requires``: the requirements that
+    make the build environment bigger than the discovery one."""
+    declared = {requirement_key(r) for r in build_system.requires}
+    return [r for r in requested if requirement_key(r) not in declared]

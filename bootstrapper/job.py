@@ -8,14 +8,14 @@ error, not a download. The wheel is published into the output index.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.tags import Tag
+from packaging.tags import Tag, sys_tags
 from packaging.utils import (
     InvalidWheelFilename,
     NormalizedName,
@@ -24,21 +24,35 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
-from .buildenv import EnvFactory
-from .builder import BuildPlan, PackageBuilder, make_record, now
-from .candidates import Release, prebuilt_releases, releases
+from .builder import BuildPlan
+from .buildsystem import beyond_declared
+from .candidates import Release, prebuilt_releases
 from .credentials import redact_url
 from .errors import BootstrapError, BuildError, UnknownProjectError
+from .finder import IndexFinder
 from .fsutil import sha256_file
 from .http import HttpClient
 from .index import DistFile, IndexClient, ProjectPage
-from .metadata import CoreMetadata, parse_metadata, requirement_key
+from .metadata import CoreMetadata, parse_metadata
+from .plugins import Plugins
+from .progress import NullReporter
 from .publish import IndexWriter, SourceIndexWriter
 from .records import EnvWheel
 from .resolve import resolve
-from .sandbox import Sandbox
-from .sources import SourceStore
+from .settings import PackageSettings
+from .single_build import (
+    BuildConfig,
+    BuildUnit,
+    BuiltWheel,
+    Destination,
+    EnvInput,
+    FileRef,
+    finish,
+    reusable,
+    reuse,
+    run_unit,
+)
+from .sources import PREBUILT_DIR, SourceStore, fetch_planned_source
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
 
@@ -119,10 +133,43 @@ def _flat_pages(directory: Path) -> dict[NormalizedName, list[DistFile]]:
     return pages
 
 
-@dataclass(frozen=True)
-class JobResult:
-    wheel: Path
-    build_env: tuple[EnvWheel, ...]
+def find_release(
+    project: NormalizedName,
+    version: Version,
+    sources: str,
+    http: HttpClient,
+    settings: PackageSettings,
+    python: Version,
+    tags: Sequence[Tag],
+) -> Release:
+    """The release to build from ``sources`` as the package's settings make it: the
+    upstream wheel for ``prebuilt: true`` (in ``sources/prebuilt/`` where a bootstrap's
+    ``DIR/sdists`` keeps it), a stand-in for an archive its ``source:`` names."""
+    local = Path(sources) if "://" not in sources else None
+    if settings.prebuilt and local is not None and (local / PREBUILT_DIR).is_dir():
+        files = _flat_pages(local / PREBUILT_DIR).get(project, [])
+        found = prebuilt_releases(ProjectPage(project, sources, tuple(files)), python, tags)
+    else:
+        index = IndexClient(index_url_for(sources), http)
+        finder = IndexFinder(
+            index,
+            python,
+            prebuilt=lambda name: settings.prebuilt,
+            external_source=lambda name: settings.source is not None,
+            tags=tags,
+        )
+        try:
+            found = list(finder.releases(project))
+        finally:
+            index.close()
+    candidates = [r for r in found if r.version == version]
+    if not candidates:
+        what = "wheel" if settings.prebuilt else "source archive"
+        raise BootstrapError(
+            f"{project} {version}: no {what} of this version in {redact_url(sources)}",
+            package=project,
+        )
+    return candidates[0]
 
 
 def build_one(
@@ -133,43 +180,32 @@ def build_one(
     wheels: WheelIndex,
     output_dir: Path,
     http: HttpClient,
+    settings_for: Callable[[NormalizedName], PackageSettings],
     plan_for: Callable[[Release], BuildPlan],
-    isolation: Sequence[str],
     environment: dict[str, str],
-    sandbox: Sandbox | None = None,
-    unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
-) -> JobResult:
-    """Build ``name`` ``version`` from ``sources`` with requirements from ``wheels``."""
+    config: BuildConfig,
+    plugins: Plugins,
+    keep_work: bool = False,
+) -> BuiltWheel:
+    """Build ``name`` ``version`` from ``sources`` with requirements from ``wheels``;
+    returns the published wheel (a valid one built earlier into ``output_dir`` is kept)."""
     project = canonicalize_name(name)
     work = output_dir / ".work"
-    source_index = IndexClient(index_url_for(sources), http)
-    try:
-        page = source_index.project_page(project)
-        candidates = [r for r in releases(page, wheels.python) if r.version == version]
-    finally:
-        source_index.close()
-    if not candidates:
-        raise BootstrapError(
-            f"{project} {version}: no source archive of this version in {redact_url(sources)}",
-            package=project,
-        )
-    release = candidates[0]
+    release = find_release(
+        project, version, sources, http, settings_for(project), wheels.python, list(sys_tags())
+    )
     plan = plan_for(release)
     store = SourceStore(http, work / "downloads", output_dir / "sdists")
-    sdist, sdist_sha256 = store.fetch(release)
-    builder = PackageBuilder(
-        work,
-        output_dir / "logs",
-        EnvFactory(work / "uv-cache"),
-        isolation=isolation,
-        sandbox=sandbox,
-        unpack_limits=unpack_limits,
+    builder = config.builder(work, output_dir / "logs", plugins)
+    source = FileRef(
+        *fetch_planned_source(
+            release, plan.settings, store, http, plugins, builder.context(release, plan)
+        )
     )
+    kept = WheelStore(work / "built", output_dir / "wheels")
     chain = (project,)
 
-    def environment_for(
-        requirements: Sequence[Requirement],
-    ) -> tuple[list[Path], tuple[EnvWheel, ...]]:
+    def environment_for(requirements: Sequence[Requirement]) -> tuple[EnvInput, ...]:
         try:
             resolution = resolve(requirements, wheels, wheels, environment=environment, chain=chain)
         except BootstrapError as e:
@@ -179,52 +215,51 @@ def build_one(
                 package=project,
                 details=e.message + (f" (via {' -> '.join(e.chain)})" if e.chain else ""),
             ) from None
-        paths, env = [], []
+        env = []
         for pin in resolution.pins.values():
             path, digest = wheels.wheel_file(pin)
-            paths.append(path)
-            env.append(EnvWheel(pin.name, str(pin.version), path.name, digest))
-        return sorted(paths), tuple(sorted(env))
+            env.append(EnvInput(EnvWheel(pin.name, str(pin.version), path.name, digest), path))
+        return tuple(sorted(env, key=lambda e: e.wheel))
 
-    started = now()
-    with builder.log(release, fresh=True) as log, builder.step(release, log):
-        tree = builder.prepare(release, sdist, plan, log)
-        first, discovery_env = environment_for(tree.build_system.requires)
-        extra = builder.discover(release, tree, first, plan, log)
-        declared = {requirement_key(r) for r in tree.build_system.requires}
-        backend_requires = [r for r in extra if requirement_key(r) not in declared]
-        full, build_env = (
-            environment_for([*tree.build_system.requires, *backend_requires])
-            if backend_requires
-            else (first, discovery_env)
+    with builder.log(release, fresh=True) as log:
+        tree = None
+        unit = BuildUnit(release, plan, source)
+        if not release.prebuilt:
+            with builder.step(release, log):
+                tree = builder.prepare(release, source.path, plan, log)
+                discovery = environment_for(tree.build_system.requires)
+                requested = builder.discover(
+                    release, tree, sorted(e.path for e in discovery), plan, log
+                )
+                extra = beyond_declared(tree.build_system, requested)
+                build_env = (
+                    environment_for([*tree.build_system.requires, *extra]) if extra else discovery
+                )
+            if tree.archive is not None:  # crates vendored: the vendored sdist is the source
+                source = FileRef(tree.archive.path, tree.archive.sha256)
+            unit = BuildUnit(
+                release,
+                plan,
+                source,
+                build_env,
+                discovery_env=tuple(e.wheel for e in discovery),
+                backend_requires=tuple(requested),
+            )
+        found = kept.lookup(release.name, release.version)
+        valid = found if found is not None and reusable(found[1], unit) else None
+        output = run_unit(unit, builder, log=log, prepared=tree) if valid is None else None
+    reporter = NullReporter()
+    if valid is not None:
+        built = reuse(unit, valid, reporter, builder.log_path(release))
+    else:
+        assert output is not None
+        built = finish(unit, output, Destination(kept, builder.cleanup, keep_work, reporter))
+    store.archive(unit.source.path)
+    if not release.prebuilt:  # an upstream wheel travels with the sources, but is not one
+        SourceIndexWriter(output_dir / "sdists").update(
+            [project], {source.path.name: source.sha256}
         )
-        wheel = builder.build(release, tree, full, plan, log)
-    if tree.archive is not None:  # crates vendored: the vendored sdist is the source
-        sdist, sdist_sha256 = tree.archive.path, tree.archive.sha256
-    record = make_record(
-        release=release,
-        wheel=wheel,
-        wheel_sha256=sha256_file(wheel),
-        sdist=sdist,
-        sdist_sha256=sdist_sha256,
-        build_system=tree.build_system,
-        backend_requires=backend_requires,
-        discovery_env=discovery_env,
-        build_env=build_env,
-        started=started,
-        log=builder.log_path(release),
-        plan=plan,
-        epoch=tree.epoch,
-        patches_applied=tree.patches,
-        vendored=tree.vendored,
-        pass_env=builder.sandbox.pass_env,
+    [published] = IndexWriter(output_dir).publish(
+        [(built.path, read_wheel_metadata(built.path), WheelStore.record_path(built.path))]
     )
-    store.archive(sdist)
-    SourceIndexWriter(output_dir / "sdists").update([project], {sdist.name: sdist_sha256})
-    kept = WheelStore(work / "built", output_dir / "wheels").add(wheel, record)
-    publisher = IndexWriter(output_dir)
-    [published] = publisher.publish(
-        [(kept, read_wheel_metadata(kept), WheelStore.record_path(kept))]
-    )
-    builder.cleanup(release)
-    return JobResult(published, build_env)
+    return dataclasses.replace(built, path=published)

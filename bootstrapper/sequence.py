@@ -23,21 +23,32 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
-from .buildenv import EnvFactory
-from .builder import SCRATCH_PARTS, BuildPlan, PackageBuilder, make_record, now
-from .buildsystem import BuildSystem
+from .builder import SCRATCH_PARTS, BuildPlan
 from .candidates import Release
-from .errors import BootstrapError, BuildError, UsageError
-from .fsutil import atomic_copy, sha256_file
+from .errors import BootstrapError, UsageError
+from .fsutil import sha256_file
 from .graph import NodeKey
 from .index import DistFile
-from .patches import AppliedPatch, Patch
+from .patches import Patch
+from .plugins import Plugins
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter
-from .records import EnvWheel, read_record
+from .records import EnvWheel
 from .reproducible import first_difference
 from .sandbox import Sandbox, end_running_backends
 from .settings import PackageSettings, RequirementEdits, SourceSpec
+from .single_build import (
+    BuildConfig,
+    BuildUnit,
+    BuiltWheel,
+    Destination,
+    EnvInput,
+    FileRef,
+    finish,
+    reusable,
+    reuse,
+    run_unit,
+)
 from .sources import archived_source
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
@@ -153,13 +164,6 @@ def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:
     )
 
 
-@dataclass(frozen=True)
-class Rebuilt:
-    entry: OrderEntry
-    wheel: Path
-    skipped: bool
-
-
 class SequenceBuilder:
     """Rebuilds a build order into an output directory (its own index)."""
 
@@ -176,6 +180,8 @@ class SequenceBuilder:
         force: bool = False,
         reporter: Reporter | None = None,
         unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
+        plugins: Plugins | None = None,
+        keep_work: bool = False,
     ) -> None:
         self.entries = list(entries)
         self.sources_dir = sources_dir
@@ -184,20 +190,16 @@ class SequenceBuilder:
         self.force = force
         self.reporter = reporter or NullReporter()
         self.publisher = IndexWriter(output_dir)
-        work = output_dir / ".work"
-        self.builder = PackageBuilder(
-            work,
-            output_dir / "logs",
-            EnvFactory(work / "uv-cache"),
-            isolation=isolation,
-            sandbox=sandbox,
-            unpack_limits=unpack_limits,
-        )
+        config = BuildConfig(tuple(isolation), sandbox or Sandbox(), unpack_limits)
+        self.builder = config.builder(output_dir / ".work", output_dir / "logs", plugins)
+        # Rebuilt wheels go straight beside the index, where the ones kept are found.
+        self.store = WheelStore(self.publisher.wheels_dir, self.publisher.wheels_dir)
+        self._destination = Destination(self.store, self.builder.cleanup, keep_work, self.reporter)
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))
         self._by_name_version = {(e.name, str(e.version)): e for e in self.entries}
 
-    def run(self) -> list[Rebuilt]:
+    def run(self) -> list[BuiltWheel]:
         for scratch in SCRATCH_PARTS:
             shutil.rmtree(self.output_dir / ".work" / scratch, ignore_errors=True)
         self.publisher.wheels_dir.mkdir(parents=True, exist_ok=True)
@@ -213,11 +215,11 @@ class SequenceBuilder:
             # before this returns, so nothing writes into the output afterwards.
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    async def _run(self) -> list[Rebuilt]:
+    async def _run(self) -> list[BuiltWheel]:
         semaphore = asyncio.Semaphore(self._jobs)
-        tasks: dict[NodeKey, asyncio.Future[Rebuilt]] = {}
+        tasks: dict[NodeKey, asyncio.Future[BuiltWheel]] = {}
 
-        async def build(entry: OrderEntry) -> Rebuilt:
+        async def build(entry: OrderEntry) -> BuiltWheel:
             deps = [self._dependency(entry, w) for w in entry.build_env]
             for dep in deps:
                 if dep is not None:
@@ -236,8 +238,7 @@ class SequenceBuilder:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
         self.publisher.publish(
-            (r.wheel, read_wheel_metadata(r.wheel), WheelStore.record_path(r.wheel))
-            for r in results
+            (r.path, read_wheel_metadata(r.path), WheelStore.record_path(r.path)) for r in results
         )
         return list(results)
 
@@ -255,8 +256,10 @@ class SequenceBuilder:
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    def _env_wheels(self, entry: OrderEntry) -> tuple[list[Path], tuple[EnvWheel, ...]]:
-        paths, actual = [], []
+    def _env_inputs(self, entry: OrderEntry) -> tuple[EnvInput, ...]:
+        """The wheels of the entry's build environment as they are in the output (those
+        rebuilt here under the names this rebuild gave them)."""
+        inputs = []
         for wheel in entry.build_env:
             dep = self._by_name_version.get((canonicalize_name(wheel.name), wheel.version))
             filename = dep.wheel if dep is not None else wheel.filename
@@ -267,34 +270,12 @@ class SequenceBuilder:
                     f"from {self.publisher.wheels_dir}",
                     package=entry.name,
                 )
-            paths.append(path)
-            actual.append(EnvWheel(wheel.name, wheel.version, filename, sha256_file(path)))
-        return paths, tuple(sorted(actual))
+            inputs.append(
+                EnvInput(EnvWheel(wheel.name, wheel.version, filename, sha256_file(path)), path)
+            )
+        return tuple(sorted(inputs, key=lambda e: e.wheel))
 
-    def _valid_existing(self, entry: OrderEntry, env: tuple[EnvWheel, ...]) -> Path | None:
-        wheel = self.publisher.wheels_dir / entry.wheel
-        record = read_record(WheelStore.record_path(wheel))
-        if (
-            record is None
-            or not wheel.is_file()
-            or record.sdist_sha256 != entry.sdist_sha256
-            or record.build_env != env
-            or record.plan != entry.plan
-            or sha256_file(wheel) != record.wheel_sha256
-        ):
-            return None
-        return wheel
-
-    def _build_one(self, entry: OrderEntry) -> Rebuilt:
-        release = Release(
-            entry.name,
-            entry.version,
-            DistFile(
-                entry.sdist,
-                (self.sources_dir / entry.sdist).as_uri(),
-                {"sha256": entry.sdist_sha256},
-            ),
-        )
+    def _source(self, entry: OrderEntry) -> FileRef:
         sdist = archived_source(self.sources_dir, entry.sdist)
         if not sdist.is_file():
             raise SequenceError(
@@ -306,79 +287,53 @@ class SequenceBuilder:
                 f"{sdist} is not the source {entry.name} was built from (sha256 differs)",
                 package=entry.name,
             )
-        paths, env = self._env_wheels(entry)
+        return FileRef(sdist, entry.sdist_sha256)
+
+    def _build_one(self, entry: OrderEntry) -> BuiltWheel:
+        source = self._source(entry)
+        release = Release(
+            entry.name,
+            entry.version,
+            DistFile(entry.sdist, source.path.as_uri(), {"sha256": entry.sdist_sha256}),
+        )
+        env = self._env_inputs(entry)
+        unit = BuildUnit(
+            release=release,
+            plan=plan_from_record(entry, self.patches_dir),
+            source=source,
+            build_env=env,
+            # Only the build environment is known: the rebuild asks the backend nothing.
+            discovery_env=tuple(e.wheel for e in env),
+            backend_requires=tuple(Requirement(r) for r in entry.backend_requires),
+            expected_wheel=entry.wheel,
+            # The plan exactly as recorded, so the rebuild's record says the same.
+            plan_json=entry.plan,
+        )
         if not self.force:
-            existing = self._valid_existing(entry, env)
-            if existing is not None:
-                self.reporter.finished(entry.key, reused=True)
-                return Rebuilt(entry, existing, skipped=True)
-        plan = plan_from_record(entry, self.patches_dir)
-        started = now()
+            found = self.store.lookup(entry.name, entry.version)
+            if found is not None and found[0].name == entry.wheel and reusable(found[1], unit):
+                return reuse(unit, found, self.reporter, self.builder.log_path(release))
         self.reporter.started(entry.key, "building")
-        with self.builder.log(release, fresh=True) as log, self.builder.step(release, log):
+        with self.builder.log(release, fresh=True) as log:
             recorded = {w.filename: w.sha256 for w in entry.build_env}
-            for wheel_in_env in env:
+            for wheel_in_env in unit.env_wheels():
                 if recorded.get(wheel_in_env.filename) != wheel_in_env.sha256:
                     log.write(
                         f"note: {wheel_in_env.filename} in the build environment is not "
                         "byte-identical to the one recorded in the build order\n".encode()
                     )
-            patches_applied: tuple[AppliedPatch, ...] = ()
-            if entry.prebuilt:
-                wheel = self.builder.take_prebuilt(release, sdist, plan, log)
-                epoch = None
-                vendored = None
-                build_system_requires: tuple[Requirement, ...] = ()
-                backend = "(prebuilt upstream wheel)"
-            else:
-                tree = self.builder.prepare(release, sdist, plan, log)
-                wheel = self.builder.build(release, tree, paths, plan, log)
-                epoch = tree.epoch
-                patches_applied = tree.patches
-                vendored = tree.vendored
-                build_system_requires = tree.build_system.requires
-                backend = tree.build_system.backend
-            if wheel.name != entry.wheel:
-                raise BuildError(
-                    f"{entry.name} {entry.version}: the rebuild produced {wheel.name}, "
-                    f"the build order expects {entry.wheel}",
-                    package=entry.name,
-                )
-        record = make_record(
-            release=release,
-            wheel=wheel,
-            wheel_sha256=sha256_file(wheel),
-            sdist=sdist,
-            sdist_sha256=entry.sdist_sha256,
-            build_system=BuildSystem(requires=build_system_requires, backend=backend),
-            backend_requires=tuple(Requirement(r) for r in entry.backend_requires),
-            discovery_env=env,
-            build_env=env,
-            started=started,
-            log=self.builder.log_path(release),
-            plan=plan,
-            epoch=epoch,
-            # The plan exactly as recorded, so the rebuild's record says the same.
-            plan_json=dict(entry.plan),
-            patches_applied=patches_applied,
-            vendored=vendored,
-            pass_env=() if entry.prebuilt else self.builder.sandbox.pass_env,
-        )
-        dest = self.publisher.wheels_dir / wheel.name
-        atomic_copy(wheel, dest)
-        record.write(WheelStore.record_path(dest))
-        self.builder.cleanup(release)
-        self.reporter.finished(entry.key, reused=False)
-        return Rebuilt(entry, dest, skipped=False)
+            output = run_unit(unit, self.builder, log=log)
+        return finish(unit, output, self._destination)
 
 
-def compare(original_dir: Path, rebuilt: Sequence[Rebuilt]) -> list[tuple[OrderEntry, str | None]]:
-    """For each rebuilt wheel, ``None`` if identical to the original, else what differs."""
-    results: list[tuple[OrderEntry, str | None]] = []
-    for item in rebuilt:
-        original = original_dir / item.entry.wheel
+def compare(original_dir: Path, rebuilt: Sequence[BuiltWheel]) -> list[tuple[str, str | None]]:
+    """For each rebuilt wheel (by file name), ``None`` if identical to the original in
+    ``original_dir``, else what differs."""
+    results: list[tuple[str, str | None]] = []
+    for built in rebuilt:
+        original = original_dir / built.path.name
         if not original.is_file():
-            results.append((item.entry, f"no original {original}"))
+            results.append((built.path.name, f"no original {original}"))
         else:
-            results.append((item.entry, first_difference(original, item.wheel)))
+            results.append((built.path.name, first_difference(original, built.path)))
     return results

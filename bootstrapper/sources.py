@@ -13,9 +13,11 @@ from pathlib import Path
 from .candidates import Release
 from .credentials import redact_text, redact_url
 from .errors import BootstrapError, FetchError
-from .fsutil import copy_unless_identical, hash_file, sha256_file
+from .fsutil import atomic_copy, copy_unless_identical, hash_file, sha256_file
 from .http import HttpClient, strongest_hash
+from .plugins import PluginContext, Plugins
 from .reproducible import write_tarball
+from .settings import PackageSettings, expand
 
 #: Where ``DIR/sdists`` keeps the upstream wheels of ``prebuilt: true`` packages.
 PREBUILT_DIR = "prebuilt"
@@ -78,6 +80,62 @@ class SourceStore:
         dest = archived_source(self.sdists_dir, path.name)
         copy_unless_identical(path, dest)
         return dest
+
+
+def fetch_planned_source(
+    release: Release,
+    settings: PackageSettings,
+    store: SourceStore,
+    http: HttpClient,
+    plugins: Plugins,
+    context: PluginContext,
+) -> tuple[Path, str]:
+    """The source archive to build and its sha256: a plugin's ``fetch_source``, else the
+    settings' ``source``, else the index's file (hash-checked); every command that
+    fetches a source asks this, so each honours the same settings and plugins."""
+    from_plugin = plugins.call(release.name, "fetch_source", context)
+    if from_plugin is not None:
+        path = Path(from_plugin)
+        if not path.is_file():
+            raise BootstrapError(
+                f"the {release.name} plugin's fetch_source returned {path}, which is not a file",
+                package=release.name,
+            )
+        dest = store.downloads_dir / path.name
+        if path.resolve() != dest.resolve():
+            atomic_copy(path, dest)
+        return dest, sha256_file(dest)
+    spec = settings.source
+    if spec is None or release.prebuilt:
+        return store.fetch(release)
+    variables = {**os.environ, "version": str(release.version)}
+    stem = f"{release.name.replace('-', '_')}-{release.version}"
+    try:
+        if spec.url is not None:
+            url = expand(spec.url, variables, "source.url")
+            suffix = ".zip" if url.lower().endswith(".zip") else ".tar.gz"
+            dest = store.downloads_dir / f"{stem}{suffix}"
+            return dest, fetch_url(http, url, dest)
+        assert spec.git is not None
+        ref = expand(spec.ref or "${version}", variables, "source.ref")
+        dest = store.downloads_dir / f"{stem}.tar.gz"
+        return dest, fetch_git(
+            expand(spec.git, variables, "source.git"), ref, stem, dest, context.work_dir
+        )
+    except BootstrapError as e:
+        e.package = release.name
+        e.details = "\n".join(
+            filter(
+                None,
+                [
+                    e.details,
+                    f"the source is the 'source' setting of {release.name} in "
+                    f"{' and '.join(settings.files)}; a machine that cannot reach "
+                    "it can take the upstream wheel instead with 'prebuilt: true'",
+                ],
+            )
+        )
+        raise
 
 
 def archived_source(sdists_dir: Path, filename: str) -> Path:

@@ -853,7 +853,7 @@ def test_a_metadata_build_asked_for_as_the_run_ends_does_not_wait_for_ever(
     with HttpClient() as http:
         bootstrapper = Bootstrapper(Options(output_dir=tmp_path / "out"), http)
         loop = asyncio.new_event_loop()  # accepts work, never runs it: a loop that stopped
-        bootstrapper._loop = loop
+        bootstrapper.scheduler._loop = loop
         release = Release(
             canonicalize_name("late"), Version("1.0"), DistFile("late-1.0.tar.gz", "http://x/")
         )
@@ -861,7 +861,7 @@ def test_a_metadata_build_asked_for_as_the_run_ends_does_not_wait_for_ever(
 
         def ask() -> None:
             try:
-                bootstrapper.build_for_metadata(release, ("late",), None)
+                bootstrapper.sets.build_for_metadata(release, ("late",), None)
             except BaseException as e:
                 outcome.append(e)
 
@@ -869,7 +869,7 @@ def test_a_metadata_build_asked_for_as_the_run_ends_does_not_wait_for_ever(
         thread.start()
         time.sleep(0.2)
         assert thread.is_alive()  # waiting while the run goes on
-        bootstrapper._over.set()  # what run() does as it returns
+        bootstrapper.scheduler.close()  # what run() does as it returns
         thread.join(timeout=10)
         loop.close()
     assert not thread.is_alive()

@@ -23,8 +23,10 @@ from ..http import HttpClient
 from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
 from ..outputlock import locked_output_dir
+from ..plugins import Plugins
 from ..progress import StreamReporter
 from ..sequence import SequenceBuilder, SequenceError, compare, read_build_order
+from ..single_build import BuildConfig
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -106,6 +108,7 @@ def register_build(commands: Any) -> None:
     build.add_argument(
         "--no-network-isolation", action="store_true", help="build with network access"
     )
+    add_keep_work_option(build)
     build.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     build.set_defaults(handler=run_build, private_dir=lambda args: args.output_dir / ".work")
 
@@ -132,22 +135,23 @@ def run_build(args: argparse.Namespace) -> int:
                 wheels=wheels,
                 output_dir=output_dir,
                 http=http,
+                settings_for=lambda name: settings.for_package(name, args.variant),
                 plan_for=functools.partial(make_plan, settings, patch_layers, args.variant),
-                isolation=isolation,
                 environment=environment,
-                sandbox=sandbox_from(args),
-                unpack_limits=unpack_limits(args),
+                config=BuildConfig(tuple(isolation), sandbox_from(args), unpack_limits(args)),
+                plugins=Plugins.discover(),
+                keep_work=args.keep_work,
             )
         finally:
             wheels.close()
     if not args.quiet:
         print(
-            f"built {result.wheel.name} with "
-            f"{', '.join(f'{w.name}=={w.version}' for w in result.build_env) or 'nothing'}; "
+            f"{'kept' if result.reused else 'built'} {result.path.name} with "
+            f"{', '.join(f'{w.name}=={w.version}' for w in result.record.build_env) or 'nothing'}; "
             f"index: {output_dir / 'simple'}",
             file=sys.stderr,
         )
-    print(result.wheel)
+    print(result.path)
     return EXIT_OK
 
 
@@ -172,7 +176,16 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
     )
     add_sandbox_options(parser)
     add_unpack_options(parser)
+    add_keep_work_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def add_keep_work_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep unpacked sources and build environments under OUTPUT_DIR/.work",
+    )
 
 
 def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bool) -> Any:
@@ -195,6 +208,8 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
                 force=force,
                 reporter=reporter,
                 unpack_limits=unpack_limits(args),
+                plugins=Plugins.discover(),
+                keep_work=args.keep_work,
             ).run()
         finally:
             reporter.close()
@@ -203,7 +218,7 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
 def run_build_sequence(args: argparse.Namespace) -> int:
     entries = read_build_order(args.build_order)
     rebuilt = sequence(args, args.output_dir, entries, args.force)
-    built = sum(1 for r in rebuilt if not r.skipped)
+    built = sum(1 for r in rebuilt if not r.reused)
     if not args.quiet:
         print(
             f"rebuilt {built} wheels, kept {len(rebuilt) - built} already valid; index: "
@@ -252,11 +267,11 @@ def run_verify(args: argparse.Namespace) -> int:
         rebuilt = sequence(args, output, selected, True)
         results = compare(originals, rebuilt)
     differing = 0
-    for entry, difference in results:
+    for wheel, difference in results:
         if difference is None:
-            print(f"identical  {entry.wheel}")
+            print(f"identical  {wheel}")
         else:
             differing += 1
-            print(f"DIFFERS    {entry.wheel}: {difference}")
+            print(f"DIFFERS    {wheel}: {difference}")
     print(f"{len(results) - differing} of {len(results)} wheels identical")
     return EXIT_FAILURE if differing else EXIT_OK

@@ -1,0 +1,332 @@
+"""Build-set resolution: which built wheels make a set of requirements (a package's build
+environment, or the top-level install closure).
+
+A set is resolved jointly, every member is built (through the run's per-package
+pipeline), and the set is resolved again while a built wheel contradicts the metadata
+the resolution relied on. Resolution may need to build a release to learn its
+dependencies; those builds are attributed to the package whose set is being resolved,
+so that the scheduler sees the cycle if there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+
+from .candidates import Release, allowed
+from .errors import BootstrapError, MetadataMismatchError
+from .failures import FailureLog
+from .finder import IndexFinder
+from .graph import DependencyGraph, EdgeKind, NodeKey
+from .metadata import CoreMetadata
+from .metasource import MetadataOracle
+from .progress import Reporter
+from .records import EnvWheel
+from .resolve import Resolution, resolve
+from .scheduler import Scheduler
+from .single_build import BuiltWheel, EnvInput
+
+logger = logging.getLogger(__name__)
+
+#: How often a set is re-resolved after built wheels contradicted the metadata used.
+MAX_RESOLVE_ROUNDS = 5
+
+#: Builds a release (once per run) for a requirement chain.
+Ensure = Callable[[Release, Sequence[str]], Awaitable[BuiltWheel]]
+
+
+def key_of(release: Release) -> NodeKey:
+    return NodeKey(release.name, release.version)
+
+
+@dataclass(frozen=True)
+class BuildSet:
+    """A resolved set whose wheels are all built."""
+
+    resolution: Resolution
+    wheels: tuple[BuiltWheel, ...]
+
+    def env_wheels(self) -> tuple[EnvWheel, ...]:
+        return tuple(sorted(w.env_wheel() for w in self.wheels))
+
+    def env_inputs(self) -> tuple[EnvInput, ...]:
+        return tuple(
+            sorted((EnvInput(w.env_wheel(), w.path) for w in self.wheels), key=lambda e: e.wheel)
+        )
+
+    def paths(self) -> list[Path]:
+        return [w.path for w in sorted(self.wheels, key=lambda w: w.key)]
+
+
+def describe_mismatch(used: CoreMetadata, built: CoreMetadata, origin: str) -> str:
+    (used_reqs, used_python), (built_reqs, built_python) = (
+        used.dependency_key(),
+        built.dependency_key(),
+    )
+    parts = [f"{built.name}=={built.version} (resolved with {origin}):"]
+    if used_reqs - built_reqs:
+        parts.append(f"resolved with {sorted(used_reqs - built_reqs)} that the wheel lacks;")
+    if built_reqs - used_reqs:
+        parts.append(f"the wheel requires {sorted(built_reqs - used_reqs)} too;")
+    if used_python != built_python:
+        parts.append(f"Requires-Python {used_python!r} became {built_python!r}")
+    return " ".join(parts).rstrip(";")
+
+
+class BuildSets:
+    """Resolves and builds the sets of one run; records their install edges."""
+
+    def __init__(
+        self,
+        *,
+        finder: IndexFinder,
+        oracle: MetadataOracle,
+        scheduler: Scheduler[BuiltWheel],
+        graph: DependencyGraph,
+        reporter: Reporter,
+        environment: Mapping[str, str],
+        allow_prereleases: bool,
+        keep_going: bool,
+        speculation_threads: int,
+    ) -> None:
+        self._finder = finder
+        self._oracle = oracle
+        self._scheduler = scheduler
+        self._graph = graph
+        self._reporter = reporter
+        self._environment = dict(environment)
+        self._allow_prereleases = allow_prereleases
+        self._keep_going = keep_going
+        self._ensure: Ensure | None = None
+        # Its own few threads, so guesses waiting on builds never starve real work.
+        self._speculation = ThreadPoolExecutor(
+            max_workers=max(2, speculation_threads), thread_name_prefix="speculate"
+        )
+        self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
+        #: Every package of a settled set.
+        self.used: set[NodeKey] = set()
+        #: The members of each package's build environments (discovery and build).
+        self.needs: dict[NodeKey, set[NodeKey]] = {}
+
+    def builds_with(self, ensure: Ensure) -> None:
+        """The pipeline that builds a member (it settles sets itself: set after both exist)."""
+        self._ensure = ensure
+
+    def close(self) -> None:
+        self._speculation.shutdown(wait=False, cancel_futures=True)
+
+    async def settle(
+        self,
+        requirements: Sequence[Requirement],
+        *,
+        owner: NodeKey | None,
+        chain: Sequence[str],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    ) -> BuildSet:
+        """Resolve ``requirements`` jointly and build every member; re-resolve while a
+        built wheel contradicts the metadata the resolution relied on."""
+        assert self._ensure is not None
+        mismatches: list[str] = []
+        for _ in range(MAX_RESOLVE_ROUNDS):
+            resolution = await self.resolve(requirements, owner, chain, constraints)
+            keys = [key_of(r) for r in resolution.pins.values()]
+            if owner is not None:
+                self._scheduler.wait_for(owner, keys, chain)
+            results = await asyncio.gather(
+                *(
+                    self._ensure(release, resolution.chains.get(name, (*chain, name)))
+                    for name, release in resolution.pins.items()
+                ),
+                # keep_going: let every member finish; a failure is in the failure log
+                # and, in a build environment, fails its owner once the rest is done.
+                return_exceptions=self._keep_going,
+            )
+            built = [w for w in results if isinstance(w, BuiltWheel)]
+            for error in results:
+                if isinstance(error, BaseException) and (
+                    owner is not None or not isinstance(error, BootstrapError)
+                ):
+                    raise error
+            mismatches = [
+                describe_mismatch(
+                    resolution.metadata[w.key.name],
+                    w.source_metadata,
+                    self._oracle.origin(w.key.name, w.key.version),
+                )
+                for w in built
+                if resolution.metadata[w.key.name].dependency_key() != w.metadata.dependency_key()
+            ]
+            if not mismatches:
+                self._record_set(resolution)
+                if owner is not None:
+                    self.needs.setdefault(owner, set()).update(keys)
+                return BuildSet(resolution, tuple(built))
+            self._reporter.message(
+                "re-resolving: built wheels disagree with the metadata used:\n  "
+                + "\n  ".join(mismatches)
+            )
+            self._resolutions.clear()
+        raise MetadataMismatchError(
+            "built wheels keep contradicting the metadata used to resolve them",
+            chain=chain,
+            details="\n".join(mismatches),
+        )
+
+    async def settle_roots(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+        failures: FailureLog,
+    ) -> tuple[BuildSet, list[Requirement]]:
+        """keep_going: settle the top-level requirements jointly, as always. When they do
+        not resolve together (one of them cannot be resolved, or a release it needs has no
+        cheap metadata and fails to build), take them one at a time in the given order,
+        keeping each that still resolves together with those kept before it; the others
+        are recorded as failures and not published. Returns the set and those kept."""
+        try:
+            settled = await self.settle(requirements, owner=None, chain=(), constraints=constraints)
+            return settled, list(requirements)
+        except BootstrapError as e:
+            self._reporter.message(
+                f"the top-level requirements do not resolve together ({e.message}); "
+                "trying them one at a time"
+            )
+        kept: list[Requirement] = []
+        for requirement in requirements:
+            try:
+                await self.resolve([*kept, requirement], None, (), constraints)
+            except BootstrapError as e:
+                failures.root_failed(requirement, e)
+            else:
+                kept.append(requirement)
+        if not kept:
+            return BuildSet(Resolution({}, {}, {}, {}), ()), kept
+        settled = await self.settle(kept, owner=None, chain=(), constraints=constraints)
+        return settled, kept
+
+    async def resolve(
+        self,
+        requirements: Sequence[Requirement],
+        owner: NodeKey | None,
+        chain: Sequence[str],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None,
+    ) -> Resolution:
+        memo_key = tuple(sorted(str(r) for r in requirements))
+        if owner is not None and memo_key in self._resolutions:
+            # Same build requirements as another package: same set, but our own chains.
+            earlier, earlier_chain = self._resolutions[memo_key]
+            return dataclasses.replace(
+                earlier,
+                chains={
+                    name: (*chain, *path[len(earlier_chain) :])
+                    for name, path in earlier.chains.items()
+                },
+            )
+        self._reporter.resolving(" ".join(str(r) for r in requirements) or "(nothing)", chain)
+        resolution = await self._scheduler.in_thread(
+            functools.partial(
+                resolve,
+                requirements,
+                self._finder,
+                _OwnedMetadata(self, owner),
+                constraints=constraints,
+                environment=self._environment,
+                allow_prereleases=self._allow_prereleases,
+                chain=chain,
+            )
+        )
+        self._reporter.resolved([key_of(r) for r in resolution.pins.values()])
+        if owner is not None:
+            self._resolutions[memo_key] = (resolution, tuple(chain))
+        return resolution
+
+    def _record_set(self, resolution: Resolution) -> None:
+        for name, release in resolution.pins.items():
+            self.used.add(key_of(release))
+            for requirement in resolution.dependencies[name]:
+                dep = resolution.pins.get(canonicalize_name(requirement.name))
+                if dep is not None:
+                    self._graph.add_edge(
+                        key_of(release), key_of(dep), EdgeKind.INSTALL, requirement
+                    )
+
+    def add_build_edges(
+        self,
+        key: NodeKey,
+        requirements: Sequence[Requirement],
+        kind: EdgeKind,
+        build_set: BuildSet,
+    ) -> None:
+        for requirement in requirements:
+            if not requirement.marker or requirement.marker.evaluate(self._environment):
+                pin = build_set.resolution.pins.get(canonicalize_name(requirement.name))
+                if pin is not None:
+                    self._graph.add_edge(key, key_of(pin), kind, requirement)
+
+    # -- resolution-time builds (no cheap metadata) ------------------------------------
+
+    def build_for_metadata(
+        self, release: Release, chain: Sequence[str], owner: NodeKey | None
+    ) -> CoreMetadata:
+        """Called from a resolver thread: build ``release`` to learn its dependencies."""
+        assert self._ensure is not None
+        ensure = self._ensure
+
+        async def build() -> BuiltWheel:
+            if owner is not None:
+                self._scheduler.wait_for(owner, [key_of(release)], chain)
+            return await ensure(release, chain)
+
+        return self._scheduler.from_thread(build()).source_metadata
+
+    def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+        """Learn, in the background, the dependencies of the release the resolver will
+        most likely pick for each requirement, so that the metadata look-ups (and the
+        builds when there is no cheap metadata) of independent packages overlap instead
+        of happening one after the other."""
+        for requirement in requirements:
+            self._speculation.submit(self._speculate_one, requirement, tuple(chain))
+
+    def _speculate_one(self, requirement: Requirement, chain: tuple[str, ...]) -> None:
+        name = canonicalize_name(requirement.name)
+        try:
+            likely = allowed(
+                self._finder.releases(name),
+                requirement.specifier,
+                exact_pins=frozenset(),
+                allow_prereleases=self._allow_prereleases,
+            )
+            if likely:
+                self._oracle.metadata(
+                    likely[0], (*chain, name), lambda r, c: self.build_for_metadata(r, c, None)
+                )
+        except (BootstrapError, RuntimeError, asyncio.CancelledError) as e:
+            # Only a guess: if the resolver does need this release, it meets the same
+            # error itself, with its own chain.
+            logger.debug("speculative look-up of %s failed: %s", requirement, e)
+
+
+class _OwnedMetadata:
+    """The run's metadata source, with resolution-time builds attributed to ``owner``."""
+
+    def __init__(self, sets: BuildSets, owner: NodeKey | None) -> None:
+        self._sets = sets
+        self._owner = owner
+
+    def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
+        return self._sets._oracle.metadata(
+            release, chain, lambda r, c: self._sets.build_for_metadata(r, c, self._owner)
+        )
+
+    def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+        self._sets.speculate(requirements, chain)

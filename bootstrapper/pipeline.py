@@ -1,0 +1,300 @@
+"""The per-package pipeline of a bootstrap: plan, fetch the source, settle the build
+environment, build the unit, finish.
+
+Each step that blocks runs in a scheduler thread; a backend runs only in a job slot.
+The build itself is a :class:`~bootstrapper.single_build.BuildUnit`, finished by the same
+step as every other command's.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
+
+from packaging.requirements import Requirement
+
+from .builder import BuildPlan, PackageBuilder, SourceTree
+from .buildsets import BuildSet, BuildSets, key_of
+from .buildsystem import BuildSystem, beyond_declared
+from .candidates import Release
+from .errors import BootstrapError
+from .failures import FALLBACK_PREBUILT, FailureLog
+from .finder import IndexFinder
+from .fsutil import copy_unless_identical
+from .graph import EdgeKind
+from .http import HttpClient
+from .metasource import MetadataOracle
+from .patches import archived_patch
+from .plugins import Plugins
+from .progress import Reporter
+from .records import BuildRecord
+from .scheduler import Scheduler
+from .single_build import (
+    BuildUnit,
+    BuiltWheel,
+    Destination,
+    FileRef,
+    finish,
+    recorded_for,
+    reusable,
+    reuse,
+    run_unit,
+)
+from .sources import SourceStore, fetch_planned_source
+from .store import WheelStore
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Package:
+    """What every step of one package's pipeline needs: the release, its plan, its chain."""
+
+    release: Release
+    plan: BuildPlan
+    chain: tuple[str, ...]
+
+
+class PackagePipeline:
+    """Builds one package version of a run (the scheduler runs it once per version)."""
+
+    def __init__(
+        self,
+        *,
+        builder: PackageBuilder,
+        sets: BuildSets,
+        scheduler: Scheduler[BuiltWheel],
+        sources: SourceStore,
+        store: WheelStore,
+        http: HttpClient,
+        plugins: Plugins,
+        finder: IndexFinder,
+        oracle: MetadataOracle,
+        failures: FailureLog,
+        reporter: Reporter,
+        plan_for: Callable[[Release], BuildPlan],
+        output_dir: Path,
+        keep_work: bool,
+        fallback_prebuilt: bool,
+    ) -> None:
+        self._builder = builder
+        self._sets = sets
+        self._scheduler = scheduler
+        self._sources = sources
+        self._store = store
+        self._http = http
+        self._plugins = plugins
+        self._finder = finder
+        self._oracle = oracle
+        self._failures = failures
+        self._reporter = reporter
+        self._plan_for = plan_for
+        self._output_dir = output_dir
+        self._fallback_prebuilt = fallback_prebuilt
+        self._destination = Destination(store, builder.cleanup, keep_work, reporter)
+
+    async def build(self, release: Release, chain: tuple[str, ...]) -> BuiltWheel:
+        """The package's wheel; a failure is logged (and with ``fallback_prebuilt`` the
+        index's wheel may stand in)."""
+        key = key_of(release)
+        log_path = self._builder.log_path(release)
+        try:
+            package = Package(release, self._plan_for(release), chain)
+            built = await self._build(package)
+        except BootstrapError as e:
+            e.with_context(chain=chain)
+            e.package = e.package or release.name
+            if e.log_path is None and log_path.exists():
+                e.log_path = log_path
+            self._failures.package_failed(key, chain, e)
+            if self._fallback_prebuilt:
+                fallback = await self._fall_back_to_prebuilt(release, chain)
+                if fallback is not None:
+                    return fallback
+            self._reporter.failed(key, e)
+            raise
+        self._oracle.record_built(built.source_metadata)
+        return built
+
+    async def _build(self, package: Package) -> BuiltWheel:
+        release, plan = package.release, package.plan
+        await self._in_thread(self._archive_patches, package)
+        source = FileRef(*await self._in_thread(self._fetch_source, package))
+        if release.prebuilt:
+            return await self._take_prebuilt(package, source)
+        previous = self._store.lookup(release.name, release.version)
+        # A record of this source and plan says what the build system and the backend
+        # asked for, so a re-run need not unpack the source to know them.
+        record = (
+            previous[1]
+            if previous
+            and recorded_for(previous[1], source.sha256, plan.fingerprint(release.version))
+            else None
+        )
+        tree: SourceTree | None = None
+        with self._builder.log(release, fresh=record is None) as log:
+
+            async def source_tree() -> SourceTree:
+                nonlocal tree
+                if tree is None:
+                    tree = await self._step(
+                        log, self._builder.prepare, release, source.path, plan, log
+                    )
+                return tree
+
+            build_system = (
+                _recorded_build_system(record)
+                if record is not None
+                else (await source_tree()).build_system
+            )
+            discovery, backend_requires = await self._discover(
+                package, build_system, record, source_tree, log
+            )
+            extra = beyond_declared(build_system, backend_requires)
+            build_set = (
+                await self._sets.settle(
+                    [*build_system.requires, *extra], owner=key_of(release), chain=package.chain
+                )
+                if extra
+                else discovery
+            )
+            key = key_of(release)
+            self._sets.add_build_edges(key, build_system.requires, EdgeKind.BUILD_SYSTEM, build_set)
+            self._sets.add_build_edges(key, extra, EdgeKind.BUILD_BACKEND, build_set)
+            if tree is not None and tree.archive is not None:
+                # Crates were vendored: the vendored sdist is the source.
+                source = FileRef(tree.archive.path, tree.archive.sha256)
+            unit = BuildUnit(
+                release=release,
+                plan=plan,
+                source=source,
+                build_env=build_set.env_inputs(),
+                discovery_env=discovery.env_wheels(),
+                backend_requires=tuple(backend_requires),
+            )
+            if previous is not None and reusable(previous[1], unit):
+                return reuse(unit, previous, self._reporter, self._builder.log_path(release))
+            prepared = await source_tree()
+            async with self._scheduler.slot():
+                self._reporter.started(key, "building")
+                output = await self._in_thread(
+                    run_unit, unit, self._builder, log=log, prepared=prepared
+                )
+        return await self._in_thread(finish, unit, output, self._destination)
+
+    async def _discover(
+        self,
+        package: Package,
+        build_system: BuildSystem,
+        record: BuildRecord | None,
+        source_tree: Callable[[], Awaitable[SourceTree]],
+        log: BinaryIO,
+    ) -> tuple[BuildSet, list[Requirement]]:
+        """The discovery environment and what the backend asked for in it (as recorded,
+        when the record's discovery environment is this one)."""
+        release = package.release
+        discovery = await self._sets.settle(
+            list(build_system.requires), owner=key_of(release), chain=package.chain
+        )
+        if record is not None and record.discovery_env == discovery.env_wheels():
+            return discovery, [Requirement(r) for r in record.backend_requires]
+        prepared = await source_tree()
+        async with self._scheduler.slot():
+            self._reporter.started(key_of(release), "discovering build requirements")
+            found = await self._step(
+                log, self._builder.discover, release, prepared, discovery.paths(), package.plan, log
+            )
+        return discovery, found
+
+    async def _take_prebuilt(
+        self, package: Package, wheel: FileRef, *, fallback: bool = False
+    ) -> BuiltWheel:
+        """``prebuilt: true``: the upstream wheel (hash-checked on download) stands in for
+        a build; the requires edits and the rebuild number still apply. ``fallback``: the
+        same for a package whose build failed (its log keeps the failure)."""
+        release = package.release
+        unit = BuildUnit(
+            release, package.plan, wheel, fallback=FALLBACK_PREBUILT if fallback else None
+        )
+        previous = self._store.lookup(release.name, release.version)
+        if previous is not None and reusable(previous[1], unit):
+            built = reuse(unit, previous, self._reporter, self._builder.log_path(release))
+        else:
+            with self._builder.log(release, fresh=not fallback) as log:
+                if fallback:
+                    log.write(b"== fallback: the build failed; taking the index's wheel\n")
+                output = await self._in_thread(run_unit, unit, self._builder, log=log)
+            built = await self._in_thread(finish, unit, output, self._destination)
+        return built
+
+    async def _fall_back_to_prebuilt(
+        self, release: Release, chain: tuple[str, ...]
+    ) -> BuiltWheel | None:
+        """fallback_prebuilt: the index's wheel of the same version stands in for a
+        package that could not be built, hash-checked and edited as ``prebuilt: true``
+        does; None when the index has no wheel for this interpreter."""
+        key = key_of(release)
+        try:
+            upstream = await self._in_thread(
+                self._finder.upstream_wheel, release.name, release.version
+            )
+            if upstream is None:
+                return None
+            wheel = FileRef(*await self._in_thread(self._sources.fetch, upstream))
+            package = Package(upstream, self._plan_for(upstream), chain)
+            built = await self._take_prebuilt(package, wheel, fallback=True)
+        except BootstrapError as e:
+            logger.warning("no fallback for %s: %s", release, e.message)
+            return None
+        self._failures.fell_back(key, FALLBACK_PREBUILT)
+        self._sets.needs.pop(key, None)  # the upstream wheel needs no build environment
+        self._reporter.message(f"{key}: could not be built; took {wheel.path.name} from the index")
+        self._oracle.record_built(built.source_metadata)
+        return built
+
+    def _fetch_source(self, package: Package) -> tuple[Path, str]:
+        return fetch_planned_source(
+            package.release,
+            package.plan.settings,
+            self._sources,
+            self._http,
+            self._plugins,
+            self._builder.context(package.release, package.plan),
+        )
+
+    def _archive_patches(self, package: Package) -> None:
+        """Keep the patches a build uses in DIR/patches/<name>/<version>/, so that the
+        output directory alone can rebuild the tree."""
+        release = package.release
+        for patch in package.plan.patches:
+            dest = archived_patch(self._output_dir, release.name, release.version, patch)
+            copy_unless_identical(patch.path, dest, patch.sha256)
+
+    async def _step(
+        self, log: BinaryIO, fn: Callable[Concatenate[Release, P], T], release: Release,
+        *args: P.args, **kwargs: P.kwargs,
+    ) -> T:  # fmt: skip
+        """A builder step in a thread, its failure naming the package and its log."""
+
+        def run() -> T:
+            with self._builder.step(release, log):
+                return fn(release, *args, **kwargs)
+
+        return await self._scheduler.in_thread(run)
+
+    async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self._scheduler.in_thread(functools.partial(fn, *args, **kwargs))
+
+
+def _recorded_build_system(record: BuildRecord) -> BuildSystem:
+    return BuildSystem(
+        requires=tuple(Requirement(r) for r in record.build_system_requires),
+        backend=record.build_backend,
+    )
