@@ -18,6 +18,7 @@ import sys
 from collections.abc import Awaitable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
@@ -59,10 +60,13 @@ from .resolve import Resolution
 from .sandbox import Sandbox
 from .scheduler import Scheduler
 from .settings import Settings
-from .single_build import BuildConfig, BuiltWheel
+from .single_build import BuildConfig, BuiltWheel, unit_runner
 from .sources import SourceStore
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
+
+if TYPE_CHECKING:
+    from .remote import DaskCluster
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +113,7 @@ class Bootstrapper:
         settings: Settings | None = None,
         patch_layers: Sequence[Path] = (),
         plugins: Plugins | None = None,
+        cluster: DaskCluster | None = None,
     ):
         self.options = options
         self.settings = settings or Settings([])
@@ -133,9 +138,8 @@ class Bootstrapper:
         self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")
         self.publisher = IndexWriter(out)
         self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
-        self.builder = BuildConfig(
-            options.isolation, options.sandbox, options.unpack_limits
-        ).builder(self.work_dir, self.logs_dir, self.plugins)
+        config = BuildConfig(options.isolation, options.sandbox, options.unpack_limits)
+        self.builder = config.builder(self.work_dir, self.logs_dir, self.plugins)
         self.oracle = MetadataOracle(
             self.index,
             self.sources,
@@ -176,6 +180,7 @@ class Bootstrapper:
             output_dir=out,
             keep_work=options.keep_work,
             fallback_prebuilt=options.fallback_prebuilt,
+            run=unit_runner(config, cluster, self.reporter),
         )
         self.sets.builds_with(self._ensure)
 

@@ -370,6 +370,10 @@ class PackageBuilder:
         log.write(f"== rewrote it as {edited.name} (requires and rebuild number)\n".encode())
         return edited
 
+    def out_dir(self, release: Release) -> Path:
+        """Where the package's wheel is made (and a wheel built elsewhere is received)."""
+        return self._work / "out" / f"{release.name}-{release.version}"
+
     def scratch_dir(self, release: Release) -> Path:
         """The package's own HOME and TMPDIR live here during its build."""
         return self._work / "scratch" / f"{release.name}-{release.version}"
@@ -515,4 +519,5 @@ def make_record(
         vendored=vendored.to_json() if vendored is not None else {},
         patches_applied=[p.to_json() for p in patches_applied],
         pass_env=sorted(pass_env),
+        resources=dict(plan.settings.resources),
     )

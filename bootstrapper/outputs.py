@@ -40,6 +40,7 @@ def build_order_entries(
             "rebuild": records[key].rebuild,
             "plan": records[key].plan,
             **({"fallback": records[key].fallback} if records[key].fallback else {}),
+            **({"resources": records[key].resources} if records[key].resources else {}),
         }
         for key in order
     ]

@@ -38,6 +38,7 @@ from .single_build import (
     BuiltWheel,
     Destination,
     FileRef,
+    UnitRunner,
     finish,
     recorded_for,
     reusable,
@@ -83,8 +84,12 @@ class PackagePipeline:
         output_dir: Path,
         keep_work: bool,
         fallback_prebuilt: bool,
+        run: UnitRunner = run_unit,
     ) -> None:
         self._builder = builder
+        #: Builds (not prebuilt wheels, which are only taken) go through it: here, or on
+        #: a Dask cluster.
+        self._run = run
         self._sets = sets
         self._scheduler = scheduler
         self._sources = sources
@@ -185,7 +190,7 @@ class PackagePipeline:
             async with self._scheduler.slot():
                 self._reporter.started(key, "building")
                 output = await self._in_thread(
-                    run_unit, unit, self._builder, log=log, prepared=prepared
+                    self._run, unit, self._builder, log=log, prepared=prepared
                 )
         return await self._in_thread(finish, unit, output, self._destination)
 

@@ -17,7 +17,7 @@ class Reporter(Protocol):
     def resolving(self, what: str, chain: Sequence[str]) -> None: ...
     def resolved(self, keys: Collection[NodeKey]) -> None: ...
     def started(self, key: NodeKey, what: str) -> None: ...
-    def finished(self, key: NodeKey, reused: bool) -> None: ...
+    def finished(self, key: NodeKey, reused: bool, where: str | None = None) -> None: ...
     def failed(self, key: NodeKey, error: BootstrapError) -> None: ...
     def message(self, text: str) -> None: ...
 
@@ -35,7 +35,7 @@ class NullReporter:
     def started(self, key: NodeKey, what: str) -> None:
         pass
 
-    def finished(self, key: NodeKey, reused: bool) -> None:
+    def finished(self, key: NodeKey, reused: bool, where: str | None = None) -> None:
         pass
 
     def failed(self, key: NodeKey, error: BootstrapError) -> None:
@@ -100,7 +100,7 @@ class StreamReporter:
             self._active[key] = (what, time.monotonic())
         self._emit(f"{what} {key}" if not self._live else None)
 
-    def finished(self, key: NodeKey, reused: bool) -> None:
+    def finished(self, key: NodeKey, reused: bool, where: str | None = None) -> None:
         with self._lock:
             _, began = self._active.pop(key, ("", time.monotonic()))
             self._done.add(key)
@@ -110,7 +110,8 @@ class StreamReporter:
         if reused:
             self._emit(f"reused {key} (already built, inputs unchanged)")
         else:
-            self._emit(f"built {key} in {time.monotonic() - began:.1f}s")
+            on = f" on {where}" if where else ""
+            self._emit(f"built {key} in {time.monotonic() - began:.1f}s{on}")
 
     def failed(self, key: NodeKey, error: BootstrapError) -> None:
         with self._lock:

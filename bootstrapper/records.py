@@ -61,6 +61,12 @@ class BuildRecord:
     vendored: dict[str, Any] = field(default_factory=dict)
     #: The names (never the values) of the user's variables passed with --pass-env.
     pass_env: list[str] = field(default_factory=list)
+    #: The package's ``resources:`` setting (what it needs of a Dask worker), so that a
+    #: rebuild of the build order asks for the same; not part of ``plan``: it decides
+    #: where a wheel is built, not what.
+    resources: dict[str, float] = field(default_factory=dict)
+    #: The Dask worker the wheel was built on (``--dask``); None on the coordinating machine.
+    worker: str | None = None
     schema: int = RECORD_SCHEMA
 
     @property

@@ -25,17 +25,15 @@ from typing import Any
 
 from .errors import BootstrapError, BuildError, UsageError
 from .fsutil import atomic_write_bytes
+from .sandbox import end_backends_of
+from .single_build import FileRef
 
 #: How long to wait for the scheduler when connecting.
 CONNECT_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """A file a task needs: where the coordinator has it, and its sha256."""
-
-    path: Path
-    sha256: str
+#: How often a running task checks whether it was cancelled (seconds).
+CANCEL_POLL = 0.5
+#: The Dask event topic on which a task says which worker it started on.
+STARTED_TOPIC = "bootstrapper-started"
 
 
 @dataclass(frozen=True)
@@ -97,6 +95,8 @@ def run_on_worker(
     from distributed import get_worker
 
     worker = get_worker()
+    # (Dask adds the worker's address as "worker" to the event: the name goes as "name".)
+    worker.log_event(STARTED_TOPIC, {"task": task, "name": str(worker.name)})
     local = Path(worker.local_directory)
     cache = worker_cache(local)
     inputs = {
@@ -106,6 +106,12 @@ def run_on_worker(
     work = local / "bootstrapper" / "work" / task
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    done = threading.Event()
+    threading.Thread(
+        target=_end_when_cancelled,
+        args=(worker, worker.get_current_task(), threading.get_ident(), done),
+        daemon=True,
+    ).start()
     try:
         outputs = unit(spec, inputs, work)
         files = {role: (path.name, path.read_bytes()) for role, path in outputs.items()}
@@ -124,7 +130,19 @@ def run_on_worker(
         )
         return TaskOutcome(str(worker.name), {}, failure)
     finally:
+        done.set()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _end_when_cancelled(worker: Any, key: Any, thread: int, done: threading.Event) -> None:
+    """Dask cannot stop a running task's thread: when the task is cancelled (Ctrl-C on
+    the coordinator) or its client goes away, end the backends the task started, which
+    makes the build fail at once instead of running on for hours."""
+    while not done.wait(CANCEL_POLL):
+        state = worker.state.tasks.get(key)
+        if state is None or state.state in ("cancelled", "released", "forgotten"):
+            end_backends_of(thread)
+            return
 
 
 # -- on the coordinator ------------------------------------------------------------------
@@ -150,6 +168,16 @@ class DaskCluster:
         self._lock = threading.Lock()
         self._shipped: dict[str, Any] = {}
         self._running: set[Any] = set()
+        self._cancelled = False
+        self._on_start: dict[str, Callable[[str], None]] = {}
+        self._client.subscribe_topic(STARTED_TOPIC, self._started)
+
+    def _started(self, event: tuple[float, Mapping[str, str]]) -> None:
+        _, data = event
+        with self._lock:
+            callback = self._on_start.get(data.get("task", ""))
+        if callback is not None:
+            callback(data.get("name", "?"))
 
     def workers(self) -> list[dict[str, Any]]:
         info: dict[str, Any] = self._client.scheduler_info()
@@ -172,10 +200,10 @@ class DaskCluster:
             package=package,
         )
 
-    def _ship(self, file: InputFile) -> Any:
+    def _ship(self, file: FileRef) -> Any:
         with self._lock:
             shipped = self._shipped.get(file.sha256)
-            if shipped is not None and shipped.status not in ("error", "lost", "cancelled"):
+            if shipped is not None and shipped.status == "finished":
                 return shipped
         data = file.path.read_bytes()
         if sha256_of(data) != file.sha256:
@@ -189,22 +217,42 @@ class DaskCluster:
         self,
         unit: Unit,
         spec: Any,
-        inputs: Mapping[str, InputFile],
+        inputs: Mapping[str, FileRef],
         *,
         task: str,
         resources: Mapping[str, float] | None = None,
+        on_start: Callable[[str], None] | None = None,
     ) -> TaskOutcome:
         """Run ``unit`` on a worker with ``inputs`` and wait for its outcome. A worker
         lost mid-task has the task run elsewhere (by Dask); data lost with a worker is
         shipped again."""
+        names = {role: (file.path.name, file.sha256) for role, file in inputs.items()}
+        task = f"{task}-{os.urandom(4).hex()}"
+        if on_start is not None:
+            with self._lock:
+                self._on_start[task] = on_start
+        try:
+            return self._run(unit, spec, inputs, names, task, resources)
+        finally:
+            with self._lock:
+                self._on_start.pop(task, None)
+
+    def _run(
+        self,
+        unit: Unit,
+        spec: Any,
+        inputs: Mapping[str, FileRef],
+        names: Mapping[str, tuple[str, str]],
+        task: str,
+        resources: Mapping[str, float] | None,
+    ) -> TaskOutcome:
         from distributed.client import FutureCancelledError
 
-        names = {role: (file.path.name, file.sha256) for role, file in inputs.items()}
         for attempt in range(3):
             blobs = {file.sha256: self._ship(file) for file in inputs.values()}
             future = self._client.submit(
                 run_on_worker, unit, spec, names, blobs, task,
-                key=f"bootstrapper-{task}-{os.urandom(4).hex()}",
+                key=f"bootstrapper-{task}-{attempt}",
                 resources=dict(resources or {}) or None, pure=False,
             )  # fmt: skip
             with self._lock:
@@ -213,9 +261,15 @@ class DaskCluster:
                 outcome: TaskOutcome = future.result()
                 return outcome
             except FutureCancelledError:
-                if attempt < 2 and any(b.status in ("lost", "error") for b in blobs.values()):
-                    continue
-                raise
+                # Not cancelled by us: the data it needed was on a worker that died (Dask
+                # itself moves a task whose worker died, but scattered data has no
+                # other copy). Ship what was lost again and resubmit.
+                if self._cancelled or attempt == 2:
+                    raise
+                with self._lock:
+                    for sha256, shipped in list(self._shipped.items()):
+                        if shipped.status != "finished":
+                            del self._shipped[sha256]
             finally:
                 with self._lock:
                     self._running.discard(future)
@@ -224,6 +278,7 @@ class DaskCluster:
     def cancel(self) -> None:
         """Cancel this run's tasks on the cluster (on interrupt)."""
         with self._lock:
+            self._cancelled = True
             running = list(self._running)
         if running:
             self._client.cancel(running, force=True)

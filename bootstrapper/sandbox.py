@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +106,7 @@ def make_scratch(scratch: Path) -> Path:
 
 #: Process groups of backends running now, so that an interrupted run can end them: they
 #: are not in our process group, which is what a terminal's Ctrl-C reaches.
-_running: set[int] = set()
+_running: dict[int, int] = {}  # process group -> the thread that started it
 # Re-entrant: a signal handler may take it in a thread that holds it.
 _running_lock = threading.RLock()
 
@@ -114,12 +114,12 @@ _running_lock = threading.RLock()
 @contextmanager
 def _tracked(pgid: int) -> Iterator[None]:
     with _running_lock:
-        _running.add(pgid)
+        _running[pgid] = threading.get_ident()
     try:
         yield
     finally:
         with _running_lock:
-            _running.discard(pgid)
+            _running.pop(pgid, None)
 
 
 def _kill_group(pgid: int) -> None:
@@ -127,12 +127,42 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def end_running_backends() -> None:
-    """Kill every backend process group still running (on interrupt)."""
+def end_backends_of(thread: int) -> None:
+    """Kill the backend process groups that ``thread`` started and that still run (a
+    build cancelled while its thread cannot be stopped: a Dask task)."""
     with _running_lock:
-        groups = list(_running)
+        groups = [pgid for pgid, owner in _running.items() if owner == thread]
     for pgid in groups:
         _kill_group(pgid)
+
+
+#: What else ends this run's builds on interrupt (a Dask cluster's tasks of this run).
+_cancellers: list[Callable[[], None]] = []
+
+
+@contextmanager
+def cancelled_on_interrupt(cancel: Callable[[], None]) -> Iterator[None]:
+    """Within the block, an interrupt also calls ``cancel``."""
+    with _running_lock:
+        _cancellers.append(cancel)
+    try:
+        yield
+    finally:
+        with _running_lock:
+            _cancellers.remove(cancel)
+
+
+def end_running_backends() -> None:
+    """Kill every backend process group still running, and cancel builds running
+    elsewhere (on interrupt)."""
+    with _running_lock:
+        groups = list(_running)
+        cancellers = list(_cancellers)
+    for pgid in groups:
+        _kill_group(pgid)
+    for cancel in cancellers:
+        with suppress(Exception):  # the run is ending; a cluster gone is no news
+            cancel()
 
 
 def run_in_own_group(

@@ -14,9 +14,9 @@ import json
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -47,11 +47,14 @@ from .single_build import (
     finish,
     reusable,
     reuse,
-    run_unit,
+    unit_runner,
 )
 from .sources import archived_source
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
+
+if TYPE_CHECKING:
+    from .remote import DaskCluster
 
 T = TypeVar("T")
 
@@ -73,6 +76,8 @@ class OrderEntry:
     build_env: tuple[EnvWheel, ...]
     plan: Mapping[str, Any]
     backend_requires: tuple[str, ...] = ()
+    #: What the build needs of a Dask worker (the package's ``resources:`` setting).
+    resources: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def key(self) -> NodeKey:
@@ -102,6 +107,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                 ),
                 plan=item.get("plan", {}),
                 backend_requires=tuple(item.get("backend_requires", ())),
+                resources={str(k): float(v) for k, v in item.get("resources", {}).items()},
             )
             for item in raw
         ]
@@ -138,6 +144,7 @@ def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:
         # Applied the same way as recorded: a fuzz once accepted is accepted again.
         patch_fuzz=int(settings_json.get("patch-fuzz", 0)),
         files=tuple(settings_json.get("files", ())),
+        resources=entry.resources,
     )
     patches = []
     for item in recorded.get("patches", []):
@@ -182,6 +189,7 @@ class SequenceBuilder:
         unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
         plugins: Plugins | None = None,
         keep_work: bool = False,
+        cluster: DaskCluster | None = None,
     ) -> None:
         self.entries = list(entries)
         self.sources_dir = sources_dir
@@ -192,6 +200,7 @@ class SequenceBuilder:
         self.publisher = IndexWriter(output_dir)
         config = BuildConfig(tuple(isolation), sandbox or Sandbox(), unpack_limits)
         self.builder = config.builder(output_dir / ".work", output_dir / "logs", plugins)
+        self._run_unit = unit_runner(config, cluster, self.reporter)
         # Rebuilt wheels go straight beside the index, where the ones kept are found.
         self.store = WheelStore(self.publisher.wheels_dir, self.publisher.wheels_dir)
         self._destination = Destination(self.store, self.builder.cleanup, keep_work, self.reporter)
@@ -322,7 +331,7 @@ class SequenceBuilder:
                         f"note: {wheel_in_env.filename} in the build environment is not "
                         "byte-identical to the one recorded in the build order\n".encode()
                     )
-            output = run_unit(unit, self.builder, log=log)
+            output = self._run_unit(unit, self.builder, log=log)
         return finish(unit, output, self._destination)
 
 

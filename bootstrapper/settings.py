@@ -34,6 +34,7 @@ KEYS = (
     "source",
     "patch-fuzz",
     "build-timeout",
+    "resources",
     "variants",
 )
 VARIANT_KEYS = tuple(k for k in KEYS if k != "variants")
@@ -95,6 +96,9 @@ class PackageSettings:
     #: and the file and line that set it.
     build_timeout: int | None = None
     build_timeout_origin: str = ""
+    #: What a build needs of a Dask worker (``{gpu: 1}``, ``{memory: 32e9}``): Dask
+    #: worker resources. Not part of the record: they decide where, not what, is built.
+    resources: Mapping[str, float] = field(default_factory=dict)
     #: Where it came from, for records and ``settings check``.
     files: tuple[str, ...] = ()
 
@@ -216,6 +220,19 @@ class _Validator:
         self.problem(node, f"{what} must be a whole number, 0 or more{got}")
         return None
 
+    def positive(self, node: yaml.Node, what: str) -> float | None:
+        """A number above 0 (``1``, ``0.5``, ``32e9``: YAML reads the last as text)."""
+        if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:bool":
+            try:
+                number = float(str(node.value).replace("_", ""))
+            except ValueError:
+                number = float("nan")
+            if 0 < number < float("inf"):
+                return number
+        got = f" (got {node.value!r})" if isinstance(node, yaml.ScalarNode) else ""
+        self.problem(node, f"{what} must be a number above 0{got}")
+        return None
+
     def requirement(self, node: yaml.Node, text: str, what: str) -> Requirement | None:
         try:
             return Requirement(text)
@@ -306,6 +323,13 @@ class _Validator:
                 elif seconds is not None:
                     found["build_timeout"] = seconds
                     found["build_timeout_origin"] = f"{self.path}:{value.start_mark.line + 1}"
+            elif key == "resources":
+                resources: dict[str, float] = {}
+                for name_node, value_node in self.mapping(value, "resources"):
+                    amount = self.positive(value_node, f"resources.{name_node.value}")
+                    if amount is not None:
+                        resources[str(name_node.value)] = amount
+                found["resources"] = resources
             elif key == "source":
                 source: dict[str, str] = {}
                 for name_node, value_node in self.mapping(value, "source"):

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from packaging.requirements import Requirement
 
@@ -32,6 +32,9 @@ from .records import BuildRecord, EnvWheel
 from .sandbox import Sandbox
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
+
+if TYPE_CHECKING:
+    from .remote import DaskCluster
 
 #: What a record names as the backend of a wheel taken from the index as it is.
 PREBUILT_BACKEND = "(prebuilt upstream wheel)"
@@ -148,6 +151,8 @@ class UnitOutput:
     wheel: Path
     record: BuildRecord
     log: Path
+    #: The Dask worker that built it; None for a build on this machine.
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,29 @@ def run_unit(
     )
 
 
+class UnitRunner(Protocol):
+    """What makes a unit's wheel: :func:`run_unit` here, or a remote executor."""
+
+    def __call__(
+        self,
+        unit: BuildUnit,
+        builder: PackageBuilder,
+        *,
+        log: BinaryIO | None = None,
+        prepared: SourceTree | None = None,
+    ) -> UnitOutput: ...
+
+
+def unit_runner(config: BuildConfig, cluster: DaskCluster | None, reporter: Reporter) -> UnitRunner:
+    """How a command's builds run: here, or as tasks on ``cluster`` (Dask is imported
+    only then)."""
+    if cluster is None:
+        return run_unit
+    from .remote_build import DaskUnitRunner
+
+    return DaskUnitRunner(cluster, config, reporter)
+
+
 @dataclass(frozen=True)
 class Destination:
     """Where a command's finished builds go, and how it cleans up and reports."""
@@ -288,7 +316,7 @@ def finish(unit: BuildUnit, output: UnitOutput, destination: Destination) -> Bui
     stored = destination.store.add(wheel, record)
     if not destination.keep_work:
         destination.cleanup(release)
-    destination.reporter.finished(unit.key, reused=False)
+    destination.reporter.finished(unit.key, reused=False, where=output.worker)
     return BuiltWheel(unit.key, stored, record, output.log, metadata, reused=False)
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from bootstrapper.errors import BuildError
 from bootstrapper.fsutil import sha256_file
-from bootstrapper.remote import DaskCluster, InputFile
+from bootstrapper.remote import DaskCluster
+from bootstrapper.single_build import FileRef
 
 from .dask_cluster import Cluster
 
@@ -47,7 +48,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def test_inputs_travel_by_content_and_are_cached(cluster: Cluster, tmp_path: Path) -> None:
     source = tmp_path / "input.txt"
     source.write_text("payload")
-    file = InputFile(source, sha256_file(source))
+    file = FileRef(source, sha256_file(source))
     remote = DaskCluster(cluster.address)
     try:
         outcomes = [

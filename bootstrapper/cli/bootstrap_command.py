@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..bootstrap import Bootstrapper, Options
 from ..credentials import redact_text
@@ -34,16 +34,22 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     absolute_path,
+    add_dask_option,
     add_http_options,
     add_sandbox_options,
     add_settings_options,
     add_unpack_options,
+    dask_cluster,
     http_limits,
+    jobs_for,
     sandbox_from,
     settings_layers,
     unpack_limits,
 )
 from .internal_error import internal_error
+
+if TYPE_CHECKING:
+    from ..remote import DaskCluster
 
 RUN_LOG = "bootstrap.log"
 #: File-system refusals that say "the place you chose cannot take this", not "a bug".
@@ -101,9 +107,10 @@ def register(commands: Any) -> None:
         "--jobs",
         "-j",
         type=int,
-        default=os.cpu_count() or 1,
+        default=None,
         metavar="N",
-        help="how many builds run at once (default: the number of CPUs)",
+        help="how many builds run at once (default: the number of CPUs; with --dask, the "
+        "cluster's worker threads)",
     )
     boot.add_argument(
         "--pre",
@@ -130,6 +137,7 @@ def register(commands: Any) -> None:
     )
     add_settings_options(boot)
     add_sandbox_options(boot)
+    add_dask_option(boot)
     add_http_options(boot)
     add_unpack_options(boot)
     boot.add_argument(
@@ -245,7 +253,7 @@ def output_dir_of(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
@@ -253,8 +261,8 @@ def run(args: argparse.Namespace) -> int:
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
     output_dir = output_dir_of(args)
-    with locked_output_dir(output_dir):
-        return run_locked(args, wanted, settings, patch_layers, output_dir, limits)
+    with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:
+        return run_locked(args, wanted, settings, patch_layers, output_dir, limits, cluster)
 
 
 def run_locked(
@@ -264,6 +272,7 @@ def run_locked(
     patch_layers: list[Path],
     output_dir: Path,
     limits: HttpLimits,
+    cluster: DaskCluster | None = None,
 ) -> int:
     """The run, once this process holds ``output_dir``."""
     run_log = output_dir / "logs" / RUN_LOG
@@ -274,7 +283,7 @@ def run_locked(
     options = Options(
         output_dir=output_dir,
         index_url=args.index_url,
-        jobs=args.jobs,
+        jobs=jobs_for(args, cluster),
         allow_prereleases=args.pre,
         keep_work=args.keep_work,
         variant=args.variant,
@@ -296,6 +305,7 @@ def run_locked(
                 settings=settings,
                 patch_layers=patch_layers,
                 plugins=Plugins.discover(),
+                cluster=cluster,
             )
             result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
     except BootstrapError as e:

@@ -4,16 +4,23 @@ options."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, human_size, parse_size
 from ..errors import UsageError
 from ..http import HttpLimits
 from ..isolation import readonly_view_problem
-from ..sandbox import DEFAULT_BUILD_TIMEOUT, Sandbox
+from ..sandbox import DEFAULT_BUILD_TIMEOUT, Sandbox, cancelled_on_interrupt
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
+
+if TYPE_CHECKING:
+    from ..remote import DaskCluster
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -220,3 +227,50 @@ def unpack_limits(args: argparse.Namespace) -> UnpackLimits:
     if not args.max_unpack_ratio >= 1:
         raise UsageError("--max-unpack-ratio must be at least 1")
     return UnpackLimits(max_size=args.max_unpack_size, max_ratio=args.max_unpack_ratio)
+
+
+def add_dask_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="run every package build as a task on the Dask cluster whose scheduler is at "
+        "ADDRESS (tcp://HOST:PORT); resolution, the graph and the index stay here. Needs "
+        "'bootstrapper[dask]' here and on the workers; --jobs then defaults to the "
+        "cluster's worker threads",
+    )
+
+
+@contextmanager
+def dask_cluster(address: str | None, quiet: bool) -> Iterator[DaskCluster | None]:
+    """The cluster of ``--dask`` (None without it: Dask is not even imported), whose
+    tasks of this run are cancelled on interrupt and when the run ends."""
+    if address is None:
+        yield None
+        return
+    from ..remote import DaskCluster
+
+    cluster = DaskCluster(address)
+    if not quiet:
+        workers = cluster.workers()
+        names = ", ".join(sorted(str(w.get("name", "?")) for w in workers)) or "none yet"
+        print(
+            f"building on the Dask cluster at {address}: {len(workers)} workers ({names})",
+            file=sys.stderr,
+        )
+    try:
+        with cancelled_on_interrupt(cluster.cancel):
+            yield cluster
+    finally:
+        cluster.close()
+
+
+def jobs_for(args: argparse.Namespace, cluster: DaskCluster | None) -> int:
+    """``--jobs``, else as many builds as the cluster has worker threads, else CPUs."""
+    if args.jobs is not None:
+        if args.jobs < 1:
+            raise UsageError("--jobs must be at least 1")
+        return int(args.jobs)
+    if cluster is not None:
+        return max(1, sum(int(w.get("nthreads", 1)) for w in cluster.workers()))
+    return os.cpu_count() or 1

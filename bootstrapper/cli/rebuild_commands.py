@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import shutil
 import sys
 import tempfile
@@ -31,11 +30,14 @@ from .common import (
     EXIT_FAILURE,
     EXIT_OK,
     absolute_path,
+    add_dask_option,
     add_http_options,
     add_sandbox_options,
     add_settings_options,
     add_unpack_options,
+    dask_cluster,
     http_limits,
+    jobs_for,
     location,
     sandbox_from,
     settings_layers,
@@ -168,7 +170,15 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="the archived patches (default: patches/ beside BUILD_ORDER)",
     )
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, metavar="N")
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=int,
+        default=None,
+        metavar="N",
+        help="builds at once (default: the number of CPUs; with --dask, the cluster's "
+        "worker threads)",
+    )
     parser.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -177,6 +187,7 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
     add_sandbox_options(parser)
     add_unpack_options(parser)
     add_keep_work_option(parser)
+    add_dask_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
 
 
@@ -189,10 +200,10 @@ def add_keep_work_option(parser: argparse.ArgumentParser) -> None:
 
 
 def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bool) -> Any:
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent
-    with locked_output_dir(output_dir):
+    with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:
         reporter = StreamReporter(
             sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
         )
@@ -202,7 +213,7 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
                 sources_dir=args.sources or base / "sdists",
                 patches_dir=args.patches or base / "patches",
                 output_dir=output_dir,
-                jobs=args.jobs,
+                jobs=jobs_for(args, cluster),
                 isolation=required_isolation(not args.no_network_isolation),
                 sandbox=sandbox_from(args),
                 force=force,
@@ -210,6 +221,7 @@ def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bo
                 unpack_limits=unpack_limits(args),
                 plugins=Plugins.discover(),
                 keep_work=args.keep_work,
+                cluster=cluster,
             ).run()
         finally:
             reporter.close()
