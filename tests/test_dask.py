@@ -234,3 +234,22 @@ def test_ctrl_c_cancels_the_runs_builds_on_the_cluster(
     assert "interrupted" in err
     # On the worker, the cancelled task ended its backend and everything it started.
     wait_for(lambda: not _alive(child), 20)
+
+
+def test_without_dask_nothing_imports_it(tmp_path: Path, index: FixtureIndex) -> None:
+    import subprocess
+    import sys
+
+    index.add(Project("plain"), tmp_path / "sdists")
+    script = (
+        "import sys\n"
+        "from bootstrapper.cli import main\n"
+        f"code = main(['bootstrap', '--index-url', {index.url!r}, '--output-dir', "
+        f"{str(tmp_path / 'out')!r}, '-q', 'plain'])\n"
+        "names = ('dask', 'distributed', 'bootstrapper.remote', 'bootstrapper.remote_build')\n"
+        "print(code, sorted(m for m in sys.modules if m in names or m.startswith(names[:2])))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    assert done.stdout.strip() == "0 []", done.stderr
