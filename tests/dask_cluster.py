@@ -60,12 +60,14 @@ class Cluster:
         )  # fmt: skip
         self._wait_listening(port)
 
-    def add_worker(self, name: str, resources: Mapping[str, float] | None = None) -> None:
+    def add_worker(
+        self, name: str, resources: Mapping[str, float] | None = None, threads: int = 2
+    ) -> None:
         local = self.root / f"worker-{name}"
         local.mkdir(parents=True, exist_ok=True)
         cmd = [
             dask_command(), "worker", self.address, "--name", name, "--nworkers", "1",
-            "--nthreads", "2", "--no-dashboard", "--local-directory", str(local),
+            "--nthreads", str(threads), "--no-dashboard", "--local-directory", str(local),
             "--death-timeout", "60",
         ]  # fmt: skip
         if resources:

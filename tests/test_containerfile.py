@@ -49,7 +49,7 @@ def test_it_installs_bootstrapper_from_this_checkout_and_runs_it() -> None:
     for path in ("pyproject.toml", "bootstrapper", "overrides", "patches"):
         assert any(path in c.split()[0:-1] or c.startswith(path) for c in copied), path
         assert (ROOT / path).exists()
-    assert any("pip install ." in run for run in instructions("RUN"))
+    assert any("pip install '.[dask]'" in run for run in instructions("RUN"))
     assert instructions("ENTRYPOINT") == ['["bootstrapper"]']
     assert instructions("USER") == ["builder"]
 

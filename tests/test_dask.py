@@ -17,7 +17,7 @@ from bootstrapper.cli import main
 
 from .conftest import pip_install, standard_tree
 from .dask_cluster import Cluster
-from .support import FixtureIndex, Project, wait_for
+from .support import FixtureIndex, Project, process_alive, wait_for
 
 
 def start_cluster(hidden: Path, workers: dict[str, dict[str, float]]) -> Cluster:
@@ -193,14 +193,6 @@ def test_a_worker_lost_mid_build_has_its_build_run_elsewhere(
         own.stop()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_ctrl_c_cancels_the_runs_builds_on_the_cluster(
     tmp_path: Path, index: FixtureIndex, cluster: Cluster
 ) -> None:
@@ -226,14 +218,14 @@ def test_ctrl_c_cancels_the_runs_builds_on_the_cluster(
     found = pidfile()
     assert found is not None, process.communicate()[1]
     child = int(found.read_text())
-    assert _alive(child)
+    assert process_alive(child)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
 
     assert process.returncode == 130, err
     assert "interrupted" in err
     # On the worker, the cancelled task ended its backend and everything it started.
-    wait_for(lambda: not _alive(child), 20)
+    wait_for(lambda: not process_alive(child), 20)
 
 
 def test_without_dask_nothing_imports_it(tmp_path: Path, index: FixtureIndex) -> None:

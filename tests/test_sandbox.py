@@ -17,7 +17,7 @@ from bootstrapper.cli import main
 from bootstrapper.sandbox import allowed, sandbox_environ
 from bootstrapper.settings import Settings, SettingsError
 
-from .support import FixtureIndex, Project, wait_for
+from .support import FixtureIndex, Project, process_alive, wait_for
 
 SECRET = "wJalrXUtnFEMI-fixture-secret-K7MDENG"
 CHOSEN = "chosen-value-3141"
@@ -103,14 +103,6 @@ def test_pass_env_rejects_a_malformed_name(index: FixtureIndex, bootstrap: Any) 
     assert "not an environment variable name" in run.stderr
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _slow(tmp_path: Path) -> tuple[Project, Path]:
     # Kept with --keep-work: the build's home, the one place it can write for the test.
     pidfile = tmp_path / "out" / ".work" / "scratch" / "slow-1.0" / "home" / "child.pid"
@@ -132,7 +124,7 @@ def test_build_timeout_ends_the_backend_and_its_children(
     assert "slow: the build backend ran longer than the build timeout" in run.stderr
     assert "2 s, set by --build-timeout" in run.stderr
     child = int(pidfile.read_text())
-    wait_for(lambda: not _alive(child), 10)
+    wait_for(lambda: not process_alive(child), 10)
     log = (run.output / "logs" / "slow-1.0.log").read_text()
     assert "timed out after 2 s" in log
 
@@ -158,7 +150,7 @@ def test_build_timeout_from_the_package_settings_names_its_file(
 
     assert run.code == 1, run.stderr
     assert f"2 s, set by {settings}:3" in run.stderr
-    wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+    wait_for(lambda: not process_alive(int(pidfile.read_text())), 10)
 
 
 def test_build_timeout_setting_is_validated(tmp_path: Path) -> None:
@@ -212,7 +204,7 @@ def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
     run = bootstrap("--no-filesystem-isolation", "leaver")
     assert run.code == 0, run.stderr
     # The backend returned but left a child behind: it is ended with the process group.
-    wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+    wait_for(lambda: not process_alive(int(pidfile.read_text())), 10)
 
     code = main(
         [
@@ -235,7 +227,7 @@ def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
         (tmp_path / "again" / "wheels" / "leaver-1.0-py3-none-any.whl.build.json").read_text()
     )
     assert record["pass_env"] == ["FIXTURE_CHOSEN"]
-    wait_for(lambda: not _alive(int(pidfile.read_text())), 10)
+    wait_for(lambda: not process_alive(int(pidfile.read_text())), 10)
 
 
 def test_settings_check_shows_the_build_timeout(
