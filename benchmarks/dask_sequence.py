@@ -38,7 +38,7 @@ def synthetic_tree(count: int, seed: int = 7) -> list[Project]:
         lower = names[: i - i % 10]  # packages of earlier layers of ten
         deps = rng.sample(lower, min(len(lower), rng.randint(0, 3)))
         projects.append(Project(name, "1.0", dependencies=deps))
-    projects.append(Project("app", "1.0", dependencies=names[-10:]))
+    projects.append(Project("app", "1.0", dependencies=names))
     return projects
 
 
