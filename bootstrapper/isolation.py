@@ -4,7 +4,8 @@ Network: each backend call runs in a new, empty network namespace (``unshare --n
 a build that tries to download something fails instead of quietly depending on the
 internet. Filesystem: in a new mount namespace, everything but the package's own work
 directories is read-only (see ``fsview``), so a build cannot write into the output
-directory, the user's home or anywhere else on the machine.
+directory, the user's home or anywhere else on the machine; in a PID namespace of its
+own, so that no process it starts outlives it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def readonly_view_command(
     network too when ``network`` is set. Needs ``readonly_view_problem()`` to be None."""
     unshare = shutil.which("unshare") or "unshare"
     command = [unshare, "--map-root-user", "--mount", *(["--net"] if network else [])]
+    # Its own PID namespace too: the backend is its init, so when it ends, the kernel
+    # ends every process it left, even one that left its process group (setsid).
+    command += ["--pid", "--fork", "--mount-proc"]
     # -I -S: the script needs only the standard library, and starts in milliseconds.
     command += [sys.executable, "-I", "-S", str(FSVIEW)]
     for path in writable:

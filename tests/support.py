@@ -299,13 +299,25 @@ def wait_for(predicate: Any, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+def wait_until_quiet(path: Path, timeout: float = 20.0, quiet: float = 0.5) -> None:
+    """Wait until the count a fixture's child writes into ``path`` stops changing for
+    ``quiet`` seconds: the child is gone."""
+    deadline = time.monotonic() + timeout
+
+    def count() -> str | None:
+        try:
+            return path.read_text()
+        except FileNotFoundError:  # its directory was removed: it cannot count on
+            return None
+
+    last = count()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = count()
+        if now == last:
+            return
+        last = now
+    raise TimeoutError(f"{path} is still being written")
 
 
 def serve_directory(directory: Path) -> Iterator[str]:

@@ -17,7 +17,7 @@ from bootstrapper.cli import main
 
 from .conftest import pip_install, standard_tree
 from .dask_cluster import Cluster
-from .support import FixtureIndex, Project, process_alive, wait_for
+from .support import FixtureIndex, Project, wait_for, wait_until_quiet
 
 
 def start_cluster(hidden: Path, workers: dict[str, dict[str, float]]) -> Cluster:
@@ -201,7 +201,7 @@ def test_ctrl_c_cancels_the_runs_builds_on_the_cluster(
     import sys
 
     # The backend starts a child in its own process group and sleeps for a minute.
-    project = Project("sleepy", tool={"sleep": 60, "spawn-child": "$HOME/child.pid"})
+    project = Project("sleepy", tool={"sleep": 60, "spawn-child": "$HOME/child-beat"})
     index.add(project, tmp_path / "sdists")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PIP_")}
     process = subprocess.Popen(
@@ -211,21 +211,21 @@ def test_ctrl_c_cancels_the_runs_builds_on_the_cluster(
     )  # fmt: skip
 
     def pidfile() -> Path | None:
-        found = sorted(cluster.root.glob("worker-*/**/scratch/sleepy-1.0/home/child.pid"))
+        found = sorted(cluster.root.glob("worker-*/**/scratch/sleepy-1.0/home/child-beat"))
         return found[0] if found and found[0].read_text() else None
 
     wait_for(lambda: pidfile() is not None or process.poll() is not None, 60)
     found = pidfile()
     assert found is not None, process.communicate()[1]
-    child = int(found.read_text())
-    assert process_alive(child)
+    first = found.read_text()
+    wait_for(lambda: found.read_text() != first, 10)  # counting
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
 
     assert process.returncode == 130, err
     assert "interrupted" in err
     # On the worker, the cancelled task ended its backend and everything it started.
-    wait_for(lambda: not process_alive(child), 20)
+    wait_until_quiet(found)
 
 
 def test_without_dask_nothing_imports_it(tmp_path: Path, index: FixtureIndex) -> None:

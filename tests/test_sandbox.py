@@ -17,7 +17,7 @@ from bootstrapper.cli import main
 from bootstrapper.sandbox import allowed, sandbox_environ
 from bootstrapper.settings import Settings, SettingsError
 
-from .support import FixtureIndex, Project, process_alive, wait_for
+from .support import FixtureIndex, Project, wait_until_quiet
 
 SECRET = "wJalrXUtnFEMI-fixture-secret-K7MDENG"
 CHOSEN = "chosen-value-3141"
@@ -105,8 +105,8 @@ def test_pass_env_rejects_a_malformed_name(index: FixtureIndex, bootstrap: Any) 
 
 def _slow(tmp_path: Path) -> tuple[Project, Path]:
     # Kept with --keep-work: the build's home, the one place it can write for the test.
-    pidfile = tmp_path / "out" / ".work" / "scratch" / "slow-1.0" / "home" / "child.pid"
-    return Project("slow", tool={"sleep": 60, "spawn-child": "$HOME/child.pid"}), pidfile
+    beat = tmp_path / "out" / ".work" / "scratch" / "slow-1.0" / "home" / "child-beat"
+    return Project("slow", tool={"sleep": 60, "spawn-child": "$HOME/child-beat"}), beat
 
 
 def test_build_timeout_ends_the_backend_and_its_children(
@@ -123,8 +123,7 @@ def test_build_timeout_ends_the_backend_and_its_children(
     assert "Traceback" not in run.stderr
     assert "slow: the build backend ran longer than the build timeout" in run.stderr
     assert "2 s, set by --build-timeout" in run.stderr
-    child = int(pidfile.read_text())
-    wait_for(lambda: not process_alive(child), 10)
+    wait_until_quiet(pidfile)
     log = (run.output / "logs" / "slow-1.0.log").read_text()
     assert "timed out after 2 s" in log
 
@@ -150,7 +149,7 @@ def test_build_timeout_from_the_package_settings_names_its_file(
 
     assert run.code == 1, run.stderr
     assert f"2 s, set by {settings}:3" in run.stderr
-    wait_for(lambda: not process_alive(int(pidfile.read_text())), 10)
+    wait_until_quiet(pidfile)
 
 
 def test_build_timeout_setting_is_validated(tmp_path: Path) -> None:
@@ -198,13 +197,13 @@ def test_root_page_lists_only_published_projects(
 def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
     tmp_path: Path, index: FixtureIndex, bootstrap: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pidfile = tmp_path / "child.pid"
+    pidfile = tmp_path / "child-beat"
     index.add(Project("leaver", tool={"spawn-child": str(pidfile)}), tmp_path / "sdists")
-    # The fixture reports its child's pid through a file of the test's.
+    # The fixture's child counts into a file of the test's.
     run = bootstrap("--no-filesystem-isolation", "leaver")
     assert run.code == 0, run.stderr
     # The backend returned but left a child behind: it is ended with the process group.
-    wait_for(lambda: not process_alive(int(pidfile.read_text())), 10)
+    wait_until_quiet(pidfile)
 
     code = main(
         [
@@ -227,7 +226,7 @@ def test_leftover_children_are_ended_and_build_sequence_takes_the_options(
         (tmp_path / "again" / "wheels" / "leaver-1.0-py3-none-any.whl.build.json").read_text()
     )
     assert record["pass_env"] == ["FIXTURE_CHOSEN"]
-    wait_for(lambda: not process_alive(int(pidfile.read_text())), 10)
+    wait_until_quiet(pidfile)
 
 
 def test_settings_check_shows_the_build_timeout(
@@ -331,3 +330,18 @@ def test_a_machine_without_the_view_is_told_once(
 
     assert run.code == 0, run.stderr
     assert run.stderr.count("note: builds can write outside their work directories") == 1
+
+
+@needs_view
+def test_no_process_a_build_started_outlives_it(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    # Even one that left the backend's process group (setsid): the build has its own PID
+    # namespace, which ends with the backend.
+    index.add(Project("daemon", tool={"spawn-detached": "$HOME/beat"}), tmp_path / "sdists")
+
+    run = bootstrap("--keep-work", "daemon")
+
+    assert run.code == 0, run.stderr
+    beat = run.output / ".work" / "scratch" / "daemon-1.0" / "home" / "beat"
+    wait_until_quiet(beat, timeout=2)  # nobody counts any more
