@@ -106,7 +106,9 @@ def run() -> None:
         for checkout in checkouts:
             c = statistics.median(cold[checkout])
             r = statistics.median(rerun[checkout]) if rerun[checkout] else float("nan")
-            rows.append((count, str(checkout), c, 1000 * c / (count + 1), r, 1000 * r / (count + 1)))
+            rows.append(
+                (count, str(checkout), c, 1000 * c / (count + 1), r, 1000 * r / (count + 1))
+            )
     print(f"medians of {args.runs} runs, --jobs {args.jobs} (N packages + app):")
     print(f"{'N':>5}  {'cold s':>7}  {'ms/pkg':>6}  {'re-run s':>8}  {'ms/pkg':>6}  checkout")
     for count, checkout, c, cms, r, rms in rows:

@@ -31,6 +31,7 @@ from .errors import BootstrapError, BuildError, VendoringError
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
+from .profiling import timed
 from .records import BuildRecord, EnvWheel
 from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
 from .sandbox import Sandbox, TimeLimit, make_scratch, sandbox_environ
@@ -165,11 +166,12 @@ class PackageBuilder:
         is read from it, so a patch may change the build requirements) and read its
         build system, with the settings' build-requires edits applied."""
         log.write(f"== unpacking {sdist.name}\n".encode())
-        root = unpack(
-            sdist,
-            self._work / "src" / f"{release.name}-{release.version}",
-            self._unpack_limits,
-        )
+        with timed("unpacking"):
+            root = unpack(
+                sdist,
+                self._work / "src" / f"{release.name}-{release.version}",
+                self._unpack_limits,
+            )
         applied: tuple[AppliedPatch, ...] = ()
         if plan.patches:
             log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())
@@ -264,7 +266,8 @@ class PackageBuilder:
             return BuildEnv.at(path)
         log.write(f"\n== build environment: {[w.name for w in wheels]}\n".encode())
         self._env_contents.pop(path, None)
-        env = self._envs.create(path, wheels, log)
+        with timed("environments"):
+            env = self._envs.create(path, wheels, log)
         self._env_contents[path] = wanted
         return env
 
