@@ -208,6 +208,7 @@ class Bootstrapper:
             self.scheduler.close()
             self.sets.close()
             self.index.close()
+            self.builder.close(keep_work=self.options.keep_work)
 
     def _claim_variant(self) -> None:
         """One output directory holds one variant, so a CPU and a CUDA tree never mix."""
