@@ -139,8 +139,10 @@ class SourceIndexWriter:
         """Rewrite the pages of ``projects``; ``known`` maps archive file names to their
         sha256 where the caller has it (from build records), sparing a re-hash."""
         with self._lock:
-            files = sorted(p for p in self.sdists_dir.iterdir() if p.is_file())
-            for name in sorted(set(projects)):
+            names = sorted(set(projects))
+            # Nothing archived (a run that built nothing): there may be no directory.
+            files = sorted(p for p in self.sdists_dir.iterdir() if p.is_file()) if names else []
+            for name in names:
                 self._write_project_page(name, known or {}, files)
             self._write_root_page()
 
