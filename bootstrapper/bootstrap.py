@@ -54,6 +54,7 @@ from .metasource import MetadataOracle
 from .outputs import write_outputs
 from .pipeline import PackagePipeline
 from .plugins import Plugins
+from .profiling import timed, timed_call
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter, SourceIndexWriter
 from .resolve import Resolution
@@ -207,6 +208,7 @@ class Bootstrapper:
             self.scheduler.close()
             self.sets.close()
             self.index.close()
+            self.builder.close(keep_work=self.options.keep_work)
 
     def _claim_variant(self) -> None:
         """One output directory holds one variant, so a CPU and a CUDA tree never mix."""
@@ -318,20 +320,23 @@ class Bootstrapper:
         await self.scheduler.in_thread(
             functools.partial(self._publish, [result.built[k] for k in sorted(published)])
         )
-        write_outputs(
-            self.options.output_dir,
-            [str(r) for r in roots],
-            result.graph,
-            result.build_order,
-            {key: wheel.record for key, wheel in result.built.items()},
-            (
-                (name, result.built[key_of(release)].metadata.version)
-                for name, release in result.install.pins.items()
-                if key_of(release) in result.built
-            ),
-        )
+        with timed("outputs"):
+            write_outputs(
+                self.options.output_dir,
+                [str(r) for r in roots],
+                result.graph,
+                result.build_order,
+                {key: wheel.record for key, wheel in result.built.items()},
+                (
+                    (name, result.built[key_of(release)].metadata.version)
+                    for name, release in result.install.pins.items()
+                    if key_of(release) in result.built
+                ),
+            )
         await self.scheduler.in_thread(
             functools.partial(
+                timed_call,
+                "install check",
                 check_installable,
                 self.publisher.simple_dir,
                 roots,
@@ -346,6 +351,10 @@ class Bootstrapper:
         return result
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
+        with timed("publishing"):
+            self._publish_timed(wheels)
+
+    def _publish_timed(self, wheels: Sequence[BuiltWheel]) -> None:
         sources = []
         for built in wheels:
             sdist = (

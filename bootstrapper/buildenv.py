@@ -99,6 +99,11 @@ class EnvFactory:
         self._python = python
         self._uv = uv or find_uv()
 
+    @property
+    def python(self) -> str:
+        """The interpreter environments are made for."""
+        return self._python
+
     def _run(self, args: Sequence[str], log: BinaryIO, what: str) -> None:
         env = clean_environ(os.environ)
         log.write(f"$ {' '.join(args)}\n".encode())

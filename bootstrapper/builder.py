@@ -6,10 +6,12 @@ Each step writes to the package's log; the scheduler decides when the steps run.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import platform
 import shutil
 import sys
+import threading
 import time
 import zipfile
 import zlib
@@ -28,9 +30,11 @@ from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
 from .errors import BootstrapError, BuildError, VendoringError
+from .fsutil import sha256_file
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
+from .profiling import count, timed
 from .records import BuildRecord, EnvWheel
 from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
 from .sandbox import Sandbox, TimeLimit, make_scratch, sandbox_environ
@@ -137,6 +141,12 @@ class PackageBuilder:
         self._plugins = plugins or Plugins()
         self._isolation = list(isolation)
         self._env_contents: dict[Path, tuple[Path, ...]] = {}
+        #: Shared environments (see :meth:`_shared_env`): made in this builder's life,
+        #: by content key; how many steps use each now; a lock per key.
+        self._shared: dict[str, BuildEnv] = {}
+        self._shared_users: dict[str, int] = {}
+        self._shared_locks: dict[str, threading.Lock] = {}
+        self._shared_lock = threading.Lock()
 
     def log_path(self, release: Release) -> Path:
         return self.logs_dir / f"{release.name}-{release.version}.log"
@@ -165,11 +175,12 @@ class PackageBuilder:
         is read from it, so a patch may change the build requirements) and read its
         build system, with the settings' build-requires edits applied."""
         log.write(f"== unpacking {sdist.name}\n".encode())
-        root = unpack(
-            sdist,
-            self._work / "src" / f"{release.name}-{release.version}",
-            self._unpack_limits,
-        )
+        with timed("unpacking"):
+            root = unpack(
+                sdist,
+                self._work / "src" / f"{release.name}-{release.version}",
+                self._unpack_limits,
+            )
         applied: tuple[AppliedPatch, ...] = ()
         if plan.patches:
             log.write(f"== applying {len(plan.patches)} patch(es)\n".encode())
@@ -254,9 +265,62 @@ class PackageBuilder:
         )
         return vendored, archive
 
-    def _env(self, release: Release, wheels: Sequence[Path], log: BinaryIO) -> BuildEnv:
-        """A build env of exactly ``wheels``; the discovery env is reused for the build
-        when the backend asked for nothing more."""
+    @contextmanager
+    def _env(
+        self, release: Release, wheels: Sequence[Path], log: BinaryIO, *, shared: bool = True
+    ) -> Iterator[BuildEnv]:
+        """A build env of exactly ``wheels`` for the block. Under the read-only view the
+        env is shared by every build of the same wheel set (a build cannot change it);
+        otherwise each package has its own, reused for the build when the backend asked
+        for nothing more than the discovery env holds."""
+        if not (shared and self.sandbox.readonly_view):
+            yield self._own_env(release, wheels, log)
+            return
+        key = self._env_key(wheels)
+        with self._shared_lock:
+            self._shared_users[key] = self._shared_users.get(key, 0) + 1
+            lock = self._shared_locks.setdefault(key, threading.Lock())
+        try:
+            with lock:
+                env = self._shared.get(key)
+                if env is not None:
+                    log.write(
+                        f"\n== build environment {env.path.name} (shared, as made for "
+                        f"{[w.name for w in wheels]})\n".encode()
+                    )
+                    count("environments reused")
+                else:
+                    log.write(
+                        f"\n== build environment {key}: {[w.name for w in wheels]}\n".encode()
+                    )
+                    with timed("environments"):
+                        env = self._envs.create(self._work / "envs" / ".shared" / key, wheels, log)
+                    self._shared[key] = env
+            yield env
+        finally:
+            with self._shared_lock:
+                self._shared_users[key] -= 1
+
+    def _env_key(self, wheels: Sequence[Path]) -> str:
+        """The content address of an env of ``wheels``: the interpreter and the sorted
+        sha256 of the wheels (so the same files under other names share it too)."""
+        digest = hashlib.sha256(self._envs.python.encode())
+        for sha256 in sorted(sha256_file(w) for w in wheels):
+            digest.update(b"\n" + sha256.encode())
+        return "set-" + digest.hexdigest()[:24]
+
+    def close(self, *, keep_work: bool = False) -> None:
+        """Remove the shared build environments no step uses any more (all of them
+        once the builds are over), unless the work is kept."""
+        if keep_work:
+            return
+        with self._shared_lock:
+            idle = [key for key in self._shared if self._shared_users.get(key, 0) == 0]
+            for key in idle:
+                env = self._shared.pop(key)
+                shutil.rmtree(env.path, ignore_errors=True)
+
+    def _own_env(self, release: Release, wheels: Sequence[Path], log: BinaryIO) -> BuildEnv:
         path = self._work / "envs" / f"{release.name}-{release.version}"
         wanted = tuple(wheels)
         if self._env_contents.get(path) == wanted:
@@ -264,7 +328,8 @@ class PackageBuilder:
             return BuildEnv.at(path)
         log.write(f"\n== build environment: {[w.name for w in wheels]}\n".encode())
         self._env_contents.pop(path, None)
-        env = self._envs.create(path, wheels, log)
+        with timed("environments"):
+            env = self._envs.create(path, wheels, log)
         self._env_contents[path] = wanted
         return env
 
@@ -277,9 +342,9 @@ class PackageBuilder:
         log: BinaryIO,
     ) -> list[Requirement]:
         """The backend's own build requirements, asked in an env of ``wheels``."""
-        env = self._env(release, wheels, log)
-        backend = self._backend(release, tree, env, plan, log)
-        found = backend.requires_for_build_wheel()
+        with self._env(release, wheels, log) as env:
+            backend = self._backend(release, tree, env, plan, log)
+            found = backend.requires_for_build_wheel()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
 
@@ -293,41 +358,22 @@ class PackageBuilder:
     ) -> Path:
         """Build the wheel in an env of exactly ``wheels`` and apply the plan's wheel
         edits; returns it (in a scratch dir)."""
-        env = self._env(release, wheels, log)
         out = self._work / "out" / f"{release.name}-{release.version}"
         if out.exists():
             shutil.rmtree(out)
         wheel_dir = out / "backend"
         wheel_dir.mkdir(parents=True)
-        context = self.context(release, plan, log=log, python=env.python)
-        from_plugin = self._plugins.call(release.name, "build_wheel", context, tree.path, wheel_dir)
-        if from_plugin is not None:
-            wheel = Path(from_plugin)
-            log.write(f"\n== the plugin built {wheel.name}\n".encode())
-        else:
-            try:
-                wheel = self._backend(release, tree, env, plan, log).build_wheel(wheel_dir)
-            except BootstrapError as e:
-                if tree.vendoring_error is not None:
-                    e.details = "\n".join(
-                        filter(
-                            None,
-                            [
-                                e.details or _tail_of(self.log_path(release)),
-                                f"note: {tree.vendoring_error.message}",
-                                tree.vendoring_error.details,
-                            ],
-                        )
-                    )
-                raise
-            log.write(f"\n== built {wheel.name}\n".encode())
+        # A plugin's build runs outside the sandbox and could change a shared env.
+        shared = not self._plugins.hook(release.name, "build_wheel")
+        with self._env(release, wheels, log, shared=shared) as env:
+            wheel, from_plugin = self._make_wheel(release, tree, env, plan, log, wheel_dir)
         try:
             if not plan.edit.is_empty:
                 wheel = edit_wheel(wheel, out, plan.edit)
                 log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
             normalize_wheel(wheel, tree.epoch)
         except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-            maker = "the plugin" if from_plugin is not None else "the build backend"
+            maker = "the plugin" if from_plugin else "the build backend"
             log.write(f"== {wheel.name} is not a readable zip file: {e}\n".encode())
             raise BuildError(
                 f"{release.name}: {maker} wrote {wheel.name}, which is not a wheel: "
@@ -335,6 +381,40 @@ class PackageBuilder:
                 package=release.name,
             ) from None
         return wheel
+
+    def _make_wheel(
+        self,
+        release: Release,
+        tree: SourceTree,
+        env: BuildEnv,
+        plan: BuildPlan,
+        log: BinaryIO,
+        wheel_dir: Path,
+    ) -> tuple[Path, bool]:
+        """The wheel the plugin or the backend wrote, and whether a plugin wrote it."""
+        context = self.context(release, plan, log=log, python=env.python)
+        from_plugin = self._plugins.call(release.name, "build_wheel", context, tree.path, wheel_dir)
+        if from_plugin is not None:
+            wheel = Path(from_plugin)
+            log.write(f"\n== the plugin built {wheel.name}\n".encode())
+            return wheel, True
+        try:
+            wheel = self._backend(release, tree, env, plan, log).build_wheel(wheel_dir)
+        except BootstrapError as e:
+            if tree.vendoring_error is not None:
+                e.details = "\n".join(
+                    filter(
+                        None,
+                        [
+                            e.details or _tail_of(self.log_path(release)),
+                            f"note: {tree.vendoring_error.message}",
+                            tree.vendoring_error.details,
+                        ],
+                    )
+                )
+            raise
+        log.write(f"\n== built {wheel.name}\n".encode())
+        return wheel, False
 
     def context(
         self,

@@ -30,6 +30,7 @@ from .finder import IndexFinder
 from .graph import DependencyGraph, EdgeKind, NodeKey
 from .metadata import CoreMetadata
 from .metasource import MetadataOracle
+from .profiling import timed, timed_call
 from .progress import Reporter
 from .records import EnvWheel
 from .resolve import Resolution, resolve
@@ -235,6 +236,8 @@ class BuildSets:
         self._reporter.resolving(" ".join(str(r) for r in requirements) or "(nothing)", chain)
         resolution = await self._scheduler.in_thread(
             functools.partial(
+                timed_call,
+                "resolution (with waits)",
                 resolve,
                 requirements,
                 self._finder,
@@ -324,9 +327,10 @@ class _OwnedMetadata:
         self._owner = owner
 
     def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
-        return self._sets._oracle.metadata(
-            release, chain, lambda r, c: self._sets.build_for_metadata(r, c, self._owner)
-        )
+        with timed("metadata (with builds)"):
+            return self._sets._oracle.metadata(
+                release, chain, lambda r, c: self._sets.build_for_metadata(r, c, self._owner)
+            )
 
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         self._sets.speculate(requirements, chain)

@@ -11,6 +11,7 @@ from packaging.version import Version
 
 from .candidates import Release, external_source_releases, prebuilt_releases, releases
 from .index import IndexClient
+from .profiling import timed
 
 
 class IndexFinder:
@@ -38,7 +39,8 @@ class IndexFinder:
             cached = self._releases.get(name)
         if cached is not None:
             return cached
-        page = self._index.project_page(name)
+        with timed("index pages"):
+            page = self._index.project_page(name)
         if self._prebuilt(name):
             found = prebuilt_releases(page, self._python, self._tags)
         elif self._external_source(name):

@@ -1,4 +1,4 @@
-"""Small file-system helpers: atomic writes and hashing."""
+"""Small file-system helpers: atomic writes and hashing (with a stat-keyed cache)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -23,8 +24,52 @@ def hash_file(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+class HashCache:
+    """sha256 digests of files already hashed, keyed by what a change of the file would
+    change: its path, size, inode, device, mtime and ctime (ctime cannot be set back by
+    a writer, so a rewrite that restores the mtime is still seen)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._digests: dict[tuple[str, int, int, int, int, int], str] = {}
+        self._limit = limit
+
+    @staticmethod
+    def _key(path: Path) -> tuple[str, int, int, int, int, int]:
+        stat = os.stat(path)
+        return (
+            os.path.abspath(path),
+            stat.st_size,
+            stat.st_ino,
+            stat.st_dev,
+            stat.st_mtime_ns,
+            stat.st_ctime_ns,
+        )
+
+    def sha256(self, path: Path) -> str:
+        key = self._key(path)
+        with self._lock:
+            found = self._digests.get(key)
+        if found is not None:
+            return found
+        digest = hash_file(path, "sha256")
+        # Only if the file did not change while it was read.
+        if self._key(path) == key:
+            with self._lock:
+                if len(self._digests) >= self._limit:
+                    self._digests.clear()
+                self._digests[key] = digest
+        return digest
+
+
+#: The process's hash cache: every sha256 of a file goes through it (files here are
+#: hashed by several steps: downloads, builds, the store, publishing).
+HASHES = HashCache()
+
+
 def sha256_file(path: Path) -> str:
-    return hash_file(path, "sha256")
+    """The sha256 of a file's bytes, hashed once for as long as the file is unchanged."""
+    return HASHES.sha256(path)
 
 
 @contextmanager

@@ -254,6 +254,7 @@ def build_one(
     else:
         assert output is not None
         built = finish(unit, output, Destination(kept, builder.cleanup, keep_work, reporter))
+    builder.close(keep_work=keep_work)
     store.archive(unit.source.path)
     if not release.prebuilt:  # an upstream wheel travels with the sources, but is not one
         SourceIndexWriter(output_dir / "sdists").update(

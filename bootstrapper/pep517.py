@@ -15,6 +15,7 @@ from .buildenv import BuildEnv
 from .buildsystem import BuildSystem
 from .errors import BuildError, BuildTimeoutError, InvalidSourceError
 from .isolation import readonly_view_command
+from .profiling import timed
 from .reproducible import UMASK
 from .sandbox import DEFAULT_BUILD_TIMEOUT, TimeLimit, run_in_own_group
 
@@ -88,7 +89,8 @@ class Backend:
         self._log.write(f"\n== PEP 517 hook {hook}\n".encode())
         method = getattr(self._hooks, hook)
         try:
-            return method(*args)
+            with timed(f"hook {hook}"):
+                return method(*args)
         except pyproject_hooks.BackendUnavailable as e:
             raise BuildError(
                 f"{self._package}: cannot import the build backend {e.backend_name!r}"

@@ -30,6 +30,7 @@ from .http import HttpClient
 from .metasource import MetadataOracle
 from .patches import archived_patch
 from .plugins import Plugins
+from .profiling import timed
 from .progress import Reporter
 from .records import BuildRecord
 from .scheduler import Scheduler
@@ -38,6 +39,7 @@ from .single_build import (
     BuiltWheel,
     Destination,
     FileRef,
+    UnitOutput,
     UnitRunner,
     finish,
     recorded_for,
@@ -192,7 +194,11 @@ class PackagePipeline:
                 output = await self._in_thread(
                     self._run, unit, self._builder, log=log, prepared=prepared
                 )
-        return await self._in_thread(finish, unit, output, self._destination)
+        return await self._in_thread(self._finish, unit, output)
+
+    def _finish(self, unit: BuildUnit, output: UnitOutput) -> BuiltWheel:
+        with timed("finishing"):
+            return finish(unit, output, self._destination)
 
     async def _discover(
         self,
@@ -265,14 +271,15 @@ class PackagePipeline:
         return built
 
     def _fetch_source(self, package: Package) -> tuple[Path, str]:
-        return fetch_planned_source(
-            package.release,
-            package.plan.settings,
-            self._sources,
-            self._http,
-            self._plugins,
-            self._builder.context(package.release, package.plan),
-        )
+        with timed("downloads"):
+            return fetch_planned_source(
+                package.release,
+                package.plan.settings,
+                self._sources,
+                self._http,
+                self._plugins,
+                self._builder.context(package.release, package.plan),
+            )
 
     def _archive_patches(self, package: Package) -> None:
         """Keep the patches a build uses in DIR/patches/<name>/<version>/, so that the

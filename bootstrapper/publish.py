@@ -8,6 +8,7 @@ then the root page.
 from __future__ import annotations
 
 import html
+import os
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -84,26 +85,32 @@ class IndexWriter:
                     atomic_copy(record, dest.with_name(dest.name + RECORD_SUFFIX))
                 projects.add(name)
                 published.append(dest)
+            # One listing of the directory for every page written (not one per project:
+            # publishing a tree of n projects would read n^2 directory entries).
+            listed = self._published_wheels()
             for name in sorted(projects):
-                self._write_project_page(name)
-            self._write_root_page()
+                self._write_project_page(name, sorted(listed.get(name, [])))
+            _write_root_page(self.simple_dir, "Simple index", listed)
         return published
 
-    def _project_wheels(self, name: NormalizedName) -> list[Path]:
-        wheels = []
-        for path in self.wheels_dir.glob("*.whl"):
+    def _published_wheels(self) -> dict[NormalizedName, list[Path]]:
+        """The wheels this writer published (each has the metadata file only ``publish``
+        writes), by project."""
+        names = {entry.name for entry in os.scandir(self.wheels_dir)}
+        found: dict[NormalizedName, list[Path]] = {}
+        for filename in names:
+            if not filename.endswith(".whl") or filename + METADATA_SUFFIX not in names:
+                continue
             try:
-                wheel_name, _, _, _ = parse_wheel_filename(path.name)
+                name, _, _, _ = parse_wheel_filename(filename)
             except InvalidWheelFilename:
                 continue
-            metadata = path.with_name(path.name + METADATA_SUFFIX)
-            if wheel_name == name and metadata.is_file():
-                wheels.append(path)
-        return sorted(wheels)
+            found.setdefault(name, []).append(self.wheels_dir / filename)
+        return found
 
-    def _write_project_page(self, name: NormalizedName) -> None:
+    def _write_project_page(self, name: NormalizedName, wheels: list[Path]) -> None:
         links = []
-        for wheel in self._project_wheels(name):
+        for wheel in wheels:
             metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
             metadata_bytes = metadata_file.read_bytes()
             metadata = parse_metadata(metadata_bytes, metadata_file.name)
@@ -115,22 +122,6 @@ class IndexWriter:
             attrs.append(f'data-dist-info-metadata="{metadata_hash}"')
             links.append(f"<a {' '.join(attrs)}>{html.escape(wheel.name)}</a><br>")
         atomic_write_text(self.simple_dir / name / "index.html", _page(f"Links for {name}", links))
-
-    def _published_projects(self) -> set[NormalizedName]:
-        """The projects of the wheels this writer published (each has the metadata file
-        only ``publish`` writes)."""
-        found = set()
-        for path in self.wheels_dir.glob("*.whl"):
-            try:
-                name, _, _, _ = parse_wheel_filename(path.name)
-            except InvalidWheelFilename:
-                continue
-            if path.with_name(path.name + METADATA_SUFFIX).is_file():
-                found.add(name)
-        return found
-
-    def _write_root_page(self) -> None:
-        _write_root_page(self.simple_dir, "Simple index", self._published_projects())
 
 
 class SourceIndexWriter:
@@ -148,14 +139,19 @@ class SourceIndexWriter:
         """Rewrite the pages of ``projects``; ``known`` maps archive file names to their
         sha256 where the caller has it (from build records), sparing a re-hash."""
         with self._lock:
-            for name in sorted(set(projects)):
-                self._write_project_page(name, known or {})
+            names = sorted(set(projects))
+            # Nothing archived (a run that built nothing): there may be no directory.
+            files = sorted(p for p in self.sdists_dir.iterdir() if p.is_file()) if names else []
+            for name in names:
+                self._write_project_page(name, known or {}, files)
             self._write_root_page()
 
-    def _write_project_page(self, name: NormalizedName, known: Mapping[str, str]) -> None:
+    def _write_project_page(
+        self, name: NormalizedName, known: Mapping[str, str], files: list[Path]
+    ) -> None:
         links = []
-        for path in sorted(self.sdists_dir.iterdir()):
-            if path.is_file() and parse_sdist_filename(path.name, name) is not None:
+        for path in files:
+            if parse_sdist_filename(path.name, name) is not None:
                 digest = known.get(path.name) or sha256_file(path)
                 links.append(
                     f'<a href="../{html.escape(path.name)}#sha256={digest}">'

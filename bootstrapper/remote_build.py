@@ -57,6 +57,7 @@ def build_on_worker(spec: RemoteBuild, files: Mapping[str, Path], work: Path) ->
         for note in notes:
             log.write(f"{note}\n".encode())
         output = run_unit(unit, builder, log=log)
+    builder.close()
     record = work / "record.json"
     record.write_text(output.record.to_json(), encoding="utf-8")
     return {"wheel": output.wheel, "record": record, "log": output.log}

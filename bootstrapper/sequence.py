@@ -204,6 +204,7 @@ class SequenceBuilder:
         # Rebuilt wheels go straight beside the index, where the ones kept are found.
         self.store = WheelStore(self.publisher.wheels_dir, self.publisher.wheels_dir)
         self._destination = Destination(self.store, self.builder.cleanup, keep_work, self.reporter)
+        self._keep_work = keep_work
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))
         self._by_name_version = {(e.name, str(e.version)): e for e in self.entries}
@@ -223,6 +224,7 @@ class SequenceBuilder:
             # Builds already running finish (a subprocess cannot be stopped cleanly)
             # before this returns, so nothing writes into the output afterwards.
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self.builder.close(keep_work=self._keep_work)
 
     async def _run(self) -> list[BuiltWheel]:
         semaphore = asyncio.Semaphore(self._jobs)

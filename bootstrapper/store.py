@@ -9,6 +9,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .fsutil import atomic_copy, sha256_file
+from .profiling import timed
 from .records import RECORD_SUFFIX, BuildRecord, read_record
 
 Key = tuple[NormalizedName, Version]
@@ -49,6 +50,10 @@ class WheelStore:
 
     def lookup(self, name: NormalizedName, version: Version) -> tuple[Path, BuildRecord] | None:
         """The earlier wheel of this version and its record, if its bytes still match."""
+        with timed("store lookups"):
+            return self._lookup(name, version)
+
+    def _lookup(self, name: NormalizedName, version: Version) -> tuple[Path, BuildRecord] | None:
         with self._lock:
             if self._records is None:
                 self._records = self._scan()

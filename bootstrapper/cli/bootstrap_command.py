@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from ..isolation import isolation_prefix
 from ..outputlock import locked_output_dir
 from ..patches import patched_packages
 from ..plugins import Plugins
+from ..profiling import PROFILE_FILE, Profile
+from ..profiling import summary as profile_summary
 from ..progress import StreamReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
@@ -145,6 +148,12 @@ def register(commands: Any) -> None:
         action="store_true",
         help="let builds reach the network (by default each backend call runs in an empty "
         "network namespace where the machine allows it)",
+    )
+    boot.add_argument(
+        "--profile",
+        action="store_true",
+        help="record where the run's time goes (index pages, downloads, environments, "
+        "hooks, publishing) in DIR/logs/profile.json and print a short table",
     )
     verbosity = boot.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="print only errors")
@@ -296,8 +305,9 @@ def run_locked(
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, exit_interrupted) if in_main_thread else None
+    profile = Profile() if args.profile else None
     try:
-        with HttpClient(limits) as http:
+        with HttpClient(limits) as http, profile.active() if profile else nullcontext():
             bootstrapper = Bootstrapper(
                 options,
                 http,
@@ -331,6 +341,11 @@ def run_locked(
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
         reporter.close()
+        if profile is not None:
+            # Written whatever the outcome: a failed or interrupted run is profiled too.
+            print(
+                profile_summary(profile.write(output_dir / "logs" / PROFILE_FILE)), file=sys.stderr
+            )
         # Not only the file: an in-process caller (tests, a program calling main) must
         # not find a console handler on a stream it has since closed.
         for handler in handlers:
