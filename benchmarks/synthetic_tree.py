@@ -26,10 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support import FixtureIndex, Project
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def synthetic_tree(count: int, seed: int = 7) -> list[Project]:
@@ -88,7 +89,7 @@ def run() -> None:
         rerun: dict[Path, list[float]] = {c: [] for c in checkouts}
         try:
             for n in range(args.runs):
-                for i, checkout in enumerate(checkouts):
+                for checkout in checkouts:
                     with tempfile.TemporaryDirectory(dir=work) as tmp:
                         output = Path(tmp) / "out"
                         cold[checkout].append(
