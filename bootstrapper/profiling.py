@@ -124,15 +124,15 @@ def summary(data: dict[str, Any]) -> str:
     """A short table of a profile's JSON, for the terminal."""
     wall = data["wall_seconds"]
     cpu = data["cpu_seconds"]
+    width = max([len("section"), *(len(name) for name in data["sections"])])
     lines = [
         f"profile: {wall:.2f} s wall; CPU {cpu['self']:.2f} s in bootstrapper, "
         f"{cpu['children']:.2f} s in subprocesses",
-        f"  {'section':<26} {'seconds':>8} {'calls':>6} {'ms/call':>8}",
+        f"  {'section':<{width}} {'seconds':>8} {'calls':>6} {'ms/call':>8}",
     ]
     for name, entry in data["sections"].items():
-        lines.append(
-            f"  {name:<26} {entry['seconds']:8.2f} {entry['calls']:6d} {entry['ms_per_call']:8.1f}"
-        )
+        seconds, calls, each = entry["seconds"], entry["calls"], entry["ms_per_call"]
+        lines.append(f"  {name:<{width}} {seconds:8.2f} {calls:6d} {each:8.1f}")
     if data["counts"]:
         lines.append("  " + ", ".join(f"{k}: {v}" for k, v in sorted(data["counts"].items())))
     lines.append("  (seconds are summed over threads; sections may overlap)")
