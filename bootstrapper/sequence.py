@@ -80,7 +80,7 @@ class OrderEntry:
     #: What the build needs of a Dask worker (the package's ``resources:`` setting).
     resources: Mapping[str, float] = field(default_factory=dict)
     #: What the build needs of the machine's cores (``exclusive``, ``cores``, ``memory``).
-    demand: Demand = Demand()
+    demand: Demand = field(default_factory=Demand)
 
     @property
     def key(self) -> NodeKey:
