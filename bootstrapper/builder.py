@@ -283,7 +283,7 @@ class PackageBuilder:
         """The backend's own build requirements, asked in an env of ``wheels``."""
         env = self._env(release, wheels, log)
         # Discovery compiles nothing as a rule: it takes a core, never the whole machine.
-        with self.lease(Demand(), log) as grant:
+        with self.lease(Demand(), log, light=True) as grant:
             backend = self._backend(release, tree, env, plan, log, grant)
             found = backend.requires_for_build_wheel()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
@@ -403,7 +403,9 @@ class PackageBuilder:
         return writable
 
     @contextmanager
-    def lease(self, demand: Demand, log: BinaryIO) -> Iterator[Grant | None]:
+    def lease(
+        self, demand: Demand, log: BinaryIO, *, light: bool = False
+    ) -> Iterator[Grant | None]:
         """The cores of the run's budget for one backend call (None without a budget),
         logged; waits first where ``demand`` needs it."""
         if self.cores is None:
@@ -411,7 +413,8 @@ class PackageBuilder:
             return
         if demand != Demand() or self.cores.running():
             log.write(f"== waiting for cores ({demand_text(demand)})\n".encode())
-        with self.cores.lease(demand, user_makeflags=os.environ.get("MAKEFLAGS")) as grant:
+        makeflags = os.environ.get("MAKEFLAGS")
+        with self.cores.lease(demand, user_makeflags=makeflags, light=light) as grant:
             log.write(f"== {grant.describe()}\n".encode())
             yield grant
 

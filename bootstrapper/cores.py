@@ -128,6 +128,9 @@ class Grant:
     make_joins: bool = False
     #: Other builds running when this one started.
     alongside: int = 0
+    #: The cores other builds see as taken while it runs (0 for a light call: asking a
+    #: backend for its requirements compiles nothing as a rule).
+    promised: int = 0
     variables: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -260,11 +263,12 @@ class CoreBudget:
 
     @contextlib.contextmanager
     def lease(
-        self, demand: Demand = Demand(), *, user_makeflags: str | None = None
+        self, demand: Demand = Demand(), *, user_makeflags: str | None = None, light: bool = False
     ) -> Iterator[Grant]:
         """Wait until ``demand`` can be met, take the cores and one jobserver token for
-        the duration of the block."""
-        grant = self._admit(demand, user_makeflags)
+        the duration of the block. A ``light`` call (a hook that compiles nothing as a
+        rule) takes its token and one core, and promises none to the others."""
+        grant = self._admit(demand, user_makeflags, light)
         ident = id(grant)
         try:
             self._take_token()
@@ -279,7 +283,7 @@ class CoreBudget:
 
     def _promised(self) -> tuple[int, int]:
         return (
-            sum(g.cores for g in self._running.values()),
+            sum(g.promised for g in self._running.values()),
             sum(g.demand.memory or 0 for g in self._running.values()),
         )
 
@@ -298,7 +302,7 @@ class CoreBudget:
         # A build that asks for more memory than the machine has runs when nothing else does.
         return not (demand.memory and self._running and memory + demand.memory > self.memory)
 
-    def _admit(self, demand: Demand, user_makeflags: str | None) -> Grant:
+    def _admit(self, demand: Demand, user_makeflags: str | None, light: bool) -> Grant:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the run is over: no cores to lease")
@@ -317,7 +321,9 @@ class CoreBudget:
                 if demand.exclusive:
                     self._exclusive_waiting -= 1
             promised, _ = self._promised()
-            if demand.exclusive:
+            if light:
+                cores = 1
+            elif demand.exclusive:
                 cores = self.total
             elif demand.cores is not None:
                 cores = min(demand.cores, self.total)
@@ -329,7 +335,8 @@ class CoreBudget:
                 demand=demand,
                 jobserver=f"fifo:{directory / 'fifo'}",
                 make_joins=bool(self._make_joins),
-                alongside=len(self._running),
+                alongside=sum(1 for g in self._running.values() if g.promised),
+                promised=0 if light else cores,
                 variables=self._variables(directory, cores, user_makeflags),
             )
             self._running[id(grant)] = grant
