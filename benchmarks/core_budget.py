@@ -5,8 +5,9 @@
 Serves two sdists whose in-tree backend runs a real ``make`` over TARGETS CPU-bound
 targets (each a busy loop of SECONDS), bootstraps them with ``--jobs 2`` using this
 checkout ("after") and, with ``--before``, another one, and reports wall time, CPU time
-of every process the run waited for (``--packages 1``: one compile alone), and utilisation = CPU / (wall x cores). A make
-without ``-j`` (what a backend ran before the core budget) keeps one core busy per build.
+of every process the run waited for (``--packages 1``: one compile alone), and
+utilisation = CPU / (wall x cores). A make without ``-j`` (what a backend ran before
+the core budget) keeps one core busy per build.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         zf.writestr(f"{{dist}}.dist-info/METADATA",
                     f"Metadata-Version: 2.1\\nName: {{name}}\\nVersion: 1.0\\n")
         zf.writestr(f"{{dist}}.dist-info/WHEEL",
-                    "Wheel-Version: 1.0\\nGenerator: bench\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+                    "Wheel-Version: 1.0\\nGenerator: bench\\nRoot-Is-Purelib: true\\n"
+                    "Tag: py3-none-any\\n")
         zf.writestr(f"{{dist}}.dist-info/RECORD", "")
     return filename
 """
