@@ -31,6 +31,7 @@ from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .builder import SCRATCH_PARTS, make_plan
 from .buildsets import BuildSets, key_of
 from .candidates import Release
+from .cores import CoreBudget
 from .errors import BootstrapError
 from .failures import (
     FailureLog,
@@ -140,7 +141,9 @@ class Bootstrapper:
         self.publisher = IndexWriter(out)
         self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
         config = BuildConfig(options.isolation, options.sandbox, options.unpack_limits)
-        self.builder = config.builder(self.work_dir, self.logs_dir, self.plugins)
+        # Builds on this machine share its cores; on a cluster, each worker has its own.
+        self.cores = CoreBudget(options.sandbox.cores) if cluster is None else None
+        self.builder = config.builder(self.work_dir, self.logs_dir, self.plugins, self.cores)
         self.oracle = MetadataOracle(
             self.index,
             self.sources,
@@ -206,6 +209,8 @@ class Bootstrapper:
             return asyncio.run(self._run(requirements, constraints or {}))
         finally:
             self.scheduler.close()
+            if self.cores is not None:
+                self.cores.close()
             self.sets.close()
             self.index.close()
             self.builder.close(keep_work=self.options.keep_work)

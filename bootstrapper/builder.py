@@ -29,6 +29,7 @@ from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, read_build_system
 from .candidates import Release
+from .cores import CoreBudget, Demand, Grant, demand_json, format_size
 from .errors import BootstrapError, BuildError, VendoringError
 from .fsutil import sha256_file
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
@@ -132,8 +133,11 @@ class PackageBuilder:
         isolation: Sequence[str] = (),
         sandbox: Sandbox | None = None,
         unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
+        cores: CoreBudget | None = None,
     ) -> None:
         self._work = work_dir
+        #: The run's core budget (None: the backend's tools choose their own parallelism).
+        self.cores = cores
         self.sandbox = sandbox or Sandbox()
         self._unpack_limits = unpack_limits
         self.logs_dir = logs_dir
@@ -343,7 +347,9 @@ class PackageBuilder:
     ) -> list[Requirement]:
         """The backend's own build requirements, asked in an env of ``wheels``."""
         with self._env(release, wheels, log) as env:
-            backend = self._backend(release, tree, env, plan, log)
+            # Discovery compiles nothing as a rule: it takes a core, never the whole machine.
+            with self.lease(Demand(), log, light=True) as grant:
+                backend = self._backend(release, tree, env, plan, log, grant)
             found = backend.requires_for_build_wheel()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
@@ -355,9 +361,10 @@ class PackageBuilder:
         wheels: Sequence[Path],
         plan: BuildPlan,
         log: BinaryIO,
+        grant: Grant | None = None,
     ) -> Path:
         """Build the wheel in an env of exactly ``wheels`` and apply the plan's wheel
-        edits; returns it (in a scratch dir)."""
+        edits; returns it (in a scratch dir). ``grant``: the cores leased for it."""
         out = self._work / "out" / f"{release.name}-{release.version}"
         if out.exists():
             shutil.rmtree(out)
@@ -366,7 +373,7 @@ class PackageBuilder:
         # A plugin's build runs outside the sandbox and could change a shared env.
         shared = not self._plugins.hook(release.name, "build_wheel")
         with self._env(release, wheels, log, shared=shared) as env:
-            wheel, from_plugin = self._make_wheel(release, tree, env, plan, log, wheel_dir)
+            wheel, from_plugin = self._make_wheel(release, tree, env, plan, log, wheel_dir, grant)
         try:
             if not plan.edit.is_empty:
                 wheel = edit_wheel(wheel, out, plan.edit)
@@ -390,6 +397,7 @@ class PackageBuilder:
         plan: BuildPlan,
         log: BinaryIO,
         wheel_dir: Path,
+        grant: Grant | None,
     ) -> tuple[Path, bool]:
         """The wheel the plugin or the backend wrote, and whether a plugin wrote it."""
         context = self.context(release, plan, log=log, python=env.python)
@@ -399,7 +407,7 @@ class PackageBuilder:
             log.write(f"\n== the plugin built {wheel.name}\n".encode())
             return wheel, True
         try:
-            wheel = self._backend(release, tree, env, plan, log).build_wheel(wheel_dir)
+            wheel = self._backend(release, tree, env, plan, log, grant).build_wheel(wheel_dir)
         except BootstrapError as e:
             if tree.vendoring_error is not None:
                 e.details = "\n".join(
@@ -474,8 +482,30 @@ class PackageBuilder:
             path.mkdir(parents=True, exist_ok=True)
         return writable
 
+    @contextmanager
+    def lease(
+        self, demand: Demand, log: BinaryIO, *, light: bool = False
+    ) -> Iterator[Grant | None]:
+        """The cores of the run's budget for one backend call (None without a budget),
+        logged; waits first where ``demand`` needs it."""
+        if self.cores is None:
+            yield None
+            return
+        if demand != Demand() or self.cores.running():
+            log.write(f"== waiting for cores ({demand_text(demand)})\n".encode())
+        makeflags = os.environ.get("MAKEFLAGS")
+        with self.cores.lease(demand, user_makeflags=makeflags, light=light) as grant:
+            log.write(f"== {grant.describe()}\n".encode())
+            yield grant
+
     def _backend(
-        self, release: Release, tree: SourceTree, env: BuildEnv, plan: BuildPlan, log: BinaryIO
+        self,
+        release: Release,
+        tree: SourceTree,
+        env: BuildEnv,
+        plan: BuildPlan,
+        log: BinaryIO,
+        grant: Grant | None,
     ) -> Backend:
         if plan.env:
             log.write(f"environment from settings: {dict(plan.env)}\n".encode())
@@ -496,7 +526,12 @@ class PackageBuilder:
             env,
             log,
             package=release.name,
-            extra_environ=build_environment(plan, tree.epoch, cargo_offline=bool(tree.vendored)),
+            extra_environ=build_environment(
+                plan,
+                tree.epoch,
+                cargo_offline=bool(tree.vendored),
+                cores=grant.variables if grant is not None else {},
+            ),
             config_settings=plan.settings.config_settings,
             command_prefix=self._isolation,
             base_environ=sandbox_environ(os.environ, scratch, self.sandbox.pass_env),
@@ -533,12 +568,33 @@ def make_plan(
 
 
 def build_environment(
-    plan: BuildPlan, epoch: int, *, cargo_offline: bool = False
+    plan: BuildPlan,
+    epoch: int,
+    *,
+    cargo_offline: bool = False,
+    cores: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The variables bootstrapper sets for a build (on top of a cleaned environment);
-    cargo is kept offline where the crates were vendored, whatever its configuration."""
+    cargo is kept offline where the crates were vendored, whatever its configuration.
+    ``cores``: the variables of the build's core grant; the settings' ``env`` wins over
+    them (a package's own ``MAX_JOBS``), and they win over the user's environment."""
     offline = {"CARGO_NET_OFFLINE": "true"} if cargo_offline else {}
-    return {**FIXED_ENVIRONMENT, "SOURCE_DATE_EPOCH": str(epoch), **offline, **plan.env}
+    return {
+        **FIXED_ENVIRONMENT,
+        "SOURCE_DATE_EPOCH": str(epoch),
+        **offline,
+        **(cores or {}),
+        **plan.env,
+    }
+
+
+def demand_text(demand: Demand) -> str:
+    if demand.exclusive:
+        return "exclusive: the whole machine, once nothing else runs"
+    parts = [f"{demand.cores} cores" if demand.cores is not None else "one core at least"]
+    if demand.memory is not None:
+        parts.append(f"{format_size(demand.memory)} of memory")
+    return ", ".join(parts)
 
 
 def now() -> str:
@@ -565,6 +621,7 @@ def make_record(
     vendored: VendoredCrates | None = None,
     pass_env: Sequence[str] = (),
     finished: str | None = None,
+    grant: Grant | None = None,
 ) -> BuildRecord:
     """The record of a build. ``sdist`` is the archive built from: with ``vendored``
     crates, the vendored sdist (the upstream hash is kept beside it). ``finished``
@@ -600,4 +657,11 @@ def make_record(
         patches_applied=[p.to_json() for p in patches_applied],
         pass_env=sorted(pass_env),
         resources=dict(plan.settings.resources),
+        cores=(
+            grant.to_json()
+            if grant is not None
+            else {"settings": demand_json(plan.settings.demand())}
+            if plan.settings.demand() != Demand()
+            else {}
+        ),
     )

@@ -27,6 +27,7 @@ from packaging.version import Version
 from .builder import BuildPlan
 from .buildsystem import beyond_declared
 from .candidates import Release, prebuilt_releases
+from .cores import CoreBudget
 from .credentials import redact_url
 from .errors import BootstrapError, BuildError, UnknownProjectError
 from .finder import IndexFinder
@@ -196,7 +197,9 @@ def build_one(
     )
     plan = plan_for(release)
     store = SourceStore(http, work / "downloads", output_dir / "sdists")
-    builder = config.builder(work, output_dir / "logs", plugins)
+    # Its FIFO is made by the first backend call, and removed when the build is over.
+    cores = CoreBudget(config.sandbox.cores)
+    builder = config.builder(work, output_dir / "logs", plugins, cores)
     source = FileRef(
         *fetch_planned_source(
             release, plan.settings, store, http, plugins, builder.context(release, plan)
@@ -221,7 +224,7 @@ def build_one(
             env.append(EnvInput(EnvWheel(pin.name, str(pin.version), path.name, digest), path))
         return tuple(sorted(env, key=lambda e: e.wheel))
 
-    with builder.log(release, fresh=True) as log:
+    with cores, builder.log(release, fresh=True) as log:
         tree = None
         unit = BuildUnit(release, plan, source)
         if not release.prebuilt:

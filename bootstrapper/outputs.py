@@ -41,6 +41,12 @@ def build_order_entries(
             "plan": records[key].plan,
             **({"fallback": records[key].fallback} if records[key].fallback else {}),
             **({"resources": records[key].resources} if records[key].resources else {}),
+            # exclusive / cores / memory, so that build-sequence schedules it the same way
+            **(
+                {"scheduling": records[key].cores["settings"]}
+                if "settings" in records[key].cores
+                else {}
+            ),
         }
         for key in order
     ]

@@ -65,6 +65,10 @@ class BuildRecord:
     #: rebuild of the build order asks for the same; not part of ``plan``: it decides
     #: where a wheel is built, not what.
     resources: dict[str, float] = field(default_factory=dict)
+    #: The share of the machine's cores the build got (``cores``, of ``machine``), the
+    #: variables that told its tools, and the package's ``exclusive``/``cores``/``memory``
+    #: settings; not part of ``plan``: it decides how fast, not what, is built.
+    cores: dict[str, Any] = field(default_factory=dict)
     #: The Dask worker the wheel was built on (``--dask``); None on the coordinating machine.
     worker: str | None = None
     schema: int = RECORD_SCHEMA

@@ -56,6 +56,8 @@ class Sandbox:
     timeout_origin: str = "the default"
     #: Whether a backend sees the machine read-only but for its own work directories.
     readonly_view: bool = False
+    #: How many cores the run's builds share (``--cores``; None: every usable CPU).
+    cores: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from packaging.version import Version
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .builder import SCRATCH_PARTS, BuildPlan
 from .candidates import Release
+from .cores import CoreBudget, Demand, demand_from_json
 from .errors import BootstrapError, UsageError
 from .fsutil import sha256_file
 from .graph import NodeKey
@@ -78,6 +79,8 @@ class OrderEntry:
     backend_requires: tuple[str, ...] = ()
     #: What the build needs of a Dask worker (the package's ``resources:`` setting).
     resources: Mapping[str, float] = field(default_factory=dict)
+    #: What the build needs of the machine's cores (``exclusive``, ``cores``, ``memory``).
+    demand: Demand = field(default_factory=Demand)
 
     @property
     def key(self) -> NodeKey:
@@ -108,6 +111,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                 plan=item.get("plan", {}),
                 backend_requires=tuple(item.get("backend_requires", ())),
                 resources={str(k): float(v) for k, v in item.get("resources", {}).items()},
+                demand=demand_from_json(item.get("scheduling", {})),
             )
             for item in raw
         ]
@@ -145,6 +149,9 @@ def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:
         patch_fuzz=int(settings_json.get("patch-fuzz", 0)),
         files=tuple(settings_json.get("files", ())),
         resources=entry.resources,
+        exclusive=entry.demand.exclusive,
+        cores=entry.demand.cores,
+        memory=entry.demand.memory,
     )
     patches = []
     for item in recorded.get("patches", []):
@@ -199,7 +206,10 @@ class SequenceBuilder:
         self.reporter = reporter or NullReporter()
         self.publisher = IndexWriter(output_dir)
         config = BuildConfig(tuple(isolation), sandbox or Sandbox(), unpack_limits)
-        self.builder = config.builder(output_dir / ".work", output_dir / "logs", plugins)
+        self.cores = CoreBudget(config.sandbox.cores) if cluster is None else None
+        self.builder = config.builder(
+            output_dir / ".work", output_dir / "logs", plugins, self.cores
+        )
         self._run_unit = unit_runner(config, cluster, self.reporter)
         # Rebuilt wheels go straight beside the index, where the ones kept are found.
         self.store = WheelStore(self.publisher.wheels_dir, self.publisher.wheels_dir)
@@ -225,6 +235,8 @@ class SequenceBuilder:
             # before this returns, so nothing writes into the output afterwards.
             self._pool.shutdown(wait=True, cancel_futures=True)
             self.builder.close(keep_work=self._keep_work)
+            if self.cores is not None:
+                self.cores.close()
 
     async def _run(self) -> list[BuiltWheel]:
         semaphore = asyncio.Semaphore(self._jobs)

@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .cores import Demand, parse_size
 from .credentials import redact_url
 from .errors import BootstrapError
 from .wheeledit import REBUILD_SCHEMES, WheelEdit
@@ -35,6 +36,9 @@ KEYS = (
     "patch-fuzz",
     "build-timeout",
     "resources",
+    "exclusive",
+    "cores",
+    "memory",
     "variants",
 )
 VARIANT_KEYS = tuple(k for k in KEYS if k != "variants")
@@ -99,6 +103,12 @@ class PackageSettings:
     #: What a build needs of a Dask worker (``{gpu: 1}``, ``{memory: 32e9}``): Dask
     #: worker resources. Not part of the record: they decide where, not what, is built.
     resources: Mapping[str, float] = field(default_factory=dict)
+    #: What a build needs of this machine's core budget (``exclusive: true``: the whole
+    #: machine; ``cores: N``; ``memory: SIZE`` in bytes). Not part of the record's plan
+    #: either: they decide when and beside what a wheel is built, not what is built.
+    exclusive: bool = False
+    cores: int | None = None
+    memory: int | None = None
     #: Where it came from, for records and ``settings check``.
     files: tuple[str, ...] = ()
 
@@ -115,6 +125,10 @@ class PackageSettings:
             rebuild=number,
             scheme=self.rebuild_scheme,
         )
+
+    def demand(self) -> Demand:
+        """What a build of this package asks of the run's core budget."""
+        return Demand(exclusive=self.exclusive, cores=self.cores, memory=self.memory)
 
     def expanded_env(self, version: Version, environ: Mapping[str, str]) -> dict[str, str]:
         """``env`` with ``${VAR}``, ``${VAR:-default}`` and ``${version}`` expanded."""
@@ -233,6 +247,15 @@ class _Validator:
         self.problem(node, f"{what} must be a number above 0{got}")
         return None
 
+    def memory(self, node: yaml.Node) -> dict[str, int]:
+        """``memory: SIZE`` (``8G``, ``512MiB``, a number of bytes), above 0."""
+        size = parse_size(str(node.value)) if isinstance(node, yaml.ScalarNode) else None
+        if size:
+            return {"memory": size}
+        got = f" (got {node.value!r})" if isinstance(node, yaml.ScalarNode) else ""
+        self.problem(node, f"memory must be a size above 0, such as 8G or 512M{got}")
+        return {}
+
     def requirement(self, node: yaml.Node, text: str, what: str) -> Requirement | None:
         try:
             return Requirement(text)
@@ -330,6 +353,18 @@ class _Validator:
                     if amount is not None:
                         resources[str(name_node.value)] = amount
                 found["resources"] = resources
+            elif key == "exclusive":
+                flag = self.boolean(value, "exclusive")
+                if flag is not None:
+                    found["exclusive"] = flag
+            elif key == "cores":
+                cores = self.natural(value, "cores")
+                if cores == 0:
+                    self.problem(value, "cores must be at least 1")
+                elif cores is not None:
+                    found["cores"] = cores
+            elif key == "memory":
+                found.update(self.memory(value))
             elif key == "source":
                 source: dict[str, str] = {}
                 for name_node, value_node in self.mapping(value, "source"):

@@ -22,6 +22,7 @@ from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, SourceTree, make_record, now
 from .buildsystem import BuildSystem
 from .candidates import Release
+from .cores import CoreBudget
 from .errors import BuildError
 from .fsutil import sha256_file
 from .graph import NodeKey
@@ -129,10 +130,14 @@ class BuildConfig:
     unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS
 
     def builder(
-        self, work_dir: Path, logs_dir: Path, plugins: Plugins | None = None
+        self,
+        work_dir: Path,
+        logs_dir: Path,
+        plugins: Plugins | None = None,
+        cores: CoreBudget | None = None,
     ) -> PackageBuilder:
         """A builder working in ``work_dir`` (its own uv cache there); the installed
-        plugins unless ``plugins`` is given."""
+        plugins unless ``plugins`` is given; its backends share ``cores``."""
         return PackageBuilder(
             work_dir,
             logs_dir,
@@ -141,6 +146,7 @@ class BuildConfig:
             isolation=self.isolation,
             sandbox=self.sandbox,
             unpack_limits=self.unpack_limits,
+            cores=cores,
         )
 
 
@@ -214,12 +220,13 @@ def run_unit(
         if release.prebuilt:
             log.write(f"== prebuilt: taking {unit.source.path.name} as it is\n".encode())
             wheel = builder.take_prebuilt(release, unit.source.path, unit.plan, log)
-            tree = None
+            tree, grant = None, None
         else:
             tree = prepared or builder.prepare(release, unit.source.path, unit.plan, log)
-            wheel = builder.build(
-                release, tree, sorted(e.path for e in unit.build_env), unit.plan, log
-            )
+            with builder.lease(unit.plan.settings.demand(), log) as grant:
+                wheel = builder.build(
+                    release, tree, sorted(e.path for e in unit.build_env), unit.plan, log, grant
+                )
         finished = now()
         record = make_record(
             release=release,
@@ -240,6 +247,7 @@ def run_unit(
             vendored=tree.vendored if tree else None,
             pass_env=builder.sandbox.pass_env if tree else (),
             finished=finished,
+            grant=grant,
         )
     return UnitOutput(
         wheel, dataclasses.replace(record, fallback=unit.fallback), builder.log_path(release)

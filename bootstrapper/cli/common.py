@@ -119,6 +119,14 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
         "package's 'build-timeout:' setting wins)",
     )
     parser.add_argument(
+        "--cores",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many cores the builds share (default: every CPU this process may use); "
+        "a jobserver and MAX_JOBS-style variables keep them from using more",
+    )
+    parser.add_argument(
         "--no-filesystem-isolation",
         action="store_true",
         help="let builds write anywhere you can (by default, where Linux namespaces "
@@ -129,14 +137,17 @@ def add_sandbox_options(parser: argparse.ArgumentParser) -> None:
 
 def sandbox_from(args: argparse.Namespace) -> Sandbox:
     pass_env = tuple(dict.fromkeys(args.pass_env))
+    if args.cores is not None and args.cores < 1:
+        raise UsageError("--cores must be at least 1")
     view = readonly_view(disabled=args.no_filesystem_isolation, quiet=args.quiet)
     if args.build_timeout is None:
-        return Sandbox(pass_env=pass_env, readonly_view=view)
+        return Sandbox(pass_env=pass_env, readonly_view=view, cores=args.cores)
     return Sandbox(
         pass_env=pass_env,
         timeout=args.build_timeout,
         timeout_origin="--build-timeout",
         readonly_view=view,
+        cores=args.cores,
     )
 
 

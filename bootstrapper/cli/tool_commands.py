@@ -11,6 +11,7 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from ..cores import Demand, demand_json
 from ..errors import UsageError
 from ..patches import find_patches
 from ..reqfile import parse_requirement
@@ -65,6 +66,9 @@ def run_settings_check(args: argparse.Namespace) -> int:
     if package.build_timeout is not None:
         # Not part of the settings a build record keeps: a new limit rebuilds nothing.
         report["build-timeout"] = f"{package.build_timeout} s ({package.build_timeout_origin})"
+    if package.demand() != Demand():
+        # Nor is what a build asks of the core budget: it decides when, not what, is built.
+        report["scheduling"] = demand_json(package.demand())
     print(json.dumps(report, indent=2))
     return EXIT_OK
 

@@ -1,0 +1,396 @@
+"""The run's core budget: how many cores each build may use, so that one compile running
+alone gets every core and builds running together share them without oversubscribing.
+
+Two mechanisms, because build tools differ:
+
+* a GNU make **jobserver** shared by every build of the run: a named FIFO holding one
+  token per core (``--jobserver-auth=fifo:PATH``, as GNU make 4.4 exports it). Each
+  backend call takes one token for itself while it runs (the implicit slot of the make,
+  ninja or cargo it starts); every further parallel job of a tool that joins the
+  jobserver takes a token and gives it back. So the whole run never runs more jobs than
+  there are cores, and a build that runs alone can have them all.
+* for tools that do not speak the jobserver, fixed numbers decided when the build starts:
+  ``MAX_JOBS``, ``CMAKE_BUILD_PARALLEL_LEVEL``, ``CARGO_BUILD_JOBS``,
+  ``NPY_NUM_BUILD_JOBS``, make's ``-jN`` where the make on PATH is older than 4.4, and
+  setuptools' parallel ``build_ext`` (a ``[build_ext] parallel`` config file named by
+  ``DIST_EXTRA_CONFIG``). The rule: a build gets the cores not promised to builds
+  already running (at least 1), and promises them while it runs.
+
+A package's settings may ask for more: ``exclusive: true`` (wait until nothing else runs;
+nothing else starts while it waits or runs; it gets every core), ``cores: N`` (wait until
+N cores are not promised; get N) and ``memory: SIZE`` (wait until that much of the
+machine's memory is not promised to other running builds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Variables for tools that do not join the jobserver: each is set to the build's share
+#: (PyTorch-style ``MAX_JOBS``, ``cmake --build``, cargo, numpy.distutils).
+SHARE_VARIABLES = (
+    "MAX_JOBS",
+    "CMAKE_BUILD_PARALLEL_LEVEL",
+    "CARGO_BUILD_JOBS",
+    "NPY_NUM_BUILD_JOBS",
+)
+#: Seconds between checks, by a build waiting for a token, that the run goes on.
+POLL = 0.2
+#: The token GNU make writes (any byte works; make gives back the byte it took).
+TOKEN = b"+"
+#: The first GNU make that joins a jobserver by ``fifo:PATH``; older ones stop with
+#: "invalid --jobserver-auth string", so they get a fixed ``-jN`` instead.
+FIFO_MAKE = (4, 4)
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(?:([KMGT])(?:i?B)?|B)?\s*", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int | None:
+    """Bytes in ``text`` (``8G``, ``512MiB``, ``1.5GB``, ``1048576``; units are binary,
+    as Docker's ``--memory``), or None when it is not a size."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        return None
+    unit = (match.group(2) or "").upper()
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def format_size(size: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if size >= _UNITS[unit] and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit}"
+    return str(size)
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def machine_memory() -> int:
+    """The machine's physical memory in bytes (0 where unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def make_version(path: str | None) -> tuple[int, ...] | None:
+    """The version of GNU make on ``path`` (the builds' PATH), or None without one."""
+    make = shutil.which("make", path=path)
+    if make is None:
+        return None
+    try:
+        out = subprocess.run(
+            [make, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.match(r"GNU Make (\d+)\.(\d+)", out)
+    return (int(match.group(1)), int(match.group(2))) if match else (0,)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a build asks of the budget (from its settings)."""
+
+    exclusive: bool = False
+    cores: int | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The budget one backend call got, and the variables that tell its tools."""
+
+    cores: int
+    machine: int
+    demand: Demand = Demand()
+    #: ``fifo:PATH`` of the run's jobserver, or None (no budget: a Dask worker).
+    jobserver: str | None = None
+    #: Whether ``MAKEFLAGS`` names the jobserver (GNU make >= 4.4 on the builds' PATH),
+    #: or gives make a fixed ``-jN``.
+    make_joins: bool = False
+    #: Other builds running when this one started.
+    alongside: int = 0
+    #: The cores other builds see as taken while it runs (0 for a light call: asking a
+    #: backend for its requirements compiles nothing as a rule).
+    promised: int = 0
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """What the build record keeps of it."""
+        data: dict[str, Any] = {
+            "cores": self.cores,
+            "machine": self.machine,
+            "alongside": self.alongside,
+            "jobserver": self.jobserver is not None,
+            "make": "jobserver" if self.make_joins else f"-j{self.cores}",
+            "variables": dict(sorted(self.variables.items())),
+        }
+        if self.demand != Demand():
+            data["settings"] = demand_json(self.demand)
+        return data
+
+    def describe(self) -> str:
+        how = "joined to the run's jobserver" if self.jobserver else "no jobserver"
+        return (
+            f"cores: {self.cores} of {self.machine} ({self.alongside} other build(s) "
+            f"running; {how}; make {'joins it' if self.make_joins else f'-j{self.cores}'})"
+        )
+
+
+def demand_json(demand: Demand) -> dict[str, Any]:
+    """A demand as settings write it (for records and build orders)."""
+    data: dict[str, Any] = {}
+    if demand.exclusive:
+        data["exclusive"] = True
+    if demand.cores is not None:
+        data["cores"] = demand.cores
+    if demand.memory is not None:
+        data["memory"] = format_size(demand.memory)
+    return data
+
+
+def demand_from_json(data: Mapping[str, Any]) -> Demand:
+    memory = data.get("memory")
+    return Demand(
+        exclusive=bool(data.get("exclusive", False)),
+        cores=int(data["cores"]) if data.get("cores") is not None else None,
+        memory=parse_size(str(memory)) if memory is not None else None,
+    )
+
+
+def share_variables(cores: int) -> dict[str, str]:
+    """What tools that do not join the jobserver read for their number of jobs."""
+    return {name: str(cores) for name in SHARE_VARIABLES}
+
+
+def merge_makeflags(user: str | None, ours: str) -> str:
+    """The user's ``MAKEFLAGS`` without its job settings, then ours (which win)."""
+    kept = [
+        word
+        for word in (user or "").split()
+        if not re.fullmatch(r"-j[0-9]*|--jobs(=[0-9]*)?|--jobserver-(auth|fds)=.*", word)
+    ]
+    return " ".join([*kept, ours])
+
+
+class CoreBudget:
+    """The cores of this machine shared by the builds of one run. The jobserver FIFO is
+    made by the first lease and removed by :meth:`close` (or leaving the ``with``)."""
+
+    def __init__(
+        self,
+        cores: int | None = None,
+        *,
+        memory: int | None = None,
+        make_joins: bool | None = None,
+    ) -> None:
+        self.total = max(1, cores or usable_cores())
+        self.memory = machine_memory() if memory is None else memory
+        self._make_joins = make_joins
+        self._dir: Path | None = None
+        self._fd = -1
+        self._lock = threading.Condition()
+        self._running: dict[int, Grant] = {}
+        self._exclusive_waiting = 0
+        self._closed = False
+
+    def _start(self) -> Path:
+        """The jobserver's directory, made (with the FIFO full of tokens) on first use."""
+        if self._dir is None:
+            if self._make_joins is None:
+                version = make_version(os.environ.get("PATH"))
+                self._make_joins = version is None or version >= FIFO_MAKE
+            directory = Path(tempfile.mkdtemp(prefix="bootstrapper-jobserver-"))
+            os.mkfifo(directory / "fifo", 0o600)
+            # Read and write ends in one descriptor: opening never blocks, and the FIFO
+            # never reads as closed while the budget lives. Backends reach it under their
+            # read-only view of the machine: a FIFO's I/O writes nothing to its file system.
+            self._fd = os.open(directory / "fifo", os.O_RDWR | os.O_NONBLOCK)
+            os.write(self._fd, TOKEN * self.total)
+            self._dir = directory
+        return self._dir
+
+    @property
+    def make_joins(self) -> bool:
+        """Whether make joins the jobserver (GNU make >= 4.4, or no make, on PATH)."""
+        with self._lock:
+            self._start()
+            return bool(self._make_joins)
+
+    @property
+    def fifo(self) -> Path:
+        with self._lock:
+            return self._start() / "fifo"
+
+    def __enter__(self) -> CoreBudget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+            if self._dir is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                shutil.rmtree(self._dir, ignore_errors=True)
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # -- leases ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(
+        self, demand: Demand = Demand(), *, user_makeflags: str | None = None, light: bool = False
+    ) -> Iterator[Grant]:
+        """Wait until ``demand`` can be met, take the cores and one jobserver token for
+        the duration of the block. A ``light`` call (a hook that compiles nothing as a
+        rule) takes its token and one core, and promises none to the others."""
+        grant = self._admit(demand, user_makeflags, light)
+        ident = id(grant)
+        try:
+            self._take_token()
+        except BaseException:
+            self._leave(ident)
+            raise
+        try:
+            yield grant
+        finally:
+            self._give_token()
+            self._leave(ident)
+
+    def _promised(self) -> tuple[int, int]:
+        return (
+            sum(g.promised for g in self._running.values()),
+            sum(g.demand.memory or 0 for g in self._running.values()),
+        )
+
+    def _fits(self, demand: Demand) -> bool:
+        if any(g.demand.exclusive for g in self._running.values()):
+            return False
+        if demand.exclusive:
+            return not self._running
+        cores, memory = self._promised()
+        if (
+            demand.cores is not None
+            and self._running
+            and cores + min(demand.cores, self.total) > self.total
+        ):
+            return False
+        # A build that asks for more memory than the machine has runs when nothing else does.
+        return not (demand.memory and self._running and memory + demand.memory > self.memory)
+
+    def _admit(self, demand: Demand, user_makeflags: str | None, light: bool) -> Grant:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the run is over: no cores to lease")
+            directory = self._start()
+            if demand.exclusive:
+                self._exclusive_waiting += 1
+            try:
+                # An exclusive build waiting goes first: nothing else starts meanwhile.
+                while not self._closed and not (
+                    self._fits(demand) and (demand.exclusive or not self._exclusive_waiting)
+                ):
+                    self._lock.wait(POLL)
+                if self._closed:
+                    raise RuntimeError("the run is over: no cores to lease")
+            finally:
+                if demand.exclusive:
+                    self._exclusive_waiting -= 1
+            promised, _ = self._promised()
+            if light:
+                cores = 1
+            elif demand.exclusive:
+                cores = self.total
+            elif demand.cores is not None:
+                cores = min(demand.cores, self.total)
+            else:
+                cores = max(1, self.total - promised)
+            grant = Grant(
+                cores=cores,
+                machine=self.total,
+                demand=demand,
+                jobserver=f"fifo:{directory / 'fifo'}",
+                make_joins=bool(self._make_joins),
+                alongside=sum(1 for g in self._running.values() if g.promised),
+                promised=0 if light else cores,
+                variables=self._variables(directory, cores, user_makeflags),
+            )
+            self._running[id(grant)] = grant
+            return grant
+
+    def _variables(self, directory: Path, cores: int, user_makeflags: str | None) -> dict[str, str]:
+        fifo = f"-j --jobserver-auth=fifo:{directory / 'fifo'}"
+        make = fifo if self._make_joins else f"-j{cores}"
+        return {
+            **share_variables(cores),
+            # setuptools (and distutils) read one more config file from here.
+            "DIST_EXTRA_CONFIG": str(self._build_ext_config(directory, cores)),
+            "MAKEFLAGS": merge_makeflags(user_makeflags, make),
+            # cargo (and the jobserver crate) look here first: they join the jobserver
+            # whatever the make on PATH is.
+            "CARGO_MAKEFLAGS": fifo,
+        }
+
+    @staticmethod
+    def _build_ext_config(directory: Path, cores: int) -> Path:
+        """A distutils config file that runs ``build_ext`` with ``cores`` jobs."""
+        path = directory / f"build_ext-{cores}.cfg"
+        if not path.exists():
+            part = path.with_suffix(".part")
+            part.write_text(f"[build_ext]\nparallel = {cores}\n", encoding="utf-8")
+            part.replace(path)
+        return path
+
+    def _leave(self, ident: int) -> None:
+        with self._lock:
+            self._running.pop(ident, None)
+            if not self._running:
+                self._refill()
+            self._lock.notify_all()
+
+    def _refill(self) -> None:
+        """With no build running every token is home: put back any a killed tool lost."""
+        if self._closed:
+            return
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._fd, 4096):
+                pass
+        os.write(self._fd, TOKEN * self.total)
+
+    def _take_token(self) -> None:
+        while True:
+            if self._closed:
+                raise RuntimeError("the run is over: no cores to lease")
+            with contextlib.suppress(BlockingIOError):
+                if os.read(self._fd, 1):
+                    return
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self._fd], [], [], POLL)
+
+    def _give_token(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._fd, TOKEN)
