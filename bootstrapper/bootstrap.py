@@ -146,6 +146,7 @@ class Bootstrapper:
             tags,
             stored=self._stored_metadata,
             adjust=self._as_settings_will_make_it,
+            ranges=http,
         )
         self.environment = {k: str(v) for k, v in default_environment().items()}
         self.graph = DependencyGraph()
