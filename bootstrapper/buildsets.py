@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -113,6 +114,9 @@ class BuildSets:
             max_workers=max(2, speculation_threads), thread_name_prefix="speculate"
         )
         self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
+        #: What was speculated on already: (name, specifier).
+        self._speculated: set[tuple[NormalizedName, str]] = set()
+        self._speculated_lock = threading.Lock()
         #: Every package of a settled set.
         self.used: set[NodeKey] = set()
         #: The members of each package's build environments (discovery and build).
@@ -291,10 +295,20 @@ class BuildSets:
 
     def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         """Learn, in the background, the dependencies of the release the resolver will
-        most likely pick for each requirement, so that the metadata look-ups (and the
-        builds when there is no cheap metadata) of independent packages overlap instead
-        of happening one after the other."""
+        most likely pick for each requirement (and, when they are cheap to learn, of
+        theirs in turn), so that the metadata look-ups of independent packages overlap
+        instead of happening one after the other; a release with no cheap metadata
+        starts building at once, without holding a thread while it builds."""
         for requirement in requirements:
+            if requirement.marker is not None and not requirement.marker.evaluate(
+                {**self._environment, "extra": ""}
+            ):
+                continue
+            key = (canonicalize_name(requirement.name), str(requirement.specifier))
+            with self._speculated_lock:
+                if key in self._speculated:
+                    continue
+                self._speculated.add(key)
             self._speculation.submit(self._speculate_one, requirement, tuple(chain))
 
     def _speculate_one(self, requirement: Requirement, chain: tuple[str, ...]) -> None:
@@ -306,14 +320,37 @@ class BuildSets:
                 exact_pins=frozenset(),
                 allow_prereleases=self._allow_prereleases,
             )
-            if likely:
-                self._oracle.metadata(
-                    likely[0], (*chain, name), lambda r, c: self.build_for_metadata(r, c, None)
-                )
-        except (BootstrapError, RuntimeError, asyncio.CancelledError) as e:
+            if not likely:
+                return
+            release = likely[0]
+            metadata = self._oracle.without_build(release, (*chain, name))
+            if metadata is None:
+                self._start_build(release, (*chain, name))
+            else:
+                self._finder.prefetch(canonicalize_name(r.name) for r in metadata.requires_dist)
+                self.speculate(metadata.requires_dist, (*chain, name))
+        except (BootstrapError, RuntimeError) as e:
             # Only a guess: if the resolver does need this release, it meets the same
             # error itself, with its own chain.
             logger.debug("speculative look-up of %s failed: %s", requirement, e)
+
+    def _start_build(self, release: Release, chain: tuple[str, ...]) -> None:
+        """Start the run's task of ``release`` (its build) without waiting for it."""
+        assert self._ensure is not None
+        ensure = self._ensure
+
+        async def start() -> None:
+            task = asyncio.ensure_future(ensure(release, chain))
+            # Whoever needs the wheel awaits the task and meets its failure there.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+        self._scheduler.start_from_thread(start())
+
+    def ready(self, release: Release) -> bool:
+        try:
+            return self._oracle.without_build(release) is not None
+        except BootstrapError:
+            return True  # the resolver meets the error itself when it asks
 
 
 class _OwnedMetadata:
@@ -330,3 +367,6 @@ class _OwnedMetadata:
 
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         self._sets.speculate(requirements, chain)
+
+    def ready(self, release: Release) -> bool:
+        return self._sets.ready(release)

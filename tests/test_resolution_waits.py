@@ -1,0 +1,35 @@
+"""Resolution never waits for a build when it need not: a long build of one package does
+not hold back the discovery, and the builds, of the rest of the tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .support import FixtureIndex, Project
+from .test_bootstrap_behaviour import built_lines
+
+
+def test_a_slow_build_for_metadata_does_not_stall_an_independent_branch(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """app needs aaa-slow, whose dependencies only its (long) build tells, and zzz-fast,
+    whose static PKG-INFO names zzz-dep, which must be built to be known. zzz-dep is
+    discovered and built while aaa-slow builds; before, the resolver took aaa-slow
+    first (by name) and waited for its build before it even saw zzz-dep."""
+    index.add_all(
+        [
+            Project("app", "1.0", dependencies=["aaa-slow", "zzz-fast"], pkg_info_version="2.2"),
+            Project("aaa-slow", "1.0", tool={"sleep": 6}),
+            Project("zzz-fast", "1.0", dependencies=["zzz-dep"], pkg_info_version="2.2"),
+            Project("zzz-dep", "1.0"),
+        ],
+        tmp_path / "sdists",
+    )
+    run = bootstrap("app", jobs=2)
+    assert run.code == 0, run.stderr
+    built = built_lines(run.stderr)
+    assert set(built) == {"app==1.0", "aaa-slow==1.0", "zzz-fast==1.0", "zzz-dep==1.0"}
+    # The order in which the builds ended: zzz-dep (seen only through zzz-fast's
+    # metadata) while aaa-slow was still building.
+    assert built.index("zzz-dep==1.0") < built.index("aaa-slow==1.0"), run.stderr
