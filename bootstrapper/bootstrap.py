@@ -182,6 +182,7 @@ class Bootstrapper:
             keep_work=options.keep_work,
             fallback_prebuilt=options.fallback_prebuilt,
             run=unit_runner(config, cluster, self.reporter),
+            prepare_metadata=cluster is None,
         )
         self.sets.builds_with(self._ensure)
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -114,6 +115,8 @@ class BuildSets:
             max_workers=max(2, speculation_threads), thread_name_prefix="speculate"
         )
         self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
+        #: Metadata that a backend prepared before its build ended, by package.
+        self._prepared: dict[NodeKey, asyncio.Future[CoreMetadata]] = {}
         #: What was speculated on already: (name, specifier).
         self._speculated: set[tuple[NormalizedName, str]] = set()
         self._speculated_lock = threading.Lock()
@@ -286,12 +289,34 @@ class BuildSets:
         assert self._ensure is not None
         ensure = self._ensure
 
-        async def build() -> BuiltWheel:
+        async def learn() -> CoreMetadata:
+            key = key_of(release)
             if owner is not None:
-                self._scheduler.wait_for(owner, [key_of(release)], chain)
-            return await ensure(release, chain)
+                self._scheduler.wait_for(owner, [key], chain)
+            task = asyncio.ensure_future(ensure(release, chain))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            early = self._early_metadata(key)
+            # The backend's prepare_metadata_for_build_wheel usually answers long before
+            # the wheel is built: the resolver goes on while the build does.
+            either: set[asyncio.Future[Any]] = {task, early}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if early.done():
+                return early.result()
+            return (await task).source_metadata
 
-        return self._scheduler.from_thread(build()).source_metadata
+        return self._scheduler.from_thread(learn())
+
+    def _early_metadata(self, key: NodeKey) -> asyncio.Future[CoreMetadata]:
+        future = self._prepared.get(key)
+        if future is None:
+            future = self._prepared[key] = asyncio.get_running_loop().create_future()
+        return future
+
+    def metadata_prepared(self, key: NodeKey, metadata: CoreMetadata) -> None:
+        """On the run's loop: the metadata of ``key``'s wheel is known before its build."""
+        future = self._early_metadata(key)
+        if not future.done():
+            future.set_result(metadata)
 
     def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         """Learn, in the background, the dependencies of the release the resolver will

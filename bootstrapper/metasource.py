@@ -4,9 +4,11 @@
 2. the PEP 658 metadata of an upstream wheel of the same version;
 3. else that wheel's own METADATA, read with HTTP range requests (a few KB of it);
 4. the sdist's PKG-INFO, when PEP 643 says its dependencies are static;
-5. otherwise, building it.
+5. otherwise its build, which answers as soon as the backend's
+   ``prepare_metadata_for_build_wheel`` did (:meth:`MetadataOracle.record_prepared`),
+   else when the wheel is built.
 
-Sources 2 to 4 are hints: the bootstrap checks them against the wheel it builds and
+Sources 2 to 5's hook are hints: the bootstrap checks them against the wheel it builds and
 re-resolves on a mismatch.
 """
 
@@ -74,6 +76,18 @@ class MetadataOracle:
         with self._lock:
             self._first_origin.setdefault(key, "built wheel")
             self._known[key] = (metadata, "built wheel")
+
+    def record_prepared(self, release: Release, data: bytes) -> CoreMetadata:
+        """The backend's ``prepare_metadata_for_build_wheel`` answered for ``release``
+        before its build ended: a hint, checked against the wheel as the others are."""
+        origin = "prepare_metadata_for_build_wheel"
+        metadata = self._adjust(parse_metadata(data, f"{release} ({origin})"))
+        self._check_names(release, metadata, origin, ())
+        key = (release.name, release.version)
+        with self._lock:
+            self._first_origin.setdefault(key, origin)
+            self._known.setdefault(key, (metadata, origin))
+            return self._known[key][0]
 
     def origin(self, name: NormalizedName, version: Version) -> str:
         """Where the metadata first used for this version came from."""

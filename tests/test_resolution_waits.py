@@ -33,3 +33,47 @@ def test_a_slow_build_for_metadata_does_not_stall_an_independent_branch(
     # The order in which the builds ended: zzz-dep (seen only through zzz-fast's
     # metadata) while aaa-slow was still building.
     assert built.index("zzz-dep==1.0") < built.index("aaa-slow==1.0"), run.stderr
+
+
+def test_metadata_prepared_by_the_backend_spares_waiting_for_the_build(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """aaa-slow has no static metadata, but its backend answers
+    prepare_metadata_for_build_wheel: its dependency aaa-dep is known, and built, while
+    aaa-slow's own (long) build goes on."""
+    index.add_all(
+        [
+            Project("app", "1.0", dependencies=["aaa-slow"], pkg_info_version="2.2"),
+            Project(
+                "aaa-slow",
+                "1.0",
+                dependencies=["aaa-dep"],
+                tool={"sleep": 6, "prepare-metadata": True},
+            ),
+            Project("aaa-dep", "1.0"),
+        ],
+        tmp_path / "sdists",
+    )
+    run = bootstrap("app", jobs=2)
+    assert run.code == 0, run.stderr
+    built = built_lines(run.stderr)
+    assert built.index("aaa-dep==1.0") < built.index("aaa-slow==1.0"), run.stderr
+    log = (run.output / "logs" / "aaa-slow-1.0.log").read_text()
+    assert log.index("prepare_metadata_for_build_wheel") < log.index("hook build_wheel")
+    assert "re-resolving" not in run.stderr
+
+
+def test_without_the_hook_no_build_stands_in_for_it(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """A backend without prepare_metadata_for_build_wheel is asked once, then built once
+    (pyproject_hooks' fallback, a whole build for the metadata, is not used)."""
+    index.add_all(
+        [Project("app", "1.0", dependencies=["lib"], pkg_info_version="2.2"), Project("lib")],
+        tmp_path / "sdists",
+    )
+    run = bootstrap("app")
+    assert run.code == 0, run.stderr
+    log = (run.output / "logs" / "lib-1.0.log").read_text()
+    assert log.count("== PEP 517 hook prepare_metadata_for_build_wheel") == 1
+    assert log.count("== PEP 517 hook build_wheel") == 1
