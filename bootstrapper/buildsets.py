@@ -324,16 +324,20 @@ class BuildSets:
         theirs in turn), so that the metadata look-ups of independent packages overlap
         instead of happening one after the other; a release with no cheap metadata
         starts building at once, without holding a thread while it builds."""
-        for requirement in requirements:
-            if requirement.marker is not None and not requirement.marker.evaluate(
-                {**self._environment, "extra": ""}
-            ):
-                continue
-            key = (canonicalize_name(requirement.name), str(requirement.specifier))
-            with self._speculated_lock:
-                if key in self._speculated:
-                    continue
-                self._speculated.add(key)
+        wanted = [
+            r
+            for r in requirements
+            if r.marker is None or r.marker.evaluate({**self._environment, "extra": ""})
+        ]
+        fresh = []
+        with self._speculated_lock:
+            for requirement in wanted:
+                key = (canonicalize_name(requirement.name), str(requirement.specifier))
+                if key not in self._speculated:
+                    self._speculated.add(key)
+                    fresh.append(requirement)
+        self._finder.prefetch(canonicalize_name(r.name) for r in fresh)
+        for requirement in fresh:
             self._speculation.submit(self._speculate_one, requirement, tuple(chain))
 
     def _speculate_one(self, requirement: Requirement, chain: tuple[str, ...]) -> None:
@@ -352,7 +356,6 @@ class BuildSets:
             if metadata is None:
                 self._start_build(release, (*chain, name))
             else:
-                self._finder.prefetch(canonicalize_name(r.name) for r in metadata.requires_dist)
                 self.speculate(metadata.requires_dist, (*chain, name))
         except (BootstrapError, RuntimeError) as e:
             # Only a guess: if the resolver does need this release, it meets the same
