@@ -230,6 +230,18 @@ class HttpClient:
         ) as response:
             if response.status_code in RETRY_STATUSES:
                 raise _Transient(f"HTTP {response.status_code}", retry_after=_retry_after(response))
+            size = response.headers.get("content-length", "")
+            if (
+                response.status_code == 200
+                and first in (None, 0)
+                and size.isdigit()
+                and int(size) <= length
+            ):
+                # The whole file is no more than was asked for: as good as the range.
+                whole = b"".join(_watched(response.iter_raw(), self._limits, deadline))
+                if len(whole) != int(size):
+                    raise _Transient(f"{len(whole)} of the {size} bytes of the file")
+                return ByteRange(0, whole, len(whole))
             if response.status_code != 206:
                 # Leaving the block closes the connection unread: a server that sends the
                 # whole 500 MB wheel to a range request costs us only its headers.

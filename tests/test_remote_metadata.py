@@ -318,6 +318,10 @@ def test_range_requests_over_http(index: FixtureIndex, http: HttpClient, tmp_pat
     index.ranges = "ignore"
     with pytest.raises(RangeNotServedError, match="HTTP 200 to a range request"):
         http.get_range(url, 10, 5)
+    with pytest.raises(RangeNotServedError, match="HTTP 200 to a range request"):
+        http.get_range(url, None, 100)
+    # ...unless the whole file is no more than was asked for.
+    assert http.get_range(url, None, 100_000) == ByteRange(0, data, len(data))
 
 
 def test_range_requests_of_a_local_file(http: HttpClient, tmp_path: Path) -> None:
