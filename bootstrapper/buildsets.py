@@ -363,14 +363,27 @@ class BuildSets:
             logger.debug("speculative look-up of %s failed: %s", requirement, e)
 
     def _start_build(self, release: Release, chain: tuple[str, ...]) -> None:
-        """Start the run's task of ``release`` (its build) without waiting for it."""
+        """Start the run's task of ``release`` (its build) without waiting for it; once
+        its metadata is known (prepared by its backend, or from the wheel), speculate on
+        its dependencies in turn, even while the resolver still waits elsewhere."""
         assert self._ensure is not None
         ensure = self._ensure
 
-        async def start() -> None:
-            task = asyncio.ensure_future(ensure(release, chain))
+        def follow(metadata: CoreMetadata) -> None:
+            self.speculate(metadata.requires_dist, chain)
+
+        def built(task: asyncio.Future[BuiltWheel]) -> None:
             # Whoever needs the wheel awaits the task and meets its failure there.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            if not task.cancelled() and task.exception() is None:
+                follow(task.result().source_metadata)
+
+        def prepared(early: asyncio.Future[CoreMetadata]) -> None:
+            if not early.cancelled():
+                follow(early.result())
+
+        async def start() -> None:
+            asyncio.ensure_future(ensure(release, chain)).add_done_callback(built)
+            self._early_metadata(key_of(release)).add_done_callback(prepared)
 
         self._scheduler.start_from_thread(start())
 

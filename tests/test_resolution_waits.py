@@ -77,3 +77,23 @@ def test_without_the_hook_no_build_stands_in_for_it(
     log = (run.output / "logs" / "lib-1.0.log").read_text()
     assert log.count("== PEP 517 hook prepare_metadata_for_build_wheel") == 1
     assert log.count("== PEP 517 hook build_wheel") == 1
+
+
+def test_a_branch_known_only_by_building_is_followed_while_the_resolver_waits(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """Neither branch has cheap metadata: the resolver waits for aaa-slow's build, while
+    link0's build (started ahead) tells that link1 is needed, and link1 is built too."""
+    index.add_all(
+        [
+            Project("app", "1.0", dependencies=["aaa-slow", "link0"], pkg_info_version="2.2"),
+            Project("aaa-slow", "1.0", tool={"sleep": 6}),
+            Project("link0", "1.0", dependencies=["link1"]),
+            Project("link1", "1.0"),
+        ],
+        tmp_path / "sdists",
+    )
+    run = bootstrap("app", jobs=2)
+    assert run.code == 0, run.stderr
+    built = built_lines(run.stderr)
+    assert built.index("link1==1.0") < built.index("aaa-slow==1.0"), run.stderr
