@@ -150,6 +150,7 @@ class Bootstrapper:
             tags,
             stored=self._stored_metadata,
             adjust=self._as_settings_will_make_it,
+            ranges=http,
         )
         self.environment = {k: str(v) for k, v in default_environment().items()}
         self.graph = DependencyGraph()
@@ -185,6 +186,7 @@ class Bootstrapper:
             keep_work=options.keep_work,
             fallback_prebuilt=options.fallback_prebuilt,
             run=unit_runner(config, cluster, self.reporter),
+            prepare_metadata=cluster is None,
         )
         self.sets.builds_with(self._ensure)
 

@@ -354,6 +354,22 @@ class PackageBuilder:
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
 
+    def prepare_metadata(
+        self,
+        release: Release,
+        tree: SourceTree,
+        wheels: Sequence[Path],
+        plan: BuildPlan,
+        log: BinaryIO,
+    ) -> bytes | None:
+        """The wheel's METADATA from the backend's ``prepare_metadata_for_build_wheel``,
+        asked in the build env of ``wheels``; None when the backend has no such hook."""
+        env = self._env(release, wheels, log)
+        backend = self._backend(release, tree, env, plan, log)
+        metadata_dir = self.scratch_dir(release) / "metadata"
+        shutil.rmtree(metadata_dir, ignore_errors=True)
+        return backend.prepare_metadata(metadata_dir)
+
     def build(
         self,
         release: Release,

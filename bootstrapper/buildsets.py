@@ -14,10 +14,12 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -114,6 +116,11 @@ class BuildSets:
             max_workers=max(2, speculation_threads), thread_name_prefix="speculate"
         )
         self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
+        #: Metadata that a backend prepared before its build ended, by package.
+        self._prepared: dict[NodeKey, asyncio.Future[CoreMetadata]] = {}
+        #: What was speculated on already: (name, specifier).
+        self._speculated: set[tuple[NormalizedName, str]] = set()
+        self._speculated_lock = threading.Lock()
         #: Every package of a settled set.
         self.used: set[NodeKey] = set()
         #: The members of each package's build environments (discovery and build).
@@ -285,19 +292,55 @@ class BuildSets:
         assert self._ensure is not None
         ensure = self._ensure
 
-        async def build() -> BuiltWheel:
+        async def learn() -> CoreMetadata:
+            key = key_of(release)
             if owner is not None:
-                self._scheduler.wait_for(owner, [key_of(release)], chain)
-            return await ensure(release, chain)
+                self._scheduler.wait_for(owner, [key], chain)
+            task = asyncio.ensure_future(ensure(release, chain))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            early = self._early_metadata(key)
+            # The backend's prepare_metadata_for_build_wheel usually answers long before
+            # the wheel is built: the resolver goes on while the build does.
+            either: set[asyncio.Future[Any]] = {task, early}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if early.done():
+                return early.result()
+            return (await task).source_metadata
 
-        return self._scheduler.from_thread(build()).source_metadata
+        return self._scheduler.from_thread(learn())
+
+    def _early_metadata(self, key: NodeKey) -> asyncio.Future[CoreMetadata]:
+        future = self._prepared.get(key)
+        if future is None:
+            future = self._prepared[key] = asyncio.get_running_loop().create_future()
+        return future
+
+    def metadata_prepared(self, key: NodeKey, metadata: CoreMetadata) -> None:
+        """On the run's loop: the metadata of ``key``'s wheel is known before its build."""
+        future = self._early_metadata(key)
+        if not future.done():
+            future.set_result(metadata)
 
     def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         """Learn, in the background, the dependencies of the release the resolver will
-        most likely pick for each requirement, so that the metadata look-ups (and the
-        builds when there is no cheap metadata) of independent packages overlap instead
-        of happening one after the other."""
-        for requirement in requirements:
+        most likely pick for each requirement (and, when they are cheap to learn, of
+        theirs in turn), so that the metadata look-ups of independent packages overlap
+        instead of happening one after the other; a release with no cheap metadata
+        starts building at once, without holding a thread while it builds."""
+        wanted = [
+            r
+            for r in requirements
+            if r.marker is None or r.marker.evaluate({**self._environment, "extra": ""})
+        ]
+        fresh = []
+        with self._speculated_lock:
+            for requirement in wanted:
+                key = (canonicalize_name(requirement.name), str(requirement.specifier))
+                if key not in self._speculated:
+                    self._speculated.add(key)
+                    fresh.append(requirement)
+        self._finder.prefetch(canonicalize_name(r.name) for r in fresh)
+        for requirement in fresh:
             self._speculation.submit(self._speculate_one, requirement, tuple(chain))
 
     def _speculate_one(self, requirement: Requirement, chain: tuple[str, ...]) -> None:
@@ -309,14 +352,49 @@ class BuildSets:
                 exact_pins=frozenset(),
                 allow_prereleases=self._allow_prereleases,
             )
-            if likely:
-                self._oracle.metadata(
-                    likely[0], (*chain, name), lambda r, c: self.build_for_metadata(r, c, None)
-                )
-        except (BootstrapError, RuntimeError, asyncio.CancelledError) as e:
+            if not likely:
+                return
+            release = likely[0]
+            metadata = self._oracle.without_build(release, (*chain, name))
+            if metadata is None:
+                self._start_build(release, (*chain, name))
+            else:
+                self.speculate(metadata.requires_dist, (*chain, name))
+        except (BootstrapError, RuntimeError) as e:
             # Only a guess: if the resolver does need this release, it meets the same
             # error itself, with its own chain.
             logger.debug("speculative look-up of %s failed: %s", requirement, e)
+
+    def _start_build(self, release: Release, chain: tuple[str, ...]) -> None:
+        """Start the run's task of ``release`` (its build) without waiting for it; once
+        its metadata is known (prepared by its backend, or from the wheel), speculate on
+        its dependencies in turn, even while the resolver still waits elsewhere."""
+        assert self._ensure is not None
+        ensure = self._ensure
+
+        def follow(metadata: CoreMetadata) -> None:
+            self.speculate(metadata.requires_dist, chain)
+
+        def built(task: asyncio.Future[BuiltWheel]) -> None:
+            # Whoever needs the wheel awaits the task and meets its failure there.
+            if not task.cancelled() and task.exception() is None:
+                follow(task.result().source_metadata)
+
+        def prepared(early: asyncio.Future[CoreMetadata]) -> None:
+            if not early.cancelled():
+                follow(early.result())
+
+        async def start() -> None:
+            asyncio.ensure_future(ensure(release, chain)).add_done_callback(built)
+            self._early_metadata(key_of(release)).add_done_callback(prepared)
+
+        self._scheduler.start_from_thread(start())
+
+    def ready(self, release: Release) -> bool:
+        try:
+            return self._oracle.without_build(release) is not None
+        except BootstrapError:
+            return True  # the resolver meets the error itself when it asks
 
 
 class _OwnedMetadata:
@@ -334,3 +412,6 @@ class _OwnedMetadata:
 
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         self._sets.speculate(requirements, chain)
+
+    def ready(self, release: Release) -> bool:
+        return self._sets.ready(release)

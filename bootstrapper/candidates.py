@@ -179,13 +179,16 @@ def prebuilt_releases(
     ]
 
 
-def metadata_wheel(release: Release, tags: Sequence[Tag]) -> DistFile | None:
-    """The upstream wheel whose PEP 658 metadata best stands for what we will build:
-    the most preferred one for this interpreter, else any with metadata."""
+def metadata_wheel(
+    release: Release, tags: Sequence[Tag], *, pep658: bool = True
+) -> DistFile | None:
+    """The upstream wheel whose metadata best stands for what we will build: the most
+    preferred one for this interpreter, else any; with ``pep658``, among those whose
+    index serves their metadata (PEP 658) only."""
     rank = {tag: i for i, tag in enumerate(tags)}
     best: tuple[int, DistFile] | None = None
     for file in release.wheels:
-        if file.metadata_hashes is None or file.yanked:
+        if (pep658 and file.metadata_hashes is None) or file.yanked:
             continue
         _, _, _, file_tags = parse_wheel_filename(file.filename)
         score = min((rank.get(t, len(rank)) for t in file_tags), default=len(rank))

@@ -186,6 +186,86 @@ class HttpClient:
                 response.status_code, headers=kept, content=body, request=response.request
             )
 
+    def get_range(self, url: str, first: int | None, length: int) -> ByteRange:
+        """``length`` bytes of ``url`` from offset ``first``, or its last ``length`` bytes
+        when ``first`` is None (a suffix range), by an HTTP range request.
+
+        Only a 206 answer is read, and no more of it than was asked for: a server that
+        ignores ``Range`` (200 with the whole file) or refuses it is left at once, before
+        its body, with a :class:`RangeNotServedError`. Transient failures are tried again
+        as :meth:`get` does.
+        """
+        if length <= 0:
+            raise ValueError(f"a range of {length} bytes")
+        url = self.remember(url)
+        if url.startswith("file:"):
+            return _read_local_range(url, first, length)
+        wanted = f"bytes=-{length}" if first is None else f"bytes={first}-{first + length - 1}"
+        headers = {"Range": wanted, "Accept-Encoding": "identity"}
+        auth = self._auth(url)
+        retrying = _Tries(self._limits, self._sleep)
+        while True:
+            try:
+                return self._get_range_once(url, headers, first, length, retrying.deadline, auth)
+            except _Transient as e:
+                retrying.failed(str(e), retry_after=e.retry_after)
+            except httpx.HTTPError as e:
+                retrying.failed(_describe(e, url, self._limits))
+            if not retrying.again():
+                raise FetchError(f"cannot fetch {wanted} of {url}: {retrying.summary()}")
+
+    def _get_range_once(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        first: int | None,
+        length: int,
+        deadline: float,
+        auth: httpx.BasicAuth | None,
+    ) -> ByteRange:
+        remaining = max(1.0, deadline - time.monotonic())
+        timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
+        with self._client.stream(
+            "GET", url, headers=headers, timeout=timeout, auth=auth
+        ) as response:
+            if response.status_code in RETRY_STATUSES:
+                raise _Transient(f"HTTP {response.status_code}", retry_after=_retry_after(response))
+            size = response.headers.get("content-length", "")
+            if (
+                response.status_code == 200
+                and first in (None, 0)
+                and size.isdigit()
+                and int(size) <= length
+            ):
+                # The whole file is no more than was asked for: as good as the range.
+                whole = b"".join(_watched(response.iter_raw(), self._limits, deadline))
+                if len(whole) != int(size):
+                    raise _Transient(f"{len(whole)} of the {size} bytes of the file")
+                return ByteRange(0, whole, len(whole))
+            if response.status_code != 206:
+                # Leaving the block closes the connection unread: a server that sends the
+                # whole 500 MB wheel to a range request costs us only its headers.
+                raise RangeNotServedError(
+                    f"{url}: HTTP {response.status_code} to a range request "
+                    f"({headers['Range']}), not 206"
+                )
+            start, end, total = _content_range(response.headers.get("content-range", ""), url)
+            expected_start = first if first is not None else max(0, total - length)
+            expected_end = min(expected_start + length, total) - 1
+            if (start, end) != (expected_start, expected_end):
+                raise RangeNotServedError(
+                    f"{url}: asked for {headers['Range']}, the server sent bytes "
+                    f"{start}-{end}/{total}"
+                )
+            body = bytearray()
+            for chunk in _watched(response.iter_raw(), self._limits, deadline):
+                body += chunk
+                if len(body) > end - start + 1:
+                    raise RangeNotServedError(f"{url}: more bytes than the range it announced")
+            if len(body) != end - start + 1:
+                raise _Transient(f"{len(body)} of the {end - start + 1} bytes of a range")
+            return ByteRange(start, bytes(body), total)
+
     def download(
         self, url: str, dest: Path, hashes: Mapping[str, str], *, require_hash: bool = True
     ) -> str:
@@ -251,6 +331,35 @@ class HttpClient:
                 tmp.unlink(missing_ok=True)
             if not retrying.again():
                 raise FetchError(f"cannot download {url}: {retrying.summary()}")
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    """Some bytes of a remote file: ``data`` starts at offset ``start`` of ``total``."""
+
+    start: int
+    data: bytes
+    total: int
+
+
+class RangeNotServedError(FetchError):
+    """The server did not answer a range request with exactly the range (206)."""
+
+
+def _content_range(value: str, url: str) -> tuple[int, int, int]:
+    """``first``, ``last`` and the total length from ``Content-Range: bytes a-b/n``."""
+    unit, _, spec = value.strip().partition(" ")
+    span, _, total = spec.partition("/")
+    first, _, last = span.partition("-")
+    try:
+        start, end, size = int(first), int(last), int(total)
+    except ValueError:
+        raise RangeNotServedError(
+            f"{url}: a 206 answer with Content-Range {value!r}, not bytes FIRST-LAST/LENGTH"
+        ) from None
+    if unit.lower() != "bytes" or not 0 <= start <= end < size:
+        raise RangeNotServedError(f"{url}: a 206 answer with Content-Range {value!r}")
+    return start, end, size
 
 
 class _Tries:
@@ -429,6 +538,20 @@ def _read_local(url: str) -> httpx.Response:
     return httpx.Response(
         200, content=path.read_bytes(), headers={"content-type": content_type}, request=request
     )
+
+
+def _read_local_range(url: str, first: int | None, length: int) -> ByteRange:
+    path = local_path(url)
+    try:
+        with path.open("rb") as f:
+            total = os.fstat(f.fileno()).st_size
+            start = max(0, total - length) if first is None else first
+            if start >= total:
+                raise RangeNotServedError(f"{url}: no byte {start} in a {total}-byte file")
+            f.seek(start)
+            return ByteRange(start, f.read(length), total)
+    except OSError as e:
+        raise FetchError(f"cannot read {url}: {e.strerror or e}") from None
 
 
 def _copy_local(url: str, dest: Path, algorithm: str, expected: str | None) -> str:

@@ -114,6 +114,9 @@ class WheelIndex:
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         pass
 
+    def ready(self, release: Release) -> bool:
+        return True  # a wheel: its METADATA is a download away, never a build
+
     def wheel_file(self, release: Release) -> tuple[Path, str]:
         return self._store.fetch(release)
 

@@ -136,6 +136,29 @@ class Backend:
                 ) from e
         return requirements
 
+    def prepare_metadata(self, metadata_dir: Path) -> bytes | None:
+        """The METADATA the wheel will have, from ``prepare_metadata_for_build_wheel``
+        (most backends answer without compiling anything); None if the backend has no
+        such hook (never a build in its stead)."""
+        metadata_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            name = self._call(
+                "prepare_metadata_for_build_wheel",
+                str(metadata_dir),
+                self._config,
+                False,  # _allow_fallback: not a whole build for it
+            )
+        except pyproject_hooks.HookMissing:
+            return None
+        path = metadata_dir / str(name) / "METADATA"
+        if not path.is_file():
+            raise BuildError(
+                f"{self._package}: prepare_metadata_for_build_wheel reported {name!r}, "
+                "which holds no METADATA",
+                package=self._package,
+            )
+        return path.read_bytes()
+
     def build_wheel(self, wheel_dir: Path) -> Path:
         wheel_dir.mkdir(parents=True, exist_ok=True)
         name = self._call("build_wheel", str(wheel_dir), self._config)

@@ -87,8 +87,12 @@ class PackagePipeline:
         keep_work: bool,
         fallback_prebuilt: bool,
         run: UnitRunner = run_unit,
+        prepare_metadata: bool = True,
     ) -> None:
         self._builder = builder
+        #: Ask the backend for the wheel's metadata before building it, when no cheap
+        #: source had it (not for builds elsewhere: the build env would be made here too).
+        self._prepare_metadata = prepare_metadata
         #: Builds (not prebuilt wheels, which are only taken) go through it: here, or on
         #: a Dask cluster.
         self._run = run
@@ -189,6 +193,7 @@ class PackagePipeline:
             if previous is not None and reusable(previous[1], unit):
                 return reuse(unit, previous, self._reporter, self._builder.log_path(release))
             prepared = await source_tree()
+            await self._prepare_metadata_early(package, prepared, build_set, log)
             async with self._scheduler.slot():
                 self._reporter.started(key, "building")
                 output = await self._in_thread(
@@ -199,6 +204,34 @@ class PackagePipeline:
     def _finish(self, unit: BuildUnit, output: UnitOutput) -> BuiltWheel:
         with timed("finishing"):
             return finish(unit, output, self._destination)
+
+    async def _prepare_metadata_early(
+        self, package: Package, tree: SourceTree, build_set: BuildSet, log: BinaryIO
+    ) -> None:
+        """When resolution has no metadata of this release yet (it may be waiting for it),
+        ask the backend's ``prepare_metadata_for_build_wheel`` before the build: it
+        rarely compiles anything. A failure there is left for the build to meet."""
+        release = package.release
+        if not self._prepare_metadata or self._oracle.is_known(release.name, release.version):
+            return
+        try:
+            async with self._scheduler.slot():
+                data = await self._step(
+                    log,
+                    self._builder.prepare_metadata,
+                    release,
+                    tree,
+                    build_set.paths(),
+                    package.plan,
+                    log,
+                )
+            if data is None:
+                return
+            metadata = self._oracle.record_prepared(release, data)
+        except BootstrapError as e:
+            log.write(f"== no metadata before the build: {e.message}\n".encode())
+            return
+        self._sets.metadata_prepared(key_of(release), metadata)
 
     async def _discover(
         self,

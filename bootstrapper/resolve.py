@@ -50,6 +50,10 @@ class MetadataSource(Protocol):
         """Hint: the metadata of a release matching each of ``requirements`` will
         probably be asked for soon (``chain`` led to them)."""
 
+    def ready(self, release: Release) -> bool:
+        """Whether the metadata of ``release`` is known or cheap to learn (it need not
+        be built first): the resolver takes such projects first."""
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -179,7 +183,36 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         )
         causes = {self.identify(c.requirement) for c in backtrack_causes}
         is_root = any(info.parent is None for info in infos)
-        return (identifier not in causes, not pinned, not is_root, identifier)
+        # A project whose metadata needs a build comes last: meanwhile the build runs
+        # (speculation started it) and the rest of the tree is discovered.
+        waits = not self._ready(identifier, [info.requirement for info in infos])
+        return (identifier not in causes, waits, not pinned, not is_root, identifier)
+
+    def _ready(self, identifier: Identifier, requirements: Sequence[Requirement]) -> bool:
+        """Whether the release the resolver will most likely pick has its metadata at
+        hand without a build (no candidate is iterated: that may build)."""
+        name, _ = split_identifier(identifier)
+        try:
+            likely = self._likely(name, requirements)
+            return likely is None or self._metadata.ready(likely)
+        except BootstrapError:
+            return True  # find_matches meets the error itself, with its chain
+
+    def _likely(self, name: NormalizedName, requirements: Sequence[Requirement]) -> Release | None:
+        specifier = SpecifierSet()
+        exact: set[Version] = set()
+        for requirement in requirements:
+            specifier &= requirement.specifier
+            exact.update(_exact_pins(requirement.specifier))
+        if name in self._constraints:
+            specifier &= self._constraints[name]
+        matches = allowed(
+            self._finder.releases(name),
+            specifier,
+            exact_pins=frozenset(exact),
+            allow_prereleases=self._pre,
+        )
+        return matches[0] if matches else None
 
     def find_matches(
         self,
@@ -212,6 +245,11 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
     def _python_ok(self, candidate: Candidate) -> bool:
         if candidate.release.sdist.requires_python:
             return True  # the index said so, from the same metadata
+        if not self._metadata.ready(candidate.release):
+            # Only its build tells: resolvelib looks at the first candidate of every
+            # requirement it meets, and waiting for that build here would stall the
+            # whole resolution. Its dependencies say it instead (get_dependencies).
+            return True
         try:
             metadata = self._metadata.metadata(candidate.release, self.chain_to(candidate.name))
         except BootstrapError as e:
@@ -234,6 +272,11 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         except BootstrapError as e:
             raise e.with_context(chain=chain) from None
         self.used_metadata[(candidate.name, candidate.version)] = metadata
+        if not metadata.requires_python.contains(self._python, prereleases=True):
+            # A release whose Requires-Python (known only once it was built) excludes
+            # the target: it requires another version of itself, so the resolver moves on.
+            logger.debug("skipping %s: Requires-Python %s", candidate, metadata.requires_python)
+            return [*dependencies, Requirement(f"{candidate.name}!={candidate.version}")]
         for requirement in metadata.requires_dist:
             if not self._applies(requirement, candidate.extras):
                 continue

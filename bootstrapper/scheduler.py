@@ -127,3 +127,15 @@ class Scheduler(Generic[V]):
                     future.cancel()
                     work.close()
                     raise RuntimeError("the run is over: nothing to build for") from None
+
+    def start_from_thread(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Start ``work`` on the run's loop from another thread, without waiting for it
+        (its outcome is the business of whoever awaits the task it makes)."""
+        assert self._loop is not None
+        if self._over.is_set():
+            work.close()
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(work, self._loop)
+        except RuntimeError:  # the run is over (its loop closed)
+            work.close()

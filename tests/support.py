@@ -151,6 +151,16 @@ class FixtureIndex:
         self.projects: dict[str, dict[str, IndexFile]] = {}
         self.requests: list[str] = []
         self.fail_next: dict[str, int] = {}
+        #: How files answer a ``Range`` header: "serve" (206 with the range), or
+        #: "ignore" (200 with the whole file, as some servers do).
+        self.ranges = "serve"
+        #: The ``Range`` header of each file request that had one, by file name.
+        self.range_requests: dict[str, list[str]] = {}
+        #: Bytes of each file written to clients (until a client went away).
+        self.served: dict[str, int] = {}
+        #: Files whose whole body some answer delivered.
+        self.sent_whole: set[str] = set()
+        self._count_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
     # -- content ------------------------------------------------------------------
@@ -229,7 +239,7 @@ class FixtureIndex:
             name = parts[1]
             for files in self.projects.values():
                 if name in files:
-                    handler._send(200, files[name].data, "application/octet-stream")
+                    self._send_file(handler, name, files[name].data)
                     return
                 if name.endswith(".metadata") and name[:-9] in files and files[name[:-9]].metadata:
                     handler._send(200, files[name[:-9]].metadata, "text/plain")
@@ -250,6 +260,38 @@ class FixtureIndex:
                 handler._send(200, self._html_page(files).encode(), "text/html")
             return
         handler._send(404, b"not found", "text/plain")
+
+    def _send_file(self, handler: Any, name: str, data: bytes) -> None:
+        """A file, or the range of it asked for; counts what reaches the client."""
+        asked = handler.headers.get("Range")
+        status, body = 200, data
+        headers = {"Accept-Ranges": "bytes"} if self.ranges == "serve" else {}
+        if asked:
+            with self._count_lock:
+                self.range_requests.setdefault(name, []).append(asked)
+        if asked and self.ranges == "serve":
+            first, last = _parse_range(asked, len(data))
+            status, body = 206, data[first : last + 1]
+            headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/octet-stream")
+        handler.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.end_headers()
+        sent = 0
+        try:
+            for at in range(0, len(body), 64 * 1024):
+                chunk = body[at : at + 64 * 1024]
+                handler.wfile.write(chunk)
+                sent += len(chunk)
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True
+        with self._count_lock:
+            self.served[name] = self.served.get(name, 0) + sent
+            if status == 200 and sent == len(data):
+                self.sent_whole.add(name)
 
     @staticmethod
     def _sha256(file: IndexFile) -> str:
@@ -289,6 +331,50 @@ class FixtureIndex:
                 attrs.append(f'data-core-metadata="sha256={digest}"')
             links.append(f"<a {' '.join(attrs)}>{file.filename}</a>")
         return "<html><body>" + "<br>".join(links) + "</body></html>"
+
+
+def _parse_range(value: str, size: int) -> tuple[int, int]:
+    """The first and last byte of a one-range ``Range`` header (RFC 9110 14.1.2)."""
+    unit, _, spec = value.partition("=")
+    assert unit == "bytes" and "," not in spec, value
+    first, _, last = spec.partition("-")
+    if not first:
+        return max(0, size - int(last)), size - 1
+    return int(first), min(int(last), size - 1) if last else size - 1
+
+
+def wheel_of(
+    project: Project,
+    *,
+    padding: int = 0,
+    requires: Sequence[str] | None = None,
+    metadata: bytes | None = None,
+) -> bytes:
+    """The bytes of a pure-Python wheel of ``project``: ``padding`` random bytes stored
+    first (a big wheel), then its .dist-info last, as wheel builders order them.
+    ``requires`` replaces its dependencies in METADATA, ``metadata`` the whole file."""
+    import os
+    import zipfile
+
+    dist = project.name.replace("-", "_").lower()
+    info = f"{dist}-{project.version}.dist-info"
+    lines = ["Metadata-Version: 2.1", f"Name: {project.name}", f"Version: {project.version}"]
+    lines += [
+        f"Requires-Dist: {r}" for r in (project.dependencies if requires is None else requires)
+    ]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr(f"{dist}/__init__.py", "", compress_type=zipfile.ZIP_DEFLATED)
+        if padding:
+            zf.writestr(f"{dist}/blob.bin", os.urandom(padding), compress_type=zipfile.ZIP_STORED)
+        zf.writestr(
+            f"{info}/METADATA",
+            metadata if metadata is not None else ("\n".join(lines) + "\n\n").encode(),
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
+        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
+        zf.writestr(f"{info}/RECORD", "")
+    return buffer.getvalue()
 
 
 def wait_for(predicate: Any, timeout: float = 60.0) -> None:

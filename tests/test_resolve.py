@@ -43,10 +43,17 @@ class Pkg:
     requires: tuple[str, ...] = ()
     extras: tuple[str, ...] = ()
     yanked: bool = False
+    requires_python: str | None = None
 
 
-def pkg(version: str, *requires: str, extras: tuple[str, ...] = (), yanked: bool = False) -> Pkg:
-    return Pkg(version, requires, extras, yanked)
+def pkg(
+    version: str,
+    *requires: str,
+    extras: tuple[str, ...] = (),
+    yanked: bool = False,
+    requires_python: str | None = None,
+) -> Pkg:
+    return Pkg(version, requires, extras, yanked, requires_python)
 
 
 class FakeIndex:
@@ -65,6 +72,8 @@ class FakeIndex:
         self.prefetched: list[NormalizedName] = []
         self.anticipated: list[str] = []
         self.metadata_calls: list[tuple[str, tuple[str, ...]]] = []
+        #: Projects whose metadata only a build gives (MetadataSource.ready says no).
+        self.needs_build: set[NormalizedName] = set()
 
     # ReleaseFinder
     def releases(self, name: NormalizedName) -> Sequence[Release]:
@@ -95,6 +104,9 @@ class FakeIndex:
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         self.anticipated.extend(str(r) for r in requirements)
 
+    def ready(self, release: Release) -> bool:
+        return release.name not in self.needs_build
+
     # MetadataSource
     def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
         self.metadata_calls.append((str(release), tuple(chain)))
@@ -105,6 +117,7 @@ class FakeIndex:
             "Metadata-Version: 2.1",
             f"Name: {release.name}",
             f"Version: {release.version}",
+            *([f"Requires-Python: {spec.requires_python}"] if spec.requires_python else []),
             *(f"Provides-Extra: {e}" for e in spec.extras),
             *(f"Requires-Dist: {r}" for r in spec.requires),
         ]
@@ -186,6 +199,52 @@ def test_metadata_source_gets_the_chain_and_finder_gets_prefetch_hints() -> None
         ("leaf==1", ("outer", "app", "lib", "leaf")),
     }
     assert {"app", "lib", "leaf"} <= set(index.prefetched)
+
+
+def first_asked(index: FakeIndex) -> list[str]:
+    """Releases in the order their metadata was first asked for."""
+    seen: list[str] = []
+    for release, _ in index.metadata_calls:
+        if release not in seen:
+            seen.append(release)
+    return seen
+
+
+@pytest.mark.parametrize("slow", ["aaa-slow", "zzz-slow"])
+def test_projects_needing_a_build_for_their_metadata_come_last(slow: str) -> None:
+    """While such a build runs, the resolver goes on with the rest of the tree (in the
+    order of names, ``aaa-slow`` would have been asked first)."""
+    index = FakeIndex(
+        {
+            "app": [pkg("1.0", slow, "mmm-fast")],
+            slow: [pkg("1.0")],
+            "mmm-fast": [pkg("1.0", "mmm-dep")],
+            "mmm-dep": [pkg("1.0")],
+        }
+    )
+    index.needs_build = {n(slow)}
+    result = Run(index)("app")
+    assert set(pins(result)) == {"app", slow, "mmm-fast", "mmm-dep"}
+    assert first_asked(index) == ["app==1.0", "mmm-fast==1.0", "mmm-dep==1.0", f"{slow}==1.0"]
+
+
+@pytest.mark.parametrize("needs_build", [False, True])
+def test_requires_python_known_only_from_metadata_skips_a_release(needs_build: bool) -> None:
+    """Checked before the release is pinned when its metadata is cheap; after, through
+    its dependencies, when only a build tells (the resolver does not wait for it)."""
+    index = FakeIndex(
+        {
+            "app": [pkg("1.0", "lib")],
+            "lib": [pkg("2.0", "newdep", requires_python=">=3.12"), pkg("1.0", "olddep")],
+            "newdep": [pkg("1.0")],
+            "olddep": [pkg("1.0")],
+        }
+    )
+    if needs_build:
+        index.needs_build = {n("lib")}
+    result = Run(index)("app")
+    assert pins(result) == {"app": "1.0", "lib": "1.0", "olddep": "1.0"}
+    assert [str(r) for r in result.dependencies[n("lib")]] == ["olddep"]
 
 
 def test_requirement_names_are_normalized() -> None:
