@@ -346,10 +346,12 @@ class PackageBuilder:
         log: BinaryIO,
     ) -> list[Requirement]:
         """The backend's own build requirements, asked in an env of ``wheels``."""
-        with self._env(release, wheels, log) as env:
-            # Discovery compiles nothing as a rule: it takes a core, never the whole machine.
-            with self.lease(Demand(), log, light=True) as grant:
-                backend = self._backend(release, tree, env, plan, log, grant)
+        # Discovery compiles nothing as a rule: it takes a core, never the whole machine.
+        with (
+            self._env(release, wheels, log) as env,
+            self.lease(Demand(), log, light=True) as grant,
+        ):
+            backend = self._backend(release, tree, env, plan, log, grant)
             found = backend.requires_for_build_wheel()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
@@ -364,11 +366,15 @@ class PackageBuilder:
     ) -> bytes | None:
         """The wheel's METADATA from the backend's ``prepare_metadata_for_build_wheel``,
         asked in the build env of ``wheels``; None when the backend has no such hook."""
-        env = self._env(release, wheels, log)
-        backend = self._backend(release, tree, env, plan, log)
         metadata_dir = self.scratch_dir(release) / "metadata"
         shutil.rmtree(metadata_dir, ignore_errors=True)
-        return backend.prepare_metadata(metadata_dir)
+        # Like discovery, it compiles nothing as a rule: one core, never the machine.
+        with (
+            self._env(release, wheels, log) as env,
+            self.lease(Demand(), log, light=True) as grant,
+        ):
+            backend = self._backend(release, tree, env, plan, log, grant)
+            return backend.prepare_metadata(metadata_dir)
 
     def build(
         self,
