@@ -160,6 +160,10 @@ class FixtureIndex:
         self.served: dict[str, int] = {}
         #: Files whose whole body some answer delivered.
         self.sent_whole: set[str] = set()
+        #: Answers of each file begun and ended: the counts above are final for a file
+        #: once they are equal (the client may have read an answer before they are).
+        self._begun: dict[str, int] = {}
+        self._ended: dict[str, int] = {}
         self._count_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -266,8 +270,9 @@ class FixtureIndex:
         asked = handler.headers.get("Range")
         status, body = 200, data
         headers = {"Accept-Ranges": "bytes"} if self.ranges == "serve" else {}
-        if asked:
-            with self._count_lock:
+        with self._count_lock:
+            self._begun[name] = self._begun.get(name, 0) + 1
+            if asked:
                 self.range_requests.setdefault(name, []).append(asked)
         if asked and self.ranges == "serve":
             first, last = _parse_range(asked, len(data))
@@ -292,6 +297,16 @@ class FixtureIndex:
             self.served[name] = self.served.get(name, 0) + sent
             if status == 200 and sent == len(data):
                 self.sent_whole.add(name)
+            self._ended[name] = self._ended.get(name, 0) + 1
+
+    def settled(self, name: str, timeout: float = 10.0) -> None:
+        """Wait until every answer begun for the file ``name`` is counted."""
+
+        def done() -> bool:
+            with self._count_lock:
+                return self._ended.get(name, 0) == self._begun.get(name, 0)
+
+        wait_for(done, timeout)
 
     @staticmethod
     def _sha256(file: IndexFile) -> str:

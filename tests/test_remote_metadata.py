@@ -257,6 +257,7 @@ def test_metadata_is_read_from_the_wheel_by_ranges(
     )
     # Two requests (the tail, then the member) and a few KB of a 4 MB wheel; the sdist
     # was not even downloaded.
+    index.settled(filename)
     assert len(index.range_requests[filename]) <= 2
     assert index.served[filename] < 100_000 < len(wheel) // 40
     assert not any(r.endswith(".tar.gz") for r in index.requests)
@@ -281,6 +282,7 @@ def test_a_server_ignoring_ranges_is_left_before_the_body(
     # Fell back to the next source (here a build: the PKG-INFO is not static).
     assert builds.built == ["big==1.0", "other==1.0"]
     assert "serves no range requests" in caplog.text
+    index.settled(filename)
     assert filename not in index.sent_whole
     # The server is not asked for ranges again.
     assert len(index.range_requests[filename]) == 1
