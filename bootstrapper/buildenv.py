@@ -7,10 +7,12 @@ environment nor the backend running in it.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +49,20 @@ def clean_environ(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+_uv_lock = threading.Lock()
+
+
+@functools.cache
 def find_uv() -> str:
-    """The uv binary installed with bootstrapper (the ``uv`` PyPI package)."""
+    """The uv binary installed with bootstrapper (the ``uv`` PyPI package); looked up
+    once per process."""
+    # uv's lookup reads sysconfig, whose first use is not thread-safe on Python 3.11: two
+    # Dask tasks starting together on one worker saw a half-made table (EXE was None).
+    with _uv_lock:
+        return _find_uv()
+
+
+def _find_uv() -> str:
     try:
         from uv import find_uv_bin
 

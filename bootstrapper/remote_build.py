@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,10 @@ from .progress import Reporter
 from .records import BuildRecord
 from .remote import DaskCluster
 from .single_build import BuildConfig, BuildUnit, UnitOutput, run_unit
+
+# A worker runs several tasks at once in threads; sysconfig's first use is not
+# thread-safe on Python 3.11, so fill its table now, while the task is unpickled.
+sysconfig.get_config_vars()
 
 
 @dataclass(frozen=True)
