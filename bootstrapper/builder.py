@@ -337,6 +337,24 @@ class PackageBuilder:
         self._env_contents[path] = wanted
         return env
 
+    @contextmanager
+    def _asking(
+        self,
+        release: Release,
+        tree: SourceTree,
+        wheels: Sequence[Path],
+        plan: BuildPlan,
+        log: BinaryIO,
+    ) -> Iterator[Backend]:
+        """The backend in an env of ``wheels``, for a question (its requirements, its
+        metadata): that compiles nothing as a rule, so it takes one core of the budget,
+        never the whole machine."""
+        with (
+            self._env(release, wheels, log) as env,
+            self.lease(Demand(), log, light=True) as grant,
+        ):
+            yield self._backend(release, tree, env, plan, log, grant)
+
     def discover(
         self,
         release: Release,
@@ -346,12 +364,7 @@ class PackageBuilder:
         log: BinaryIO,
     ) -> list[Requirement]:
         """The backend's own build requirements, asked in an env of ``wheels``."""
-        # Discovery compiles nothing as a rule: it takes a core, never the whole machine.
-        with (
-            self._env(release, wheels, log) as env,
-            self.lease(Demand(), log, light=True) as grant,
-        ):
-            backend = self._backend(release, tree, env, plan, log, grant)
+        with self._asking(release, tree, wheels, plan, log) as backend:
             found = backend.requires_for_build_wheel()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
@@ -368,12 +381,7 @@ class PackageBuilder:
         asked in the build env of ``wheels``; None when the backend has no such hook."""
         metadata_dir = self.scratch_dir(release) / "metadata"
         shutil.rmtree(metadata_dir, ignore_errors=True)
-        # Like discovery, it compiles nothing as a rule: one core, never the machine.
-        with (
-            self._env(release, wheels, log) as env,
-            self.lease(Demand(), log, light=True) as grant,
-        ):
-            backend = self._backend(release, tree, env, plan, log, grant)
+        with self._asking(release, tree, wheels, plan, log) as backend:
             return backend.prepare_metadata(metadata_dir)
 
     def build(
