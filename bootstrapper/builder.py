@@ -27,11 +27,11 @@ from packaging.version import Version
 
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, unpack
 from .buildenv import BuildEnv, EnvFactory
-from .buildsystem import BuildSystem, read_build_system
+from .buildsystem import BuildSystem, beyond_declared, read_build_system
 from .candidates import Release
 from .cores import CoreBudget, Demand, Grant, demand_json, format_size
 from .errors import BootstrapError, BuildError, VendoringError
-from .fsutil import sha256_file
+from .fsutil import empty_dir, sha256_file
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
@@ -56,6 +56,9 @@ LOG_TAIL_LINES = 25
 SCRATCH_PARTS = ("src", "out", "envs", "scratch")
 #: Bumped when the way wheels are made changes, so that earlier builds are not reused.
 BUILD_RECIPE = 2
+#: Backend hosts kept between a package's hooks at most: each is an idle interpreter
+#: with its backend imported, so they are few (a package's hooks mostly follow in a row).
+MAX_KEPT_HOSTS = 8
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,34 @@ class BuildPlan:
         }
 
 
+@dataclass(frozen=True, eq=False)
+class _KeptHost:
+    """A package's backend host between its hooks, and what it was started for."""
+
+    backend: Backend
+    tree: SourceTree
+    env: Path
+    wheels: tuple[str, ...]
+    log: BinaryIO
+
+    def serves(
+        self, tree: SourceTree, env: BuildEnv, wheels: Sequence[Path], log: BinaryIO
+    ) -> bool:
+        """Whether a hook of ``tree`` in ``env`` may go to this host: the same unpacked
+        tree (not one unpacked again: the host's mounts show the old directory), the
+        same environment, the same log."""
+        return (
+            self.tree is tree
+            and self.env == env.path
+            and self.wheels == _wheel_key(wheels)
+            and self.log is log
+        )
+
+
+def _wheel_key(wheels: Sequence[Path]) -> tuple[str, ...]:
+    return tuple(sorted(str(w) for w in wheels))
+
+
 def _tail_of(path: Path) -> str | None:
     tail = log_tail(path)
     return "last lines of the build log:\n" + tail if tail else None
@@ -112,7 +143,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def tool_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for dist in ("bootstrapper", "uv", "pyproject_hooks"):
+    for dist in ("bootstrapper", "uv"):
         try:
             versions[dist] = installed_version(dist)
         except Exception:
@@ -151,6 +182,10 @@ class PackageBuilder:
         self._shared_users: dict[str, int] = {}
         self._shared_locks: dict[str, threading.Lock] = {}
         self._shared_lock = threading.Lock()
+        #: The backend host of each package kept between its hooks (see _backend),
+        #: most recently kept last.
+        self._hosts: dict[str, _KeptHost] = {}
+        self._hosts_lock = threading.Lock()
 
     def log_path(self, release: Release) -> Path:
         return self.logs_dir / f"{release.name}-{release.version}.log"
@@ -314,8 +349,13 @@ class PackageBuilder:
         return "set-" + digest.hexdigest()[:24]
 
     def close(self, *, keep_work: bool = False) -> None:
-        """Remove the shared build environments no step uses any more (all of them
-        once the builds are over), unless the work is kept."""
+        """End the backend hosts still kept, and remove the shared build environments
+        no step uses any more (all of them once the builds are over), unless the work
+        is kept."""
+        with self._hosts_lock:
+            kept, self._hosts = list(self._hosts.values()), {}
+        for host in kept:
+            host.backend.close()
         if keep_work:
             return
         with self._shared_lock:
@@ -352,8 +392,9 @@ class PackageBuilder:
         with (
             self._env(release, wheels, log) as env,
             self.lease(Demand(), log, light=True) as grant,
+            self._backend(release, tree, env, wheels, plan, log, grant) as backend,
         ):
-            yield self._backend(release, tree, env, plan, log, grant)
+            yield backend
 
     def discover(
         self,
@@ -366,6 +407,9 @@ class PackageBuilder:
         """The backend's own build requirements, asked in an env of ``wheels``."""
         with self._asking(release, tree, wheels, plan, log) as backend:
             found = backend.requires_for_build_wheel()
+            if beyond_declared(tree.build_system, found):
+                # The next hooks run in a bigger environment, after its builds: not here.
+                backend.close()
         log.write(f"backend requires: {[str(r) for r in found]}\n".encode())
         return found
 
@@ -396,14 +440,20 @@ class PackageBuilder:
         """Build the wheel in an env of exactly ``wheels`` and apply the plan's wheel
         edits; returns it (in a scratch dir). ``grant``: the cores leased for it."""
         out = self._work / "out" / f"{release.name}-{release.version}"
-        if out.exists():
-            shutil.rmtree(out)
+        # Emptied, not replaced: a backend host kept from the package's earlier hooks
+        # may see this very directory through a mount of its own.
+        empty_dir(out)
         wheel_dir = out / "backend"
         wheel_dir.mkdir(parents=True)
         # A plugin's build runs outside the sandbox and could change a shared env.
         shared = not self._plugins.hook(release.name, "build_wheel")
-        with self._env(release, wheels, log, shared=shared) as env:
-            wheel, from_plugin = self._make_wheel(release, tree, env, plan, log, wheel_dir, grant)
+        try:
+            with self._env(release, wheels, log, shared=shared) as env:
+                wheel, from_plugin = self._make_wheel(
+                    release, tree, env, wheels, plan, log, wheel_dir, grant
+                )
+        finally:
+            self.end_backend(release)
         try:
             if not plan.edit.is_empty:
                 wheel = edit_wheel(wheel, out, plan.edit)
@@ -424,6 +474,7 @@ class PackageBuilder:
         release: Release,
         tree: SourceTree,
         env: BuildEnv,
+        wheels: Sequence[Path],
         plan: BuildPlan,
         log: BinaryIO,
         wheel_dir: Path,
@@ -437,7 +488,8 @@ class PackageBuilder:
             log.write(f"\n== the plugin built {wheel.name}\n".encode())
             return wheel, True
         try:
-            wheel = self._backend(release, tree, env, plan, log, grant).build_wheel(wheel_dir)
+            with self._backend(release, tree, env, wheels, plan, log, grant, last=True) as backend:
+                wheel = backend.build_wheel(wheel_dir)
         except BootstrapError as e:
             if tree.vendoring_error is not None:
                 e.details = "\n".join(
@@ -528,14 +580,58 @@ class PackageBuilder:
             log.write(f"== {grant.describe()}\n".encode())
             yield grant
 
+    @contextmanager
     def _backend(
         self,
         release: Release,
         tree: SourceTree,
         env: BuildEnv,
+        wheels: Sequence[Path],
         plan: BuildPlan,
         log: BinaryIO,
         grant: Grant | None,
+        *,
+        last: bool = False,
+    ) -> Iterator[Backend]:
+        """The backend of ``tree`` in ``env``, its variables those of ``grant``: the host
+        process that answered the package's previous hook when that ran in the same tree
+        and environment, else a new one. Unless this is the ``last`` hook (or it fails),
+        the host is kept for the next."""
+        own = f"{release.name}-{release.version}"
+        extra = build_environment(
+            plan,
+            tree.epoch,
+            cargo_offline=bool(tree.vendored),
+            cores=grant.variables if grant is not None else {},
+        )
+        with self._hosts_lock:
+            kept = self._hosts.pop(own, None)
+        if kept is not None and kept.serves(tree, env, wheels, log):
+            backend = kept.backend
+            log.write(f"\n== the same backend process (pid {backend.pid}) answers\n".encode())
+        else:
+            if kept is not None:
+                kept.backend.close()
+            backend = self._new_backend(release, tree, env, plan, log)
+            kept = _KeptHost(backend, tree, env.path, _wheel_key(wheels), log)
+        backend.use_environ(extra)
+        try:
+            yield backend
+        except BaseException:
+            backend.close()
+            raise
+        if last or backend.pid is None:
+            backend.close()
+            return
+        with self._hosts_lock:
+            self._hosts[own] = kept
+            idle = list(self._hosts)[:-MAX_KEPT_HOSTS]
+            evicted = [self._hosts.pop(key) for key in idle]
+        for host in evicted:
+            host.backend.close()
+
+    def _new_backend(
+        self, release: Release, tree: SourceTree, env: BuildEnv, plan: BuildPlan, log: BinaryIO
     ) -> Backend:
         if plan.env:
             log.write(f"environment from settings: {dict(plan.env)}\n".encode())
@@ -556,12 +652,7 @@ class PackageBuilder:
             env,
             log,
             package=release.name,
-            extra_environ=build_environment(
-                plan,
-                tree.epoch,
-                cargo_offline=bool(tree.vendored),
-                cores=grant.variables if grant is not None else {},
-            ),
+            exchange_dir=scratch / "hooks",
             config_settings=plan.settings.config_settings,
             command_prefix=self._isolation,
             base_environ=sandbox_environ(os.environ, scratch, self.sandbox.pass_env),
@@ -569,8 +660,16 @@ class PackageBuilder:
             writable=writable,
         )
 
+    def end_backend(self, release: Release) -> None:
+        """End the backend host kept for ``release``, if any."""
+        with self._hosts_lock:
+            kept = self._hosts.pop(f"{release.name}-{release.version}", None)
+        if kept is not None:
+            kept.backend.close()
+
     def cleanup(self, release: Release) -> None:
         """Remove the work directories of ``release`` (the built wheel is stored already)."""
+        self.end_backend(release)
         self._env_contents.pop(self._work / "envs" / f"{release.name}-{release.version}", None)
         for part in SCRATCH_PARTS:
             shutil.rmtree(

@@ -138,3 +138,14 @@ def copy_unless_identical(src: Path, dest: Path, sha256: str | None = None) -> N
         if sha256_file(dest) == (sha256 or sha256_file(src)):
             return
     atomic_copy(src, dest)
+
+
+def empty_dir(directory: Path) -> None:
+    """Make ``directory`` exist and hold nothing, keeping the directory itself (a mount
+    elsewhere may refer to it)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()

@@ -8,6 +8,7 @@ step as every other command's.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -150,7 +151,8 @@ class PackagePipeline:
             else None
         )
         tree: SourceTree | None = None
-        with self._builder.log(release, fresh=record is None) as log:
+        slot = HeldSlot(self._scheduler.slot())
+        with self._builder.log(release, fresh=record is None) as log, slot:
 
             async def source_tree() -> SourceTree:
                 nonlocal tree
@@ -166,9 +168,12 @@ class PackagePipeline:
                 else (await source_tree()).build_system
             )
             discovery, backend_requires = await self._discover(
-                package, build_system, record, source_tree, log
+                package, build_system, record, source_tree, log, slot
             )
             extra = beyond_declared(build_system, backend_requires)
+            if extra:
+                # Its build environment waits for builds that need the slot.
+                slot.give_back()
             build_set = (
                 await self._sets.settle(
                     [*build_system.requires, *extra], owner=key_of(release), chain=package.chain
@@ -193,12 +198,12 @@ class PackagePipeline:
             if previous is not None and reusable(previous[1], unit):
                 return reuse(unit, previous, self._reporter, self._builder.log_path(release))
             prepared = await source_tree()
-            await self._prepare_metadata_early(package, prepared, build_set, log)
-            async with self._scheduler.slot():
-                self._reporter.started(key, "building")
-                output = await self._in_thread(
-                    self._run, unit, self._builder, log=log, prepared=prepared
-                )
+            await self._prepare_metadata_early(package, prepared, build_set, log, slot)
+            await slot.take()
+            self._reporter.started(key, "building")
+            output = await self._in_thread(
+                self._run, unit, self._builder, log=log, prepared=prepared
+            )
         return await self._in_thread(self._finish, unit, output)
 
     def _finish(self, unit: BuildUnit, output: UnitOutput) -> BuiltWheel:
@@ -206,7 +211,12 @@ class PackagePipeline:
             return finish(unit, output, self._destination)
 
     async def _prepare_metadata_early(
-        self, package: Package, tree: SourceTree, build_set: BuildSet, log: BinaryIO
+        self,
+        package: Package,
+        tree: SourceTree,
+        build_set: BuildSet,
+        log: BinaryIO,
+        slot: HeldSlot,
     ) -> None:
         """When resolution has no metadata of this release yet (it may be waiting for it),
         ask the backend's ``prepare_metadata_for_build_wheel`` before the build: it
@@ -215,16 +225,16 @@ class PackagePipeline:
         if not self._prepare_metadata or self._oracle.is_known(release.name, release.version):
             return
         try:
-            async with self._scheduler.slot():
-                data = await self._step(
-                    log,
-                    self._builder.prepare_metadata,
-                    release,
-                    tree,
-                    build_set.paths(),
-                    package.plan,
-                    log,
-                )
+            await slot.take()
+            data = await self._step(
+                log,
+                self._builder.prepare_metadata,
+                release,
+                tree,
+                build_set.paths(),
+                package.plan,
+                log,
+            )
             if data is None:
                 return
             metadata = self._oracle.record_prepared(release, data)
@@ -240,6 +250,7 @@ class PackagePipeline:
         record: BuildRecord | None,
         source_tree: Callable[[], Awaitable[SourceTree]],
         log: BinaryIO,
+        slot: HeldSlot,
     ) -> tuple[BuildSet, list[Requirement]]:
         """The discovery environment and what the backend asked for in it (as recorded,
         when the record's discovery environment is this one)."""
@@ -250,11 +261,11 @@ class PackagePipeline:
         if record is not None and record.discovery_env == discovery.env_wheels():
             return discovery, [Requirement(r) for r in record.backend_requires]
         prepared = await source_tree()
-        async with self._scheduler.slot():
-            self._reporter.started(key_of(release), "discovering build requirements")
-            found = await self._step(
-                log, self._builder.discover, release, prepared, discovery.paths(), package.plan, log
-            )
+        await slot.take()
+        self._reporter.started(key_of(release), "discovering build requirements")
+        found = await self._step(
+            log, self._builder.discover, release, prepared, discovery.paths(), package.plan, log
+        )
         return discovery, found
 
     async def _take_prebuilt(
@@ -336,6 +347,32 @@ class PackagePipeline:
 
     async def _in_thread(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._scheduler.in_thread(functools.partial(fn, *args, **kwargs))
+
+
+class HeldSlot:
+    """A job slot one package keeps from its first backend call to its build (given
+    back only to wait for other builds), so that its hooks follow one another and one
+    backend process can answer them all."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def take(self) -> None:
+        if not self._held:
+            await self._slots.acquire()
+            self._held = True
+
+    def give_back(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+    def __enter__(self) -> HeldSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.give_back()
 
 
 def _recorded_build_system(record: BuildRecord) -> BuildSystem:

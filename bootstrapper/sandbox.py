@@ -114,7 +114,8 @@ _running_lock = threading.RLock()
 
 
 @contextmanager
-def _tracked(pgid: int) -> Iterator[None]:
+def tracked(pgid: int) -> Iterator[None]:
+    """Within the block, an interrupt (or the end of this thread's task) kills ``pgid``."""
     with _running_lock:
         _running[pgid] = threading.get_ident()
     try:
@@ -124,7 +125,8 @@ def _tracked(pgid: int) -> Iterator[None]:
             _running.pop(pgid, None)
 
 
-def _kill_group(pgid: int) -> None:
+def kill_group(pgid: int) -> None:
+    """Kill every process of the group ``pgid`` (gone already: nothing to do)."""
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -135,7 +137,7 @@ def end_backends_of(thread: int) -> None:
     with _running_lock:
         groups = [pgid for pgid, owner in _running.items() if owner == thread]
     for pgid in groups:
-        _kill_group(pgid)
+        kill_group(pgid)
 
 
 #: What else ends this run's builds on interrupt (a Dask cluster's tasks of this run).
@@ -161,47 +163,31 @@ def end_running_backends() -> None:
         groups = list(_running)
         cancellers = list(_cancellers)
     for pgid in groups:
-        _kill_group(pgid)
+        kill_group(pgid)
     for cancel in cancellers:
         with suppress(Exception):  # the run is ending; a cluster gone is no news
             cancel()
 
 
-def run_in_own_group(
+def start_in_own_group(
     cmd: Sequence[str],
     *,
-    timeout: float,
     cwd: str | None,
     env: Mapping[str, str],
     stdout: IO[Any],
     umask: int,
-) -> None:
-    """Run ``cmd`` in a new session (so its own process group); when it outlives
-    ``timeout`` seconds, kill the whole group and raise ``subprocess.TimeoutExpired``.
-    Processes it left behind when it ends are killed too. A failure raises
-    ``subprocess.CalledProcessError``, as ``subprocess.run(check=True)`` would."""
-    process = subprocess.Popen(
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in a new session (so its own process group, which :func:`kill_group`
+    ends whole), its output and errors into ``stdout``, a pipe on its standard input."""
+    return subprocess.Popen(
         list(cmd),
         cwd=cwd,
         env=dict(env),
         stdout=stdout,
         stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         umask=umask,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
     )
-    with _tracked(process.pid):
-        try:
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process.pid)
-            process.wait()
-            raise
-        finally:
-            if process.returncode is None:  # interrupted while waiting
-                _kill_group(process.pid)
-        # Anything the backend started and did not wait for (a daemon, a stray compiler)
-        # would go on writing into the build's directories.
-        _kill_group(process.pid)
-    if returncode != 0:
-        raise subprocess.CalledProcessError(returncode, list(cmd))

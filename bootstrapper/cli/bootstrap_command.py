@@ -205,7 +205,7 @@ def setup_logging(log_file: Path, verbose: bool) -> list[logging.Handler]:
     root = logging.getLogger("bootstrapper")
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
-    # Backends' warnings (re-emitted by pyproject_hooks) belong in the log, not on screen.
+    # Warnings raised in this process (a plugin's, a library's) belong in the log.
     logging.captureWarnings(True)
     logging.getLogger("py.warnings").addHandler(handler)
     logging.getLogger("py.warnings").propagate = False
