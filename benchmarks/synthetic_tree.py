@@ -55,7 +55,9 @@ def bootstrap(checkout: Path, index: str, output: Path, jobs: int, profile: bool
         args.append("--profile")
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     started = time.perf_counter()
-    done = subprocess.run(args, env=env, check=False, stdout=subprocess.DEVNULL)
+    # In the checkout: ``-m`` puts the working directory first on sys.path, so from
+    # anywhere else another tree's bootstrapper (this one's, editable-installed) runs.
+    done = subprocess.run(args, env=env, cwd=checkout, check=False, stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"bootstrap with {checkout} failed with {done.returncode}")
@@ -79,6 +81,17 @@ def run() -> None:
     )
     args = parser.parse_args()
     checkouts = [c.resolve() for c in args.checkout or [ROOT]]
+    for checkout in checkouts:
+        ran = subprocess.run(
+            [sys.executable, "-c", "import bootstrapper; print(bootstrapper.__file__)"],
+            env={**os.environ, "PYTHONPATH": str(checkout)},
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(ran).is_relative_to(checkout):
+            raise SystemExit(f"{checkout}: runs {ran} instead, not this checkout")
     work = Path(tempfile.mkdtemp(prefix="bootstrapper-synthetic-"))
     rows = []
     for count in args.counts:
