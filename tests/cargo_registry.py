@@ -11,11 +11,11 @@ import socket
 import tarfile
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from .support import Project
+from .support import Project, ThreadingHTTPServer
 
 RUST_BACKEND_SOURCE = (Path(__file__).parent / "fixtures" / "rust_backend.py").read_text()
 

@@ -17,13 +17,23 @@ import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer as _ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
 BACKEND_SOURCE = (Path(__file__).parent / "fixtures" / "fixture_backend.py").read_text()
+
+
+class ThreadingHTTPServer(_ThreadingHTTPServer):
+    """The standard threading server with a listen backlog a client's connection pool
+    can fill: with socketserver's default of 5, the kernel drops the connections of a
+    burst beyond it, and each one is tried again a whole second later (an HTTP/1.0
+    server takes a new connection per request)."""
+
+    request_queue_size = 128
 
 
 def _toml_list(values: Sequence[str]) -> str:
