@@ -52,7 +52,8 @@ class MetadataSource(Protocol):
 
     def ready(self, release: Release) -> bool:
         """Whether the metadata of ``release`` is known or cheap to learn (it need not
-        be built first): the resolver takes such projects first."""
+        be built first): the resolver takes such projects first. Once true for a
+        release, it stays true for the resolution."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,38 @@ def applies(
     return False
 
 
+class _Preference:
+    """The part of a project's preference that its requirements decide, and whether the
+    release the resolver will most likely pick has its metadata at hand without a build
+    (no candidate is iterated: that may build)."""
+
+    def __init__(
+        self, infos: tuple[Any, ...], pinned: bool, is_root: bool, likely: Release | None
+    ) -> None:
+        #: The requirement information it was made from (resolvelib keeps these objects
+        #: while they stand, and makes new ones when the requirements change).
+        self.infos = infos
+        self.pinned = pinned
+        self.is_root = is_root
+        self._likely = likely
+        self._ready = likely is None
+
+    def holds_for(self, infos: tuple[Any, ...]) -> bool:
+        return len(infos) == len(self.infos) and all(
+            a is b for a, b in zip(infos, self.infos, strict=True)
+        )
+
+    def ready(self, metadata: MetadataSource) -> bool:
+        # Once ready, always: metadata learnt in a run is never forgotten.
+        if not self._ready:
+            assert self._likely is not None
+            try:
+                self._ready = metadata.ready(self._likely)
+            except BootstrapError:
+                self._ready = True  # find_matches meets the error itself, with its chain
+        return self._ready
+
+
 class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
     def __init__(
         self,
@@ -149,6 +182,11 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         self._python = _python_version(environment)
         self.parents: dict[NormalizedName, NormalizedName | None] = {}
         self.used_metadata: dict[tuple[NormalizedName, Version], CoreMetadata] = {}
+        # resolvelib asks every round about every project (O(n^2) questions for n
+        # projects): the answers that depend only on objects it passes again unchanged
+        # are kept, keyed by identity, with the objects themselves so no id is reused.
+        self._preferences: dict[Identifier, _Preference] = {}
+        self._satisfied: dict[int, tuple[Requirement, Candidate, bool]] = {}
 
     def chain_to(self, name: NormalizedName) -> tuple[str, ...]:
         path: list[str] = [name]
@@ -167,6 +205,24 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
             canonicalize_name(requirement_or_candidate.name), requirement_or_candidate.extras
         )
 
+    def narrow_requirement_selection(
+        self,
+        identifiers: Iterable[Identifier],
+        resolutions: Mapping[Identifier, Candidate],
+        candidates: Mapping[Identifier, Iterator[Candidate]],
+        information: Mapping[Identifier, Iterator[Any]],
+        backtrack_causes: Sequence[Any],
+    ) -> Iterable[Identifier]:
+        """The one project resolvelib would take next (the least preference; no two are
+        equal, the identifier is part of it), chosen in one pass: resolvelib then asks
+        no preference itself, which costs a call per project and round."""
+        causes = (
+            frozenset(self.identify(c.requirement) for c in backtrack_causes)
+            if backtrack_causes
+            else frozenset()
+        )
+        return [min(identifiers, key=lambda name: self._preference_of(name, information, causes))]
+
     def get_preference(
         self,
         identifier: Identifier,
@@ -175,28 +231,38 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         information: Mapping[Identifier, Iterator[Any]],
         backtrack_causes: Sequence[Any],
     ) -> Any:
-        infos = list(information[identifier])
+        causes = frozenset(self.identify(c.requirement) for c in backtrack_causes)
+        return self._preference_of(identifier, information, causes)
+
+    def _preference_of(
+        self,
+        identifier: Identifier,
+        information: Mapping[Identifier, Iterator[Any]],
+        causes: frozenset[Identifier],
+    ) -> tuple[bool, bool, bool, bool, Identifier]:
+        infos = tuple(information[identifier])
+        known = self._preferences.get(identifier)
+        if known is None or not known.holds_for(infos):
+            known = self._preferences[identifier] = self._preference(identifier, infos)
+        # A project whose metadata needs a build comes last: meanwhile the build runs
+        # (speculation started it) and the rest of the tree is discovered.
+        waits = not known.ready(self._metadata)
+        return (identifier not in causes, waits, not known.pinned, not known.is_root, identifier)
+
+    def _preference(self, identifier: Identifier, infos: tuple[Any, ...]) -> _Preference:
+        """What the preference of ``identifier`` takes from its requirements alone."""
         pinned = any(
             spec.operator in ("==", "===") and "*" not in spec.version
             for info in infos
             for spec in info.requirement.specifier
         )
-        causes = {self.identify(c.requirement) for c in backtrack_causes}
         is_root = any(info.parent is None for info in infos)
-        # A project whose metadata needs a build comes last: meanwhile the build runs
-        # (speculation started it) and the rest of the tree is discovered.
-        waits = not self._ready(identifier, [info.requirement for info in infos])
-        return (identifier not in causes, waits, not pinned, not is_root, identifier)
-
-    def _ready(self, identifier: Identifier, requirements: Sequence[Requirement]) -> bool:
-        """Whether the release the resolver will most likely pick has its metadata at
-        hand without a build (no candidate is iterated: that may build)."""
         name, _ = split_identifier(identifier)
         try:
-            likely = self._likely(name, requirements)
-            return likely is None or self._metadata.ready(likely)
+            likely = self._likely(name, [info.requirement for info in infos])
         except BootstrapError:
-            return True  # find_matches meets the error itself, with its chain
+            likely = None  # find_matches meets the error itself, with its chain
+        return _Preference(infos, pinned, is_root, likely)
 
     def _likely(self, name: NormalizedName, requirements: Sequence[Requirement]) -> Release | None:
         specifier = SpecifierSet()
@@ -260,7 +326,14 @@ class _Provider(AbstractProvider[Requirement, Candidate, Identifier]):
         return False
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        # The last answer for each requirement: it is asked about its project's pin
+        # every round, and that pin seldom changes.
+        found = self._satisfied.get(id(requirement))
+        if found is not None and found[0] is requirement and found[1] is candidate:
+            return found[2]
+        satisfied = requirement.specifier.contains(candidate.version, prereleases=True)
+        self._satisfied[id(requirement)] = (requirement, candidate, satisfied)
+        return satisfied
 
     def get_dependencies(self, candidate: Candidate) -> list[Requirement]:
         dependencies = []

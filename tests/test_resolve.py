@@ -11,6 +11,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
+from resolvelib import BaseReporter
 
 from bootstrapper.candidates import Release
 from bootstrapper.errors import (
@@ -22,7 +23,7 @@ from bootstrapper.errors import (
 )
 from bootstrapper.index import DistFile
 from bootstrapper.metadata import CoreMetadata, parse_metadata
-from bootstrapper.resolve import Resolution, parse_constraints, resolve
+from bootstrapper.resolve import Candidate, Resolution, parse_constraints, resolve
 
 ENV: dict[str, str] = {
     **{k: str(v) for k, v in default_environment().items()},
@@ -226,6 +227,45 @@ def test_projects_needing_a_build_for_their_metadata_come_last(slow: str) -> Non
     result = Run(index)("app")
     assert set(pins(result)) == {"app", slow, "mmm-fast", "mmm-dep"}
     assert first_asked(index) == ["app==1.0", "mmm-fast==1.0", "mmm-dep==1.0", f"{slow}==1.0"]
+
+
+def test_a_project_whose_metadata_arrives_during_resolution_is_taken_in_turn() -> None:
+    """The resolver keeps what a project's requirements decide about its turn, but asks
+    again whether its metadata is ready until it is (its build may answer meanwhile)."""
+
+    class BuildAnswers(FakeIndex):
+        def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
+            if release.name == "mmm-dep":
+                self.needs_build.discard(n("aaa-slow"))  # its build answered meanwhile
+            return super().metadata(release, chain)
+
+    class Pins(BaseReporter[Requirement, Candidate, str]):
+        def __init__(self) -> None:
+            self.order: list[str] = []
+
+        def pinning(self, candidate: Candidate) -> None:
+            self.order.append(str(candidate))
+
+    index = BuildAnswers(
+        {
+            "app": [pkg("1.0", "aaa-slow", "mmm-fast", "zzz")],
+            "aaa-slow": [pkg("1.0")],
+            "mmm-fast": [pkg("1.0", "mmm-dep")],
+            "mmm-dep": [pkg("1.0")],
+            "zzz": [pkg("1.0")],
+        }
+    )
+    index.needs_build = {n("aaa-slow")}
+    reporter = Pins()
+    resolve([Requirement("app")], index, index, environment=ENV, reporter=reporter)
+    # Waiting at first, it comes before mmm-dep and zzz by name once it is ready.
+    assert reporter.order == [
+        "app==1.0",
+        "mmm-fast==1.0",
+        "aaa-slow==1.0",
+        "mmm-dep==1.0",
+        "zzz==1.0",
+    ]
 
 
 @pytest.mark.parametrize("needs_build", [False, True])
