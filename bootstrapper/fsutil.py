@@ -107,6 +107,23 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Replace ``path`` atomically with ``data`` unless it holds exactly that already
+    (a re-run leaves unchanged files, and their times, as they were); returns whether
+    it wrote."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    atomic_write_bytes(path, data)
+    return True
+
+
+def write_text_if_changed(path: Path, text: str) -> bool:
+    return write_if_changed(path, text.encode("utf-8"))
+
+
 def atomic_copy(src: Path, dest: Path) -> None:
     """Copy (hard-link when possible) ``src`` to ``dest`` atomically."""
     with replacing(dest) as tmp:

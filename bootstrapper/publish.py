@@ -23,10 +23,10 @@ from packaging.utils import (
 from .candidates import parse_sdist_filename
 from .fsutil import (
     atomic_copy,
-    atomic_write_bytes,
-    atomic_write_text,
     copy_unless_identical,
     sha256_file,
+    write_if_changed,
+    write_text_if_changed,
 )
 from .metadata import parse_metadata
 from .records import RECORD_SUFFIX, read_record
@@ -57,7 +57,7 @@ def _write_root_page(directory: Path, title: str, projects: Iterable[NormalizedN
     """The PEP 503 root of ``directory``: one link per project given. Never a listing of
     the folders found there: a build could have written one."""
     links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in sorted(set(projects))]
-    atomic_write_text(directory / "index.html", _page(title, links))
+    write_text_if_changed(directory / "index.html", _page(title, links))
 
 
 class IndexWriter:
@@ -78,11 +78,9 @@ class IndexWriter:
                 name, _, _, _ = parse_wheel_filename(wheel.name)
                 dest = self.wheels_dir / wheel.name
                 copy_unless_identical(wheel, dest)
-                metadata_path = dest.with_name(dest.name + METADATA_SUFFIX)
-                if not metadata_path.is_file() or metadata_path.read_bytes() != metadata:
-                    atomic_write_bytes(metadata_path, metadata)
+                write_if_changed(dest.with_name(dest.name + METADATA_SUFFIX), metadata)
                 if record is not None:
-                    atomic_copy(record, dest.with_name(dest.name + RECORD_SUFFIX))
+                    _copy_small_file(record, dest.with_name(dest.name + RECORD_SUFFIX))
                 projects.add(name)
                 published.append(dest)
             # One listing of the directory for every page written (not one per project:
@@ -121,7 +119,19 @@ class IndexWriter:
             attrs.append(f'data-core-metadata="{metadata_hash}"')
             attrs.append(f'data-dist-info-metadata="{metadata_hash}"')
             links.append(f"<a {' '.join(attrs)}>{html.escape(wheel.name)}</a><br>")
-        atomic_write_text(self.simple_dir / name / "index.html", _page(f"Links for {name}", links))
+        write_text_if_changed(
+            self.simple_dir / name / "index.html", _page(f"Links for {name}", links)
+        )
+
+
+def _copy_small_file(src: Path, dest: Path) -> None:
+    """``copy_unless_identical`` for a file small enough to compare byte for byte."""
+    try:
+        if os.path.samefile(src, dest) or src.read_bytes() == dest.read_bytes():
+            return
+    except FileNotFoundError:
+        pass
+    atomic_copy(src, dest)
 
 
 class SourceIndexWriter:
@@ -141,37 +151,60 @@ class SourceIndexWriter:
         with self._lock:
             names = sorted(set(projects))
             # Nothing archived (a run that built nothing): there may be no directory.
-            files = sorted(p for p in self.sdists_dir.iterdir() if p.is_file()) if names else []
+            archives = _ArchivesByProject(self.sdists_dir) if names else None
             for name in names:
-                self._write_project_page(name, known or {}, files)
-            self._write_root_page()
+                assert archives is not None
+                self._write_project_page(name, known or {}, archives.of(name))
+            self._write_root_page(archives)
 
     def _write_project_page(
         self, name: NormalizedName, known: Mapping[str, str], files: list[Path]
     ) -> None:
         links = []
         for path in files:
-            if parse_sdist_filename(path.name, name) is not None:
-                digest = known.get(path.name) or sha256_file(path)
-                links.append(
-                    f'<a href="../{html.escape(path.name)}#sha256={digest}">'
-                    f"{html.escape(path.name)}</a><br>"
-                )
-        atomic_write_text(self.sdists_dir / name / "index.html", _page(f"Links for {name}", links))
+            digest = known.get(path.name) or sha256_file(path)
+            links.append(
+                f'<a href="../{html.escape(path.name)}#sha256={digest}">'
+                f"{html.escape(path.name)}</a><br>"
+            )
+        write_text_if_changed(
+            self.sdists_dir / name / "index.html", _page(f"Links for {name}", links)
+        )
 
-    def _archived_projects(self) -> set[NormalizedName]:
+    def _archived_projects(self, archives: _ArchivesByProject | None) -> set[NormalizedName]:
         """The projects with a page here that has one of the archives beside it."""
         if not self.sdists_dir.is_dir():  # nothing archived yet (a run that built nothing)
             return set()
-        files = [p.name for p in self.sdists_dir.iterdir() if p.is_file()]
+        archives = archives or _ArchivesByProject(self.sdists_dir)
         found = set()
         for page in self.sdists_dir.glob("*/index.html"):
             name = canonicalize_name(page.parent.name)
-            if page.parent.name == name and any(
-                parse_sdist_filename(f, name) is not None for f in files
-            ):
+            if page.parent.name == name and archives.of(name):
                 found.add(name)
         return found
 
-    def _write_root_page(self) -> None:
-        _write_root_page(self.sdists_dir, "Source archives", self._archived_projects())
+    def _write_root_page(self, archives: _ArchivesByProject | None) -> None:
+        _write_root_page(self.sdists_dir, "Source archives", self._archived_projects(archives))
+
+
+class _ArchivesByProject:
+    """The source archives in a directory, by the projects whose archives they can be
+    (read once: asking each file about each project is quadratic in a tree's size)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._by_prefix: dict[str, list[Path]] = {}
+        for path in sorted(p for p in directory.iterdir() if p.is_file()):
+            # An old sdist may keep dashes in its name (python-dateutil-2.8.2.tar.gz):
+            # the name is any prefix before a dash; parse_sdist_filename decides.
+            stem = path.name
+            prefixes = {canonicalize_name(stem[:i]) for i, c in enumerate(stem) if c == "-"}
+            for prefix in prefixes:
+                self._by_prefix.setdefault(prefix, []).append(path)
+
+    def of(self, name: NormalizedName) -> list[Path]:
+        """The archives of ``name``, sorted by file name."""
+        return [
+            p
+            for p in self._by_prefix.get(name, [])
+            if parse_sdist_filename(p.name, name) is not None
+        ]
