@@ -9,7 +9,7 @@ from typing import Any
 
 from packaging.version import Version
 
-from .fsutil import atomic_write_text
+from .fsutil import write_text_if_changed
 from .graph import DependencyGraph, NodeKey
 from .records import BuildRecord
 
@@ -65,10 +65,13 @@ def write_outputs(
     records: Mapping[NodeKey, BuildRecord],
     install_pins: Iterable[tuple[str, Version]],
 ) -> None:
-    """Write the three files atomically (each reader sees an old or a new file)."""
-    atomic_write_text(output_dir / "graph.json", json.dumps(graph.to_json(roots), indent=2) + "\n")
-    atomic_write_text(
+    """Write the three files atomically (each reader sees an old or a new file); one
+    that holds the same bytes already is left as it is."""
+    write_text_if_changed(
+        output_dir / "graph.json", json.dumps(graph.to_json(roots), indent=2) + "\n"
+    )
+    write_text_if_changed(
         output_dir / "build-order.json",
         json.dumps(build_order_entries(order, records), indent=2) + "\n",
     )
-    atomic_write_text(output_dir / "constraints.txt", constraints_text(install_pins))
+    write_text_if_changed(output_dir / "constraints.txt", constraints_text(install_pins))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bootstrapper import isolation
-from bootstrapper.fsutil import HashCache
+from bootstrapper.fsutil import HashCache, write_if_changed
 
 from .support import FixtureIndex, Project
 
@@ -163,6 +163,18 @@ def test_hash_cache_does_not_hash_an_unchanged_file_twice(
     path.write_bytes(b"other data")
     cache.sha256(path)
     assert calls == [path, path]
+
+
+def test_write_if_changed_leaves_the_same_bytes_alone(tmp_path: Path) -> None:
+    path = tmp_path / "page.html"
+    assert write_if_changed(path, b"one")
+    before = path.stat()
+    assert not write_if_changed(path, b"one")
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert write_if_changed(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert path.stat().st_ino != before.st_ino  # replaced by a rename, not written in place
+    assert [p.name for p in tmp_path.iterdir()] == ["page.html"]
 
 
 def test_profile_is_written_with_its_sections(
