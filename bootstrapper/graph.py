@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Mapping
+import heapq
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName
 from packaging.version import Version
@@ -62,21 +62,32 @@ class Node:
 
 
 class DependencyGraph:
-    """A multigraph of packages; edges carry their kind and the requirement behind them."""
+    """A multigraph of packages; edges carry their kind and the requirement behind them.
+
+    Kept in plain dicts: a run needs only its build order, and importing networkx costs a
+    re-run more than computing that (networkx names a build cycle, when there is one).
+    """
 
     def __init__(self) -> None:
-        self._graph: nx.MultiDiGraph = nx.MultiDiGraph()
+        #: Every node, in the order met; None for one met only as an edge's end so far.
+        self._nodes: dict[NodeKey, Node | None] = {}
+        #: parent -> child -> (kind, requirement) of each edge between them, in order.
+        self._edges: dict[NodeKey, dict[NodeKey, list[tuple[EdgeKind, str]]]] = {}
+        #: Every edge (parent, child, kind, requirement), in the order added.
+        self._added: list[tuple[NodeKey, NodeKey, EdgeKind, str]] = []
         self._roots: list[tuple[NodeKey, Requirement]] = []
 
     def add_node(self, node: Node) -> None:
-        self._graph.add_node(node.key, node=node)
+        self._nodes[node.key] = node
 
     def node(self, key: NodeKey) -> Node:
-        node: Node = self._graph.nodes[key]["node"]
+        node = self._nodes[key]
+        if node is None:
+            raise KeyError(key)
         return node
 
     def __contains__(self, key: object) -> bool:
-        return key in self._graph and "node" in self._graph.nodes[key]
+        return self._nodes.get(key) is not None  # type: ignore[call-overload]
 
     def add_root(self, key: NodeKey, requirement: Requirement) -> None:
         if (key, requirement) not in self._roots:
@@ -86,23 +97,28 @@ class DependencyGraph:
         self, parent: NodeKey, child: NodeKey, kind: EdgeKind, requirement: Requirement
     ) -> None:
         text = str(requirement)
-        existing = self._graph.get_edge_data(parent, child) or {}
-        if any(d["kind"] == kind and d["requirement"] == text for d in existing.values()):
-            return
-        self._graph.add_edge(parent, child, kind=kind, requirement=text)
+        self._nodes.setdefault(parent, None)
+        self._nodes.setdefault(child, None)
+        between = self._edges.setdefault(parent, {}).setdefault(child, [])
+        if (kind, text) not in between:
+            between.append((kind, text))
+            self._added.append((parent, child, kind, text))
 
     def restricted(self, keys: Collection[NodeKey]) -> DependencyGraph:
         """The graph of ``keys`` alone: their nodes, the edges between them, the roots
         that name one of them."""
         kept = DependencyGraph()
-        kept._graph = self._graph.subgraph(k for k in self._graph if k in keys).copy()
+        kept._nodes = {k: n for k, n in self._nodes.items() if k in keys}
+        for parent in kept._nodes:  # edges by parent, as a copy of a networkx graph has them
+            for child, between in self._edges.get(parent, {}).items():
+                if child in kept._nodes:
+                    kept._edges.setdefault(parent, {})[child] = list(between)
+                    kept._added.extend((parent, child, kind, text) for kind, text in between)
         kept._roots = [(key, req) for key, req in self._roots if key in keys]
         return kept
 
     def edges(self) -> list[tuple[NodeKey, NodeKey, EdgeKind, str]]:
-        return sorted(
-            (u, v, d["kind"], d["requirement"]) for u, v, d in self._graph.edges(data=True)
-        )
+        return sorted(self._added)
 
     def build_order(self) -> list[NodeKey]:
         """Every node after its build requirements and their install closure.
@@ -110,26 +126,49 @@ class DependencyGraph:
         Install cycles are allowed: their members come together, by name. A cycle through
         a build edge cannot be built and is reported.
         """
-        condensed = nx.condensation(self._graph)
-        members: Mapping[int, set[NodeKey]] = nx.get_node_attributes(condensed, "members")
-        for component in members.values():
-            cycle = _build_cycle(self._graph.subgraph(component))
-            if cycle:
+        components = _strongly_connected(self._nodes, self._edges)
+        for members in components:
+            if any(
+                kind.is_build
+                for parent in members
+                for child, between in self._edges.get(parent, {}).items()
+                if child in members
+                for kind, _ in between
+            ):
+                cycle = _build_cycle(
+                    [k for k in self._nodes if k in members],
+                    [e for e in self._added if e[0] in members and e[1] in members],
+                )
                 raise BuildCycleError("build cycle: " + " -> ".join(str(k) for k in cycle))
+        # Dependencies first: a component comes once every component it needs did; of
+        # those ready, the one whose least member's name sorts first.
+        index = {key: i for i, members in enumerate(components) for key in members}
+        needs: list[set[int]] = [set() for _ in components]
+        needed_by: list[set[int]] = [set() for _ in components]
+        for parent, children in self._edges.items():
+            for child in children:
+                if index[parent] != index[child]:
+                    needs[index[parent]].add(index[child])
+                    needed_by[index[child]].add(index[parent])
+        labels = [min(str(k) for k in members) for members in components]
+        waiting = [len(n) for n in needs]
+        ready = [(labels[i], i) for i, count in enumerate(waiting) if count == 0]
+        heapq.heapify(ready)
         order: list[NodeKey] = []
-        # Dependencies first: reverse the edges (parent -> child means child is needed).
-        reversed_dag = condensed.reverse(copy=True)
-        for component in nx.lexicographical_topological_sort(
-            reversed_dag, key=lambda c: min(str(k) for k in members[c])
-        ):
-            order.extend(sorted(members[component]))
+        while ready:
+            _, i = heapq.heappop(ready)
+            order.extend(sorted(components[i]))
+            for j in needed_by[i]:
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    heapq.heappush(ready, (labels[j], j))
         return [key for key in order if key in self]
 
     def _label(self, key: NodeKey) -> str:
         return self.node(key).label if key in self else str(key)
 
     def to_json(self, roots: Iterable[str]) -> dict[str, Any]:
-        nodes = [self.node(k).to_json() for k in sorted(self._graph.nodes) if k in self]
+        nodes = [self.node(k).to_json() for k in sorted(self._nodes) if k in self]
         edges: list[dict[str, Any]] = [
             {
                 "from": None,
@@ -146,11 +185,65 @@ class DependencyGraph:
         return {"schema": SCHEMA, "roots": list(roots), "nodes": nodes, "edges": edges}
 
 
-def _build_cycle(component: nx.MultiDiGraph) -> list[NodeKey]:
-    """A cycle through a build edge inside one strongly connected component, if any:
-    the build edge, then the shortest way back."""
-    for parent, child, data in sorted(component.edges(data=True), key=lambda e: (e[0], e[1])):
+def _strongly_connected(
+    nodes: Iterable[NodeKey], edges: Mapping[NodeKey, Mapping[NodeKey, Any]]
+) -> list[set[NodeKey]]:
+    """The strongly connected components (Tarjan's algorithm, without recursion: a
+    chain of dependencies can be deeper than Python's stack)."""
+    index: dict[NodeKey, int] = {}
+    low: dict[NodeKey, int] = {}
+    stack: list[NodeKey] = []
+    on_stack: set[NodeKey] = set()
+    components: list[set[NodeKey]] = []
+    for root in nodes:
+        if root in index:
+            continue
+        work = [(root, iter(edges.get(root, {})))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(edges.get(child, {}))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    components.append(component)
+    return components
+
+
+def _build_cycle(
+    members: Sequence[NodeKey], edges: Sequence[tuple[NodeKey, NodeKey, EdgeKind, str]]
+) -> list[NodeKey]:
+    """A cycle through a build edge inside one strongly connected component (its
+    ``members`` and the ``edges`` between them, in the order added), if any: the build
+    edge, then the shortest way back. An error path: networkx finds it."""
+    import networkx as nx
+
+    graph = nx.MultiDiGraph()
+    graph.add_nodes_from(members)
+    for parent, child, kind, text in edges:
+        graph.add_edge(parent, child, kind=kind, requirement=text)
+    for parent, child, data in sorted(graph.edges(data=True), key=lambda e: (e[0], e[1])):
         if EdgeKind(data["kind"]).is_build:
-            back: list[NodeKey] = nx.shortest_path(component, child, parent)
+            back: list[NodeKey] = nx.shortest_path(graph, child, parent)
             return [parent, *back] if parent != child else [parent, parent]
     return []

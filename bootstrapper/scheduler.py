@@ -13,8 +13,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-import networkx as nx
-
 from .errors import BuildCycleError
 from .graph import NodeKey
 
@@ -34,7 +32,10 @@ class Scheduler(Generic[V]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._tasks: dict[NodeKey, asyncio.Future[V]] = {}
-        self._waits: nx.DiGraph = nx.DiGraph()
+        #: The waits-for graph: owner -> the keys it waits for (plain dicts: networkx
+        #: costs more to import than a run spends here; it names a cycle when there is one).
+        self._waits: dict[NodeKey, dict[NodeKey, None]] = {}
+        self._wait_edges: list[tuple[NodeKey, NodeKey]] = []
         #: Set when the run is over: threads still waiting on the run's loop give up.
         self._over = threading.Event()
 
@@ -82,10 +83,8 @@ class Scheduler(Generic[V]):
     def wait_for(self, owner: NodeKey, keys: Sequence[NodeKey], chain: Sequence[str]) -> None:
         """Record that ``owner``'s task waits for ``keys``; refuse a cycle."""
         for key in keys:
-            if key == owner or (
-                key in self._waits and owner in self._waits and nx.has_path(self._waits, key, owner)
-            ):
-                path = [owner] if key == owner else nx.shortest_path(self._waits, key, owner)
+            if key == owner or self._reaches(key, owner):
+                path = [owner] if key == owner else self._shortest_path(key, owner)
                 ring = [owner, *path[:-1]] if key != owner else [owner]
                 # Start the cycle where the user's chain first enters it.
                 start = next((i for name in chain for i, k in enumerate(ring) if k.name == name), 0)
@@ -97,7 +96,32 @@ class Scheduler(Generic[V]):
                     chain=chain,
                     details="each of these needs the next one built before it can be built",
                 )
-            self._waits.add_edge(owner, key)
+            waited = self._waits.setdefault(owner, {})
+            if key not in waited:
+                waited[key] = None
+                self._wait_edges.append((owner, key))
+
+    def _reaches(self, start: NodeKey, goal: NodeKey) -> bool:
+        """Whether ``start`` waits, through any number of others, for ``goal``."""
+        seen = {start}
+        todo = [start]
+        while todo:
+            for key in self._waits.get(todo.pop(), ()):
+                if key == goal:
+                    return True
+                if key not in seen:
+                    seen.add(key)
+                    todo.append(key)
+        return False
+
+    def _shortest_path(self, start: NodeKey, goal: NodeKey) -> list[NodeKey]:
+        """The shortest chain of waits from ``start`` to ``goal`` (an error path)."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_edges_from(self._wait_edges)
+        path: list[NodeKey] = nx.shortest_path(graph, start, goal)
+        return path
 
     # -- slots and threads -----------------------------------------------------------
 

@@ -409,3 +409,35 @@ def test_to_json_several_roots_and_normalized_names() -> None:
 
 def test_to_json_empty_graph() -> None:
     assert DependencyGraph().to_json([]) == {"schema": 1, "roots": [], "nodes": [], "edges": []}
+
+
+def _networkx_order(keys: Sequence[NodeKey], edges: Sequence[Edge]) -> list[NodeKey]:
+    """The build order as networkx computes it (what every earlier build-order.json has)."""
+    import networkx as nx
+
+    reference = nx.MultiDiGraph()
+    reference.add_nodes_from(keys)
+    reference.add_edges_from(
+        (key(a), key(b)) for a, b, _ in edges if key(a) in keys and key(b) in keys
+    )
+    condensed = nx.condensation(reference)
+    members = nx.get_node_attributes(condensed, "members")
+    order = nx.lexicographical_topological_sort(
+        condensed.reverse(copy=True), key=lambda c: min(str(k) for k in members[c])
+    )
+    return [k for component in order for k in sorted(members[component])]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_build_order_is_networkx_lexicographic_order_of_the_condensation(seed: int) -> None:
+    """The graph computes its order itself: components of install cycles, dependencies
+    first, ties broken by the least member's name, as networkx's would."""
+    import random
+
+    rng = random.Random(seed)
+    specs = [f"p{i}=={rng.choice(['1.0', '2.0'])}" for i in range(rng.randint(1, 14))]
+    edges = [(rng.choice(specs), rng.choice(specs), INSTALL) for _ in range(rng.randint(0, 24))]
+    graph = make_graph(edges, extra_nodes=specs)
+    assert graph.build_order() == _networkx_order([key(s) for s in specs], edges)
+    kept = [key(s) for s in specs if rng.random() < 0.7]
+    assert graph.restricted(kept).build_order() == _networkx_order(kept, edges)
