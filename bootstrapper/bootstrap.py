@@ -50,7 +50,7 @@ from .graph import DependencyGraph, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
 from .installcheck import check_installable
-from .metadata import CoreMetadata, parse_metadata
+from .metadata import CoreMetadata
 from .metasource import MetadataOracle
 from .outputs import write_outputs
 from .pipeline import PackagePipeline
@@ -65,7 +65,6 @@ from .settings import Settings
 from .single_build import BuildConfig, BuiltWheel, unit_runner
 from .sources import SourceStore
 from .store import WheelStore
-from .wheelfile import read_wheel_metadata
 
 if TYPE_CHECKING:
     from .remote import DaskCluster
@@ -378,7 +377,7 @@ class Bootstrapper:
             sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
         )
         self.publisher.publish(
-            (w.path, read_wheel_metadata(w.path), self.store.record_path(w.path)) for w in wheels
+            (w.path, self.store.metadata(w.path)[0], self.store.record_path(w.path)) for w in wheels
         )
 
     def _as_settings_will_make_it(self, metadata: CoreMetadata) -> CoreMetadata:
@@ -393,7 +392,6 @@ class Bootstrapper:
         expected = release.sdist.hashes.get("sha256")
         if found is None or expected is None or found[1].source_sha256 != expected.lower():
             return None
-        wheel = found[0]
-        metadata = parse_metadata(read_wheel_metadata(wheel), wheel.name)
+        _, metadata = self.store.metadata(found[0])
         # Under the source version, whatever rebuild number the wheel's version carries.
         return dataclasses.replace(metadata, version=release.version)

@@ -196,7 +196,7 @@ class PackagePipeline:
                 backend_requires=tuple(backend_requires),
             )
             if previous is not None and reusable(previous[1], unit):
-                return reuse(unit, previous, self._reporter, self._builder.log_path(release))
+                return self._reuse(unit, previous)
             prepared = await source_tree()
             await self._prepare_metadata_early(package, prepared, build_set, log, slot)
             await slot.take()
@@ -205,6 +205,11 @@ class PackagePipeline:
                 self._run, unit, self._builder, log=log, prepared=prepared
             )
         return await self._in_thread(self._finish, unit, output)
+
+    def _reuse(self, unit: BuildUnit, previous: tuple[Path, BuildRecord]) -> BuiltWheel:
+        _, metadata = self._store.metadata(previous[0])
+        log = self._builder.log_path(unit.release)
+        return reuse(unit, previous, self._reporter, log, metadata)
 
     def _finish(self, unit: BuildUnit, output: UnitOutput) -> BuiltWheel:
         with timed("finishing"):
@@ -280,7 +285,7 @@ class PackagePipeline:
         )
         previous = self._store.lookup(release.name, release.version)
         if previous is not None and reusable(previous[1], unit):
-            built = reuse(unit, previous, self._reporter, self._builder.log_path(release))
+            built = self._reuse(unit, previous)
         else:
             with self._builder.log(release, fresh=not fallback) as log:
                 if fallback:

@@ -329,10 +329,16 @@ def finish(unit: BuildUnit, output: UnitOutput, destination: Destination) -> Bui
 
 
 def reuse(
-    unit: BuildUnit, found: tuple[Path, BuildRecord], reporter: Reporter, log: Path
+    unit: BuildUnit,
+    found: tuple[Path, BuildRecord],
+    reporter: Reporter,
+    log: Path,
+    metadata: CoreMetadata | None = None,
 ) -> BuiltWheel:
-    """The stored wheel ``found`` (already judged :func:`reusable`) as the unit's result."""
+    """The stored wheel ``found`` (already judged :func:`reusable`) as the unit's result
+    (``metadata``: its METADATA, when the caller has read it)."""
     path, record = found
-    metadata = parse_metadata(read_wheel_metadata(path), path.name)
+    if metadata is None:
+        metadata = parse_metadata(read_wheel_metadata(path), path.name)
     reporter.finished(unit.key, reused=True)
     return BuiltWheel(unit.key, path, record, log, metadata, reused=True)

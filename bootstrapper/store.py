@@ -9,8 +9,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .fsutil import atomic_copy, sha256_file
+from .metadata import CoreMetadata, parse_metadata
 from .profiling import timed
 from .records import RECORD_SUFFIX, BuildRecord, read_record
+from .wheelfile import read_wheel_metadata
 
 Key = tuple[NormalizedName, Version]
 
@@ -30,15 +32,27 @@ class WheelStore:
         # Wheels already proven intact in this run, with the (size, mtime) they had then:
         # resolution and the build step both look a version up, and a wheel can be large.
         self._verified: dict[Path, tuple[int, int]] = {}
+        # The METADATA of wheels read in this run, with the file's state when read:
+        # resolution, the reuse and publishing each need it.
+        self._metadata: dict[Path, tuple[tuple[int, int, int, int], bytes, CoreMetadata]] = {}
 
     def _scan(self) -> dict[Key, tuple[Path, BuildRecord]]:
         found: dict[Key, tuple[Path, BuildRecord]] = {}
+        # A published record is most often a hard link to the private one: read once.
+        read: dict[tuple[int, int], BuildRecord | None] = {}
         for directory in reversed(self._dirs):  # the private store wins
             if not directory.is_dir():
                 continue
             for record_path in directory.glob("*.whl" + RECORD_SUFFIX):
                 wheel = record_path.with_name(record_path.name[: -len(RECORD_SUFFIX)])
-                record = read_record(record_path)
+                try:
+                    stat = record_path.stat()
+                except OSError:
+                    continue
+                file_id = (stat.st_dev, stat.st_ino)
+                if file_id not in read:
+                    read[file_id] = read_record(record_path)
+                record = read[file_id]
                 if record is None or not wheel.is_file():
                     continue
                 # Keyed by the source version: a rebuild scheme may have changed the
@@ -74,6 +88,21 @@ class WheelStore:
         except OSError:
             return None
         return entry
+
+    def metadata(self, wheel: Path) -> tuple[bytes, CoreMetadata]:
+        """The ``METADATA`` of ``wheel``, as bytes and parsed; read again only if the file
+        changed since."""
+        stat = wheel.stat()
+        state = (stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns)
+        with self._lock:
+            found = self._metadata.get(wheel)
+        if found is not None and found[0] == state:
+            return found[1], found[2]
+        data = read_wheel_metadata(wheel)
+        parsed = parse_metadata(data, wheel.name)
+        with self._lock:
+            self._metadata[wheel] = (state, data, parsed)
+        return data, parsed
 
     def add(self, wheel: Path, record: BuildRecord) -> Path:
         """Keep a freshly built wheel and its record; returns the stored wheel's path."""
