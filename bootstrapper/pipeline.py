@@ -137,8 +137,7 @@ class PackagePipeline:
 
     async def _build(self, package: Package) -> BuiltWheel:
         release, plan = package.release, package.plan
-        await self._in_thread(self._archive_patches, package)
-        source = FileRef(*await self._in_thread(self._fetch_source, package))
+        source = FileRef(*await self._in_thread(self._inputs, package))
         if release.prebuilt:
             return await self._take_prebuilt(package, source)
         previous = self._store.lookup(release.name, release.version)
@@ -318,6 +317,12 @@ class PackagePipeline:
         self._reporter.message(f"{key}: could not be built; took {wheel.path.name} from the index")
         self._oracle.record_built(built.source_metadata)
         return built
+
+    def _inputs(self, package: Package) -> tuple[Path, str]:
+        """Keep the package's patches, then fetch its source (one trip to a thread: on a
+        re-run, each is a few file checks)."""
+        self._archive_patches(package)
+        return self._fetch_source(package)
 
     def _fetch_source(self, package: Package) -> tuple[Path, str]:
         with timed("downloads"):
