@@ -10,6 +10,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 from types import FrameType
@@ -21,7 +23,7 @@ from ..errors import BootstrapError, UsageError
 from ..failures import FAILURES_FILE, summary
 from ..http import HttpClient, HttpLimits
 from ..index import PYPI_SIMPLE
-from ..isolation import isolation_prefix
+from ..isolation import isolation_prefix, readonly_view_problem
 from ..outputlock import locked_output_dir
 from ..patches import patched_packages
 from ..plugins import Plugins
@@ -240,11 +242,34 @@ def exit_interrupted(signum: int, frame: FrameType | None) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
-def optional_isolation(disabled: bool, quiet: bool) -> list[str]:
+class IsolationProbes:
+    """The probes of what isolation this machine allows, each a process started at once
+    in a thread of its own, so that they run while the rest of the run is set up."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="probe")
+        self._network: Future[list[str] | None] | None = (
+            None if args.no_network_isolation else pool.submit(isolation_prefix)
+        )
+        # Its answer is cached: sandbox_from finds it there.
+        self._view = None if args.no_filesystem_isolation else pool.submit(readonly_view_problem)
+        pool.shutdown(wait=False)
+
+    def network(self) -> list[str] | None:
+        return None if self._network is None else self._network.result()
+
+    def wait(self) -> None:
+        if self._view is not None:
+            self._view.result()
+
+
+def optional_isolation(
+    disabled: bool, quiet: bool, probe: Callable[[], list[str] | None] = isolation_prefix
+) -> list[str]:
     """For a bootstrap: isolate builds where possible, say so where not."""
     if disabled:
         return []
-    prefix = isolation_prefix()
+    prefix = probe()
     if prefix is None and not quiet:
         print(
             "note: builds are not cut off the network: this machine cannot make a network "
@@ -252,6 +277,29 @@ def optional_isolation(disabled: bool, quiet: bool) -> list[str]:
             file=sys.stderr,
         )
     return prefix or []
+
+
+def run_options(
+    args: argparse.Namespace,
+    output_dir: Path,
+    cluster: DaskCluster | None,
+    probes: IsolationProbes,
+) -> Options:
+    """The run's options (once the isolation probes have answered)."""
+    probes.wait()
+    return Options(
+        output_dir=output_dir,
+        index_url=args.index_url,
+        jobs=jobs_for(args, cluster),
+        allow_prereleases=args.pre,
+        keep_work=args.keep_work,
+        variant=args.variant,
+        isolation=tuple(optional_isolation(args.no_network_isolation, args.quiet, probes.network)),
+        keep_going=args.keep_going,
+        fallback_prebuilt=args.fallback_prebuilt,
+        sandbox=sandbox_from(args),
+        unpack_limits=unpack_limits(args),
+    )
 
 
 def output_dir_of(args: argparse.Namespace) -> Path:
@@ -266,12 +314,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
+    probes = IsolationProbes(args)
     limits = http_limits(args)
     wanted = requirement_set(args)
     settings, patch_layers = settings_layers(args)
     output_dir = output_dir_of(args)
     with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:
-        return run_locked(args, wanted, settings, patch_layers, output_dir, limits, cluster)
+        return run_locked(args, wanted, settings, patch_layers, output_dir, limits, cluster, probes)
 
 
 def run_locked(
@@ -282,34 +331,24 @@ def run_locked(
     output_dir: Path,
     limits: HttpLimits,
     cluster: DaskCluster | None = None,
+    probes: IsolationProbes | None = None,
 ) -> int:
     """The run, once this process holds ``output_dir``."""
+    probes = probes or IsolationProbes(args)
     run_log = output_dir / "logs" / RUN_LOG
     handlers = setup_logging(run_log, args.verbose)
     reporter = StreamReporter(
         sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
-    )
-    options = Options(
-        output_dir=output_dir,
-        index_url=args.index_url,
-        jobs=jobs_for(args, cluster),
-        allow_prereleases=args.pre,
-        keep_work=args.keep_work,
-        variant=args.variant,
-        isolation=tuple(optional_isolation(args.no_network_isolation, args.quiet)),
-        keep_going=args.keep_going,
-        fallback_prebuilt=args.fallback_prebuilt,
-        sandbox=sandbox_from(args),
-        unpack_limits=unpack_limits(args),
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_handler = signal.signal(signal.SIGINT, exit_interrupted) if in_main_thread else None
     profile = Profile() if args.profile else None
     try:
+        # The client (its TLS set-up reads the CA bundle) is made while the probes run.
         with HttpClient(limits) as http, profile.active() if profile else nullcontext():
             bootstrapper = Bootstrapper(
-                options,
+                run_options(args, output_dir, cluster, probes),
                 http,
                 reporter,
                 settings=settings,
