@@ -57,7 +57,7 @@ from .pipeline import PackagePipeline
 from .plugins import Plugins
 from .profiling import timed, timed_call
 from .progress import NullReporter, Reporter
-from .publish import IndexWriter, SourceIndexWriter
+from .publish import IndexWriter, KnownWheel, SourceIndexWriter
 from .resolve import Resolution
 from .sandbox import Sandbox
 from .scheduler import Scheduler
@@ -376,8 +376,14 @@ class Bootstrapper:
         SourceIndexWriter(self.sources.sdists_dir).update(
             sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
         )
+        store = self.store
         self.publisher.publish(
-            (w.path, self.store.metadata(w.path)[0], self.store.record_path(w.path)) for w in wheels
+            ((w.path, store.metadata(w.path)[0], store.record_path(w.path)) for w in wheels),
+            {
+                w.path.name: KnownWheel(w.record.wheel_sha256, str(w.metadata.requires_python))
+                for w in wheels
+                if w.record.wheel == w.path.name
+            },
         )
 
     def _as_settings_will_make_it(self, metadata: CoreMetadata) -> CoreMetadata:

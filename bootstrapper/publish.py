@@ -7,10 +7,12 @@ then the root page.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import (
@@ -60,6 +62,15 @@ def _write_root_page(directory: Path, title: str, projects: Iterable[NormalizedN
     write_text_if_changed(directory / "index.html", _page(title, links))
 
 
+@dataclass(frozen=True)
+class KnownWheel:
+    """What a caller knows already of a wheel it publishes (from its build record and
+    its parsed METADATA), so that its page needs neither read back."""
+
+    sha256: str
+    requires_python: str
+
+
 class IndexWriter:
     """Writes ``DIR/wheels`` and ``DIR/simple``; safe to call from several threads."""
 
@@ -68,11 +79,18 @@ class IndexWriter:
         self.simple_dir = output_dir / "simple"
         self._lock = threading.Lock()
 
-    def publish(self, wheels: Iterable[tuple[Path, bytes, Path | None]]) -> list[Path]:
+    def publish(
+        self,
+        wheels: Iterable[tuple[Path, bytes, Path | None]],
+        known: Mapping[str, KnownWheel] | None = None,
+    ) -> list[Path]:
         """Add wheels (each with its core metadata and build record) to the index, then
-        rewrite the pages of the projects concerned and the root page."""
+        rewrite the pages of the projects concerned and the root page. ``known``: what
+        the caller knows of some of these wheels, by file name."""
         published = []
         projects: set[NormalizedName] = set()
+        #: The links of the wheels published here, from what is known of them.
+        links: dict[str, str] = {}
         with self._lock:
             for wheel, metadata, record in wheels:
                 name, _, _, _ = parse_wheel_filename(wheel.name)
@@ -81,13 +99,18 @@ class IndexWriter:
                 write_if_changed(dest.with_name(dest.name + METADATA_SUFFIX), metadata)
                 if record is not None:
                     _copy_small_file(record, dest.with_name(dest.name + RECORD_SUFFIX))
+                facts = (known or {}).get(wheel.name)
+                if facts is not None:
+                    links[wheel.name] = _link(
+                        wheel.name, facts.sha256, facts.requires_python, metadata
+                    )
                 projects.add(name)
                 published.append(dest)
             # One listing of the directory for every page written (not one per project:
             # publishing a tree of n projects would read n^2 directory entries).
             listed = self._published_wheels()
             for name in sorted(projects):
-                self._write_project_page(name, sorted(listed.get(name, [])))
+                self._write_project_page(name, sorted(listed.get(name, [])), links)
             _write_root_page(self.simple_dir, "Simple index", listed)
         return published
 
@@ -106,22 +129,34 @@ class IndexWriter:
             found.setdefault(name, []).append(self.wheels_dir / filename)
         return found
 
-    def _write_project_page(self, name: NormalizedName, wheels: list[Path]) -> None:
+    def _write_project_page(
+        self, name: NormalizedName, wheels: list[Path], known: Mapping[str, str]
+    ) -> None:
         links = []
         for wheel in wheels:
-            metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
-            metadata_bytes = metadata_file.read_bytes()
-            metadata = parse_metadata(metadata_bytes, metadata_file.name)
-            metadata_hash = f"sha256={sha256_file(metadata_file)}"
-            attrs = [f'href="../../wheels/{html.escape(wheel.name)}#sha256={_wheel_sha256(wheel)}"']
-            if str(metadata.requires_python):
-                attrs.append(f'data-requires-python="{html.escape(str(metadata.requires_python))}"')
-            attrs.append(f'data-core-metadata="{metadata_hash}"')
-            attrs.append(f'data-dist-info-metadata="{metadata_hash}"')
-            links.append(f"<a {' '.join(attrs)}>{html.escape(wheel.name)}</a><br>")
+            link = known.get(wheel.name)
+            if link is None:
+                metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
+                metadata_bytes = metadata_file.read_bytes()
+                metadata = parse_metadata(metadata_bytes, metadata_file.name)
+                link = _link(
+                    wheel.name, _wheel_sha256(wheel), str(metadata.requires_python), metadata_bytes
+                )
+            links.append(link)
         write_text_if_changed(
             self.simple_dir / name / "index.html", _page(f"Links for {name}", links)
         )
+
+
+def _link(filename: str, sha256: str, requires_python: str, metadata: bytes) -> str:
+    """A wheel's anchor on its project page (PEP 503, with PEP 592/658/714 attributes)."""
+    metadata_hash = f"sha256={hashlib.sha256(metadata).hexdigest()}"
+    attrs = [f'href="../../wheels/{html.escape(filename)}#sha256={sha256}"']
+    if requires_python:
+        attrs.append(f'data-requires-python="{html.escape(requires_python)}"')
+    attrs.append(f'data-core-metadata="{metadata_hash}"')
+    attrs.append(f'data-dist-info-metadata="{metadata_hash}"')
+    return f"<a {' '.join(attrs)}>{html.escape(filename)}</a><br>"
 
 
 def _copy_small_file(src: Path, dest: Path) -> None:

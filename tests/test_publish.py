@@ -8,7 +8,7 @@ from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 
-from bootstrapper.publish import IndexWriter, SourceIndexWriter
+from bootstrapper.publish import IndexWriter, KnownWheel, SourceIndexWriter
 from bootstrapper.wheelfile import read_wheel_metadata
 
 from .support import Project, wheel_of
@@ -150,3 +150,22 @@ def test_source_pages_are_rewritten_only_when_their_archives_change(tmp_path: Pa
     assert after["lib/index.html"] != before["lib/index.html"]
     digest = hashlib.sha256(changed.read_bytes()).hexdigest()
     assert f"#sha256={digest}" in (sdists / "lib" / "index.html").read_text()
+
+
+def test_what_the_caller_knows_of_a_wheel_makes_the_same_page(tmp_path: Path) -> None:
+    """The sha256 and Requires-Python a caller passes spare reading them back; the page
+    is the one made from the files."""
+    out, tmp = tmp_path / "out", tmp_path / "built"
+    tmp.mkdir()
+    (out / "wheels").mkdir(parents=True)
+    metadata = b"Metadata-Version: 2.1\nName: lib\nVersion: 1.0\nRequires-Python: <4,>=3.9\n\n"
+    wheel = tmp / "lib-1.0-py3-none-any.whl"
+    wheel.write_bytes(wheel_of(Project("lib", "1.0"), metadata=metadata))
+    IndexWriter(out).publish([(wheel, metadata, None)])
+    from_files = (out / "simple" / "lib" / "index.html").read_bytes()
+    assert b'data-requires-python="&lt;4,&gt;=3.9"' in from_files
+
+    (out / "simple" / "lib" / "index.html").unlink()
+    known = KnownWheel(hashlib.sha256(wheel.read_bytes()).hexdigest(), "<4,>=3.9")
+    IndexWriter(out).publish([(wheel, metadata, None)], {wheel.name: known})
+    assert (out / "simple" / "lib" / "index.html").read_bytes() == from_files
