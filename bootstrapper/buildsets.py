@@ -115,7 +115,8 @@ class BuildSets:
         self._speculation = ThreadPoolExecutor(
             max_workers=max(2, speculation_threads), thread_name_prefix="speculate"
         )
-        self._resolutions: dict[tuple[str, ...], tuple[Resolution, tuple[str, ...]]] = {}
+        #: Build-set resolutions by requirements, done or under way.
+        self._resolutions: dict[tuple[str, ...], _SharedResolution] = {}
         #: Metadata that a backend prepared before its build ended, by package.
         self._prepared: dict[NodeKey, asyncio.Future[CoreMetadata]] = {}
         #: What was speculated on already: (name, specifier).
@@ -230,34 +231,53 @@ class BuildSets:
         constraints: Mapping[NormalizedName, SpecifierSet] | None,
     ) -> Resolution:
         memo_key = tuple(sorted(str(r) for r in requirements))
-        if owner is not None and memo_key in self._resolutions:
-            # Same build requirements as another package: same set, but our own chains.
-            earlier, earlier_chain = self._resolutions[memo_key]
-            return dataclasses.replace(
-                earlier,
-                chains={
-                    name: (*chain, *path[len(earlier_chain) :])
-                    for name, path in earlier.chains.items()
-                },
-            )
-        self._reporter.resolving(" ".join(str(r) for r in requirements) or "(nothing)", chain)
-        resolution = await self._scheduler.in_thread(
-            functools.partial(
-                timed_call,
-                "resolution (with waits)",
-                resolve,
-                requirements,
-                self._finder,
-                _OwnedMetadata(self, owner),
-                constraints=constraints,
-                environment=self._environment,
-                allow_prereleases=self._allow_prereleases,
-                chain=chain,
-            )
+        shared = self._resolutions.get(memo_key) if owner is not None else None
+        if shared is not None:
+            found = await shared.result()
+            if found is not None:
+                # Same build requirements as another package: same set, our own chains.
+                earlier, earlier_chain = found
+                return dataclasses.replace(
+                    earlier,
+                    chains={
+                        name: (*chain, *path[len(earlier_chain) :])
+                        for name, path in earlier.chains.items()
+                    },
+                )
+        mine = None
+        if owner is not None and shared is None:
+            # Packages with the same build requirements (on a re-run, every package at
+            # once) wait for this one instead of resolving the same set each.
+            mine = self._resolutions[memo_key] = _SharedResolution()
+        loop = asyncio.get_running_loop()
+        building = (
+            None if mine is None else functools.partial(loop.call_soon_threadsafe, mine.builds)
         )
+        self._reporter.resolving(" ".join(str(r) for r in requirements) or "(nothing)", chain)
+        try:
+            resolution = await self._scheduler.in_thread(
+                functools.partial(
+                    timed_call,
+                    "resolution (with waits)",
+                    resolve,
+                    requirements,
+                    self._finder,
+                    _OwnedMetadata(self, owner, building),
+                    constraints=constraints,
+                    environment=self._environment,
+                    allow_prereleases=self._allow_prereleases,
+                    chain=chain,
+                )
+            )
+        except BaseException:
+            if mine is not None:
+                mine.failed()
+                if self._resolutions.get(memo_key) is mine:
+                    del self._resolutions[memo_key]
+            raise
         self._reporter.resolved([key_of(r) for r in resolution.pins.values()])
-        if owner is not None:
-            self._resolutions[memo_key] = (resolution, tuple(chain))
+        if mine is not None:
+            mine.done(resolution, tuple(chain))
         return resolution
 
     def _record_set(self, resolution: Resolution) -> None:
@@ -397,18 +417,56 @@ class BuildSets:
             return True  # the resolver meets the error itself when it asks
 
 
-class _OwnedMetadata:
-    """The run's metadata source, with resolution-time builds attributed to ``owner``."""
+class _SharedResolution:
+    """A build-set resolution that packages with the same build requirements share.
 
-    def __init__(self, sets: BuildSets, owner: NodeKey | None) -> None:
+    They wait for it only while it builds nothing: a resolution-time build could need
+    one of them, and each must then resolve the set itself, so that its own wait for
+    the build is recorded and a cycle through it is found, not waited on for ever.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[tuple[Resolution, tuple[str, ...]] | None] = loop.create_future()
+        self._builds: asyncio.Future[None] = loop.create_future()
+
+    async def result(self) -> tuple[Resolution, tuple[str, ...]] | None:
+        """The set and the chain it was resolved for; None if it failed or builds."""
+        if not self._done.done():
+            either: set[asyncio.Future[Any]] = {self._done, self._builds}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        return self._done.result() if self._done.done() else None
+
+    def builds(self) -> None:
+        if not self._builds.done():
+            self._builds.set_result(None)
+
+    def done(self, resolution: Resolution, chain: tuple[str, ...]) -> None:
+        self._done.set_result((resolution, chain))
+
+    def failed(self) -> None:
+        self._done.set_result(None)
+
+
+class _OwnedMetadata:
+    """The run's metadata source, with resolution-time builds attributed to ``owner``
+    (``building`` is told, from the resolver's thread, before one starts)."""
+
+    def __init__(
+        self, sets: BuildSets, owner: NodeKey | None, building: Callable[[], Any] | None = None
+    ) -> None:
         self._sets = sets
         self._owner = owner
+        self._building = building
 
     def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
         with timed("metadata (with builds)"):
-            return self._sets._oracle.metadata(
-                release, chain, lambda r, c: self._sets.build_for_metadata(r, c, self._owner)
-            )
+            return self._sets._oracle.metadata(release, chain, self._build)
+
+    def _build(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
+        if self._building is not None:
+            self._building()
+        return self._sets.build_for_metadata(release, chain, self._owner)
 
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
         self._sets.speculate(requirements, chain)

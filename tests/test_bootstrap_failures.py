@@ -205,6 +205,29 @@ def test_build_cycle_is_refused_with_the_cycle(
     assert_clean_failure(run, "build cycle:", "hen==1.0 -> egg==1.0 -> hen==1.0")
 
 
+def test_build_cycle_through_a_shared_build_set_is_refused(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """one and two need the same build set, whose resolution must build x (no static
+    metadata), which needs two built: two must not wait for one's resolution of the
+    set (it would wait for ever), but meet the cycle itself."""
+    index.add_all(
+        [
+            backend_package(dependencies=["fixture-helper"]),
+            helper_project(),
+            Project("app", dependencies=["one", "two"]),
+            Project("one", build_requires=["fixture-backend", "x"]),
+            Project("two", build_requires=["fixture-backend", "x"]),
+            Project("x", build_requires=["fixture-backend", "two"]),
+        ],
+        tmp_path,
+    )
+    run = bootstrap("app")
+    assert_clean_failure(run, "build cycle:")
+    cycle = run.stderr.split("build cycle: ", 1)[1].splitlines()[0]
+    assert "two==1.0" in cycle and "x==1.0" in cycle, cycle
+
+
 def test_install_cycles_are_fine(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
     index.add_all(
         [Project("torchy", dependencies=["tritony"]), Project("tritony", dependencies=["torchy"])],

@@ -208,6 +208,26 @@ def test_profile_is_written_with_its_sections(
     assert "hook build_wheel" in run.stderr
 
 
+def test_packages_with_the_same_build_requirements_share_one_resolution(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """On a re-run every package's pipeline starts at once: the set of their common
+    build requirements is resolved once, not once per package."""
+    names = [f"lib{i}" for i in range(6)]
+    index.add(Project("app", dependencies=names), tmp_path / "sdists")
+    for name in names:
+        index.add(Project(name), tmp_path / "sdists")
+    assert bootstrap("app").code == 0
+
+    run = bootstrap("--profile", "app")
+
+    assert run.code == 0, run.stderr
+    assert "7 reused" in run.stderr
+    sections = json.loads((run.output / "logs" / "profile.json").read_text())["sections"]
+    # The top-level set, and the (empty) build requirements of all seven packages.
+    assert sections["resolution (with waits)"]["calls"] == 2
+
+
 def test_no_profile_without_the_option(tmp_path: Path, index: FixtureIndex, bootstrap: Any) -> None:
     index.add(Project("lib"), tmp_path / "sdists")
 
