@@ -97,6 +97,25 @@ def test_usage_errors_exit_2(index: FixtureIndex, bootstrap: Any) -> None:
     assert bootstrap("app", "--no-such-option").code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "status"), [(["--version"], 0), (["bootstrap", "app", "--jobs", "0"], 2)]
+)
+def test_python_m_exits_with_the_status_of_main(
+    tmp_path: Path, args: list[str], status: int
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bootstrapper", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == status, run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_hash_mismatch_publishes_nothing_for_the_package(
     tmp_path: Path, index: FixtureIndex, bootstrap: Any
 ) -> None:
