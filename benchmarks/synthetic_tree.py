@@ -82,6 +82,12 @@ def run() -> None:
     args = parser.parse_args()
     checkouts = [c.resolve() for c in args.checkout or [ROOT]]
     for checkout in checkouts:
+        # Byte-compiled, as an installed bootstrapper is (pip compiles on install): where
+        # PYTHONDONTWRITEBYTECODE is set, a checkout would be compiled again at each start.
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(checkout / "bootstrapper")],
+            check=True,
+        )
         ran = subprocess.run(
             [sys.executable, "-c", "import bootstrapper; print(bootstrapper.__file__)"],
             env={**os.environ, "PYTHONPATH": str(checkout)},
