@@ -110,6 +110,8 @@ class Cluster:
         raise TimeoutError(f"the Dask scheduler did not listen on {port}")
 
     def stop(self) -> None:
+        """End the workers and the scheduler, and remove the cluster's directory (it
+        lies outside pytest's, which the workers must not see, so nothing else would)."""
         for name in list(self.workers):
             self.kill_worker(name)
         if self.scheduler is not None:
@@ -119,6 +121,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 self.scheduler.kill()
                 self.scheduler.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def logs(self) -> str:
         return "\n".join(
