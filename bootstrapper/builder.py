@@ -124,6 +124,11 @@ class _KeptHost:
         )
 
 
+def _own(release: Release) -> str:
+    """What names a package's own directories and log."""
+    return f"{release.name}-{release.version}"
+
+
 def _wheel_key(wheels: Sequence[Path]) -> tuple[str, ...]:
     return tuple(sorted(str(w) for w in wheels))
 
@@ -188,7 +193,7 @@ class PackageBuilder:
         self._hosts_lock = threading.Lock()
 
     def log_path(self, release: Release) -> Path:
-        return self.logs_dir / f"{release.name}-{release.version}.log"
+        return self.logs_dir / f"{_own(release)}.log"
 
     @contextmanager
     def log(self, release: Release, *, fresh: bool = False) -> Iterator[BinaryIO]:
@@ -217,7 +222,7 @@ class PackageBuilder:
         with timed("unpacking"):
             root = unpack(
                 sdist,
-                self._work / "src" / f"{release.name}-{release.version}",
+                self._own_dir("src", release),
                 self._unpack_limits,
             )
         applied: tuple[AppliedPatch, ...] = ()
@@ -365,7 +370,7 @@ class PackageBuilder:
                 shutil.rmtree(env.path, ignore_errors=True)
 
     def _own_env(self, release: Release, wheels: Sequence[Path], log: BinaryIO) -> BuildEnv:
-        path = self._work / "envs" / f"{release.name}-{release.version}"
+        path = self._own_dir("envs", release)
         wanted = tuple(wheels)
         if self._env_contents.get(path) == wanted:
             log.write(b"\n== reusing the build environment\n")
@@ -439,7 +444,7 @@ class PackageBuilder:
     ) -> Path:
         """Build the wheel in an env of exactly ``wheels`` and apply the plan's wheel
         edits; returns it (in a scratch dir). ``grant``: the cores leased for it."""
-        out = self._work / "out" / f"{release.name}-{release.version}"
+        out = self.out_dir(release)
         # Emptied, not replaced: a backend host kept from the package's earlier hooks
         # may see this very directory through a mount of its own.
         empty_dir(out)
@@ -532,7 +537,7 @@ class PackageBuilder:
 
     def take_prebuilt(self, release: Release, wheel: Path, plan: BuildPlan, log: BinaryIO) -> Path:
         """The upstream wheel, with the plan's wheel edits applied (in a scratch dir)."""
-        out = self._work / "out" / f"{release.name}-{release.version}"
+        out = self.out_dir(release)
         out.mkdir(parents=True, exist_ok=True)
         if plan.edit.is_empty:
             return wheel
@@ -542,11 +547,15 @@ class PackageBuilder:
 
     def out_dir(self, release: Release) -> Path:
         """Where the package's wheel is made (and a wheel built elsewhere is received)."""
-        return self._work / "out" / f"{release.name}-{release.version}"
+        return self._own_dir("out", release)
+
+    def _own_dir(self, part: str, release: Release) -> Path:
+        """The package's own directory in ``part`` (one of SCRATCH_PARTS) of the work dir."""
+        return self._work / part / _own(release)
 
     def scratch_dir(self, release: Release) -> Path:
         """The package's own HOME and TMPDIR live here during its build."""
-        return self._work / "scratch" / f"{release.name}-{release.version}"
+        return self._own_dir("scratch", release)
 
     def time_limit(self, settings: PackageSettings) -> TimeLimit:
         """The package's ``build-timeout`` where its settings have one, else the run's."""
@@ -558,8 +567,7 @@ class PackageBuilder:
         """What a backend may write under a read-only view: the unpacked source (most
         backends build in the tree), where the wheel goes, and its HOME and TMPDIR. The
         build environment is not among them: a build must not change it."""
-        own = f"{release.name}-{release.version}"
-        writable = [self._work / "src" / own, self._work / "out" / own, scratch]
+        writable = [self._own_dir("src", release), self.out_dir(release), scratch]
         for path in writable:
             path.mkdir(parents=True, exist_ok=True)
         return writable
@@ -597,7 +605,7 @@ class PackageBuilder:
         process that answered the package's previous hook when that ran in the same tree
         and environment, else a new one. Unless this is the ``last`` hook (or it fails),
         the host is kept for the next."""
-        own = f"{release.name}-{release.version}"
+        own = _own(release)
         extra = build_environment(
             plan,
             tree.epoch,
@@ -663,18 +671,16 @@ class PackageBuilder:
     def end_backend(self, release: Release) -> None:
         """End the backend host kept for ``release``, if any."""
         with self._hosts_lock:
-            kept = self._hosts.pop(f"{release.name}-{release.version}", None)
+            kept = self._hosts.pop(_own(release), None)
         if kept is not None:
             kept.backend.close()
 
     def cleanup(self, release: Release) -> None:
         """Remove the work directories of ``release`` (the built wheel is stored already)."""
         self.end_backend(release)
-        self._env_contents.pop(self._work / "envs" / f"{release.name}-{release.version}", None)
+        self._env_contents.pop(self._own_dir("envs", release), None)
         for part in SCRATCH_PARTS:
-            shutil.rmtree(
-                self._work / part / f"{release.name}-{release.version}", ignore_errors=True
-            )
+            shutil.rmtree(self._own_dir(part, release), ignore_errors=True)
 
 
 def make_plan(
