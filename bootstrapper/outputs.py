@@ -57,6 +57,27 @@ def constraints_text(pins: Iterable[tuple[str, Version]]) -> str:
     return "".join(f"{name}=={version}\n" for name, version in sorted(pins))
 
 
+def line_per_item(document: dict[str, Any] | list[Any]) -> str:
+    """JSON with each item of the document's lists on a line of its own: a diff between
+    two runs shows the nodes and edges that changed. (Written by the C encoder: with
+    ``indent``, the json module falls back to Python, about 20 times slower.)"""
+
+    def items(values: list[Any], indent: str) -> str:
+        if not values:
+            return "[]"
+        inner = ",\n".join(indent + "  " + json.dumps(v) for v in values)
+        return "[\n" + inner + "\n" + indent + "]"
+
+    if isinstance(document, list):
+        return items(document, "") + "\n"
+    fields = ",\n".join(
+        f"  {json.dumps(key)}: "
+        + (items(value, "  ") if isinstance(value, list) else json.dumps(value))
+        for key, value in document.items()
+    )
+    return "{\n" + fields + "\n}\n"
+
+
 def write_outputs(
     output_dir: Path,
     roots: Sequence[str],
@@ -67,11 +88,8 @@ def write_outputs(
 ) -> None:
     """Write the three files atomically (each reader sees an old or a new file); one
     that holds the same bytes already is left as it is."""
+    write_text_if_changed(output_dir / "graph.json", line_per_item(graph.to_json(roots)))
     write_text_if_changed(
-        output_dir / "graph.json", json.dumps(graph.to_json(roots), indent=2) + "\n"
-    )
-    write_text_if_changed(
-        output_dir / "build-order.json",
-        json.dumps(build_order_entries(order, records), indent=2) + "\n",
+        output_dir / "build-order.json", line_per_item(build_order_entries(order, records))
     )
     write_text_if_changed(output_dir / "constraints.txt", constraints_text(install_pins))

@@ -13,6 +13,7 @@ from packaging.version import Version
 
 from bootstrapper.errors import BuildCycleError
 from bootstrapper.graph import SCHEMA, DependencyGraph, EdgeKind, Node, NodeKey
+from bootstrapper.outputs import line_per_item
 
 Edge = tuple[str, str, EdgeKind]
 
@@ -441,3 +442,20 @@ def test_build_order_is_networkx_lexicographic_order_of_the_condensation(seed: i
     assert graph.build_order() == _networkx_order([key(s) for s in specs], edges)
     kept = [key(s) for s in specs if rng.random() < 0.7]
     assert graph.restricted(kept).build_order() == _networkx_order(kept, edges)
+
+
+def test_graph_json_has_each_node_and_edge_on_a_line_of_its_own() -> None:
+    """So that a diff between two runs' graph.json names what changed, line by line."""
+    graph = DependencyGraph()
+    app, lib = key("app==1.0"), key("lib==2.0")
+    graph.add_node(node("app==1.0"))
+    graph.add_node(node("lib==2.0"))
+    graph.add_root(app, Requirement("app"))
+    graph.add_edge(app, lib, EdgeKind.INSTALL, Requirement("lib>=2"))
+    document = graph.to_json(["app"])
+    text = line_per_item(document)
+    assert json.loads(text) == document
+    lines = [line.strip().rstrip(",") for line in text.splitlines()]
+    for item in [*document["nodes"], *document["edges"]]:
+        assert json.dumps(item) in lines
+    assert line_per_item([]) == "[]\n"
