@@ -11,9 +11,11 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -55,9 +57,40 @@ def find_patches(
 
 
 def _package_dirs(layer: Path, name: NormalizedName) -> list[Path]:
-    if not layer.is_dir():
-        return []
-    return [p for p in layer.iterdir() if p.is_dir() and canonicalize_name(p.name) == name]
+    return list(_LAYERS.projects(layer).get(name, ()))
+
+
+class _LayerListings:
+    """Each patch layer's package directories by project, listed again only when the
+    layer's own entries changed (its mtime or inode): a run asks once per package, and
+    listing every layer each time made that O(packages x layer size)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listings: dict[Path, tuple[tuple[int, int], dict[NormalizedName, list[Path]]]] = {}
+
+    def projects(self, layer: Path) -> Mapping[NormalizedName, list[Path]]:
+        try:
+            stat = layer.stat()
+        except OSError:
+            return {}
+        if not S_ISDIR(stat.st_mode):
+            return {}
+        state = (stat.st_mtime_ns, stat.st_ino)
+        with self._lock:
+            found = self._listings.get(layer)
+        if found is not None and found[0] == state:
+            return found[1]
+        listing: dict[NormalizedName, list[Path]] = {}
+        for path in sorted(layer.iterdir()):
+            if path.is_dir():
+                listing.setdefault(canonicalize_name(path.name), []).append(path)
+        with self._lock:
+            self._listings[layer] = (state, listing)
+        return listing
+
+
+_LAYERS = _LayerListings()
 
 
 def _version_dirs(directory: Path, version: Version) -> list[Path]:

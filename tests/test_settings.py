@@ -549,6 +549,24 @@ def test_find_patches_orders_every_version_version_and_variant_patches_by_name(
     assert patched_packages([layer, tmp_path / "missing"]) == {"my-pkg", "other"}
 
 
+def test_find_patches_sees_a_package_directory_added_since_it_last_looked(
+    tmp_path: Path,
+) -> None:
+    """Layers' listings are kept between calls, until the layer changes."""
+    layer = tmp_path / "patches"
+    first = patch_file(layer / "one" / "01-fix.patch")
+    assert [p.path for p in find_patches([layer], name("one"), Version("1"), None)] == [first]
+    assert find_patches([layer], name("two"), Version("1"), None) == []
+    added = patch_file(layer / "Two" / "01-fix.patch")
+    assert [p.path for p in find_patches([layer], name("two"), Version("1"), None)] == [added]
+    # A new version directory inside a known package directory is seen too.
+    version = patch_file(layer / "one" / "1" / "02-version.patch")
+    assert [p.path for p in find_patches([layer], name("one"), Version("1"), None)] == [
+        first,
+        version,
+    ]
+
+
 def test_find_patches_the_first_layer_wins_by_file_name(tmp_path: Path) -> None:
     user, recipes = tmp_path / "user", tmp_path / "recipes"
     mine = patch_file(user / "torch" / "01-fix.patch", "mine\n")
