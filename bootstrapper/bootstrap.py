@@ -43,7 +43,9 @@ from .failures import (
 )
 from .finder import IndexFinder
 from .fsutil import (
+    HASHES_FILE,
     atomic_write_text,
+    kept_hashes,
     sweep_temporary_files,
 )
 from .graph import DependencyGraph, Node, NodeKey
@@ -206,15 +208,16 @@ class Bootstrapper:
         constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
     ) -> Result:
         self._prepare_dirs()
-        try:
-            return asyncio.run(self._run(requirements, constraints or {}))
-        finally:
-            self.scheduler.close()
-            if self.cores is not None:
-                self.cores.close()
-            self.sets.close()
-            self.index.close()
-            self.builder.close(keep_work=self.options.keep_work)
+        with kept_hashes(self.work_dir / HASHES_FILE):
+            try:
+                return asyncio.run(self._run(requirements, constraints or {}))
+            finally:
+                self.scheduler.close()
+                if self.cores is not None:
+                    self.cores.close()
+                self.sets.close()
+                self.index.close()
+                self.builder.close(keep_work=self.options.keep_work)
 
     def _claim_variant(self) -> None:
         """One output directory holds one variant, so a CPU and a CUDA tree never mix."""

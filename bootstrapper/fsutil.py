@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import IO
 
@@ -24,21 +26,36 @@ def hash_file(path: Path, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
+#: size, inode, device, mtime and ctime (nanoseconds).
+_Key = tuple[int, int, int, int, int]
+
+#: Where a run keeps the digests it used, in its private directory (``DIR/.work``).
+HASHES_FILE = "hashes.json"
+
+
 class HashCache:
     """sha256 digests of files already hashed, keyed by what a change of the file would
-    change: its path, size, inode, device, mtime and ctime (ctime cannot be set back by
-    a writer, so a rewrite that restores the mtime is still seen)."""
+    change: its size, inode, device, mtime and ctime (ctime cannot be set back by
+    a writer, so a rewrite that restores the mtime is still seen).
+
+    A run can keep the digests it used in its private directory (:meth:`kept_in`), so
+    that the next run does not read every stored wheel and source again to learn what
+    it knew (a re-run of a tree with torch would hash gigabytes). An entry is only ever
+    used when every part of its key matches the file as it is now."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._digests: dict[tuple[str, int, int, int, int, int], str] = {}
+        self._digests: dict[_Key, str] = {}
         self._limit = limit
+        #: The entries looked up or made since the last :meth:`kept_in` began.
+        self._used: set[_Key] = set()
 
     @staticmethod
-    def _key(path: Path) -> tuple[str, int, int, int, int, int]:
+    def _key(path: Path) -> _Key:
+        # The file, not the path: a hard link (publishing links each wheel into
+        # DIR/wheels) is the same bytes, and adding one changes the ctime of both.
         stat = os.stat(path)
         return (
-            os.path.abspath(path),
             stat.st_size,
             stat.st_ino,
             stat.st_dev,
@@ -50,8 +67,9 @@ class HashCache:
         key = self._key(path)
         with self._lock:
             found = self._digests.get(key)
-        if found is not None:
-            return found
+            if found is not None:
+                self._used.add(key)
+                return found
         digest = hash_file(path, "sha256")
         # Only if the file did not change while it was read.
         if self._key(path) == key:
@@ -59,12 +77,81 @@ class HashCache:
                 if len(self._digests) >= self._limit:
                     self._digests.clear()
                 self._digests[key] = digest
+                self._used.add(key)
         return digest
+
+    def known(self, path: Path) -> tuple[_Key, str] | None:
+        """The key and digest of ``path`` as it is now, if hashed already."""
+        try:
+            key = self._key(path)
+        except OSError:
+            return None
+        with self._lock:
+            digest = self._digests.get(key)
+        return None if digest is None else (key, digest)
+
+    def linked(self, path: Path, before: tuple[_Key, str]) -> None:
+        """``path`` was hashed as ``before`` and has just been given another link: that
+        changed its ctime only, so the digest stands for its new key."""
+        key, digest = before
+        try:
+            now = self._key(path)
+        except OSError:
+            return
+        if now[:4] == key[:4]:
+            with self._lock:
+                self._digests[now] = digest
+                self._used.add(now)
+
+    @contextmanager
+    def kept_in(self, path: Path) -> Iterator[None]:
+        """Take the digests kept in ``path`` (a file of the run's private directory), and
+        keep there at the end the ones used meanwhile (so it holds one run's files, not
+        every file ever seen); a missing or unreadable file is an empty one."""
+        loaded = self._load(path)
+        with self._lock:
+            self._digests.update(loaded)
+            self._used = set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                kept = {key: self._digests[key] for key in self._used if key in self._digests}
+            if kept != loaded:
+                entries = [[*key, digest] for key, digest in sorted(kept.items())]
+                with suppress(OSError):
+                    atomic_write_text(path, json.dumps({"schema": 1, "sha256": entries}) + "\n")
+
+    @staticmethod
+    def _load(path: Path) -> dict[_Key, str]:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            loaded: dict[_Key, str] = {}
+            for *parts, digest in data["sha256"]:
+                if len(parts) != 5 or not _is_sha256(digest):
+                    raise ValueError(parts)
+                size, ino, dev, mtime, ctime = (int(part) for part in parts)
+                loaded[(size, ino, dev, mtime, ctime)] = digest
+            return loaded
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+
+def _is_sha256(value: object) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
 
 
 #: The process's hash cache: every sha256 of a file goes through it (files here are
 #: hashed by several steps: downloads, builds, the store, publishing).
 HASHES = HashCache()
+
+
+def kept_hashes(path: Path) -> AbstractContextManager[None]:
+    """The process's hash cache, taking and keeping digests in ``path`` (see
+    :meth:`HashCache.kept_in`)."""
+    return HASHES.kept_in(path)
 
 
 def sha256_file(path: Path) -> str:
@@ -126,6 +213,7 @@ def write_text_if_changed(path: Path, text: str) -> bool:
 
 def atomic_copy(src: Path, dest: Path) -> None:
     """Copy (hard-link when possible) ``src`` to ``dest`` atomically."""
+    known = HASHES.known(src)
     with replacing(dest) as tmp:
         tmp.unlink()
         try:
@@ -133,17 +221,26 @@ def atomic_copy(src: Path, dest: Path) -> None:
         except OSError:
             shutil.copyfile(src, tmp)
             os.chmod(tmp, 0o644)
+            return
+    if known is not None:
+        HASHES.linked(src, known)
 
 
 def sweep_temporary_files(directory: Path, *, recursive: bool = False) -> None:
     """Remove what a killed process left of its atomic writes (``.NAME.XXXX.tmp``) and
-    downloads (``.NAME.XXXX.part``) in ``directory``."""
-    if not directory.is_dir():
+    downloads (``.NAME.XXXX.part``) in ``directory`` (one walk: DIR/simple holds a
+    directory per project)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
         return
-    for pattern in (".*.tmp", ".*.part"):
-        for path in directory.rglob(pattern) if recursive else directory.glob(pattern):
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if recursive:
+                sweep_temporary_files(Path(entry.path), recursive=True)
+        elif fnmatchcase(entry.name, ".*.tmp") or fnmatchcase(entry.name, ".*.part"):
             with suppress(FileNotFoundError):
-                path.unlink()
+                os.unlink(entry.path)
 
 
 def copy_unless_identical(src: Path, dest: Path, sha256: str | None = None) -> None:

@@ -27,7 +27,7 @@ from .builder import SCRATCH_PARTS, BuildPlan
 from .candidates import Release
 from .cores import CoreBudget, Demand, demand_from_json
 from .errors import BootstrapError, UsageError
-from .fsutil import sha256_file
+from .fsutil import HASHES_FILE, kept_hashes, sha256_file
 from .graph import NodeKey
 from .index import DistFile
 from .patches import Patch
@@ -224,7 +224,8 @@ class SequenceBuilder:
             shutil.rmtree(self.output_dir / ".work" / scratch, ignore_errors=True)
         self.publisher.wheels_dir.mkdir(parents=True, exist_ok=True)
         try:
-            return asyncio.run(self._run())
+            with kept_hashes(self.output_dir / ".work" / HASHES_FILE):
+                return asyncio.run(self._run())
         except KeyboardInterrupt:
             # Backends run in their own process groups, out of reach of a terminal's
             # Ctrl-C: end them, or the wait below would last until they finish.

@@ -8,6 +8,7 @@ from pathlib import Path
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .errors import BootstrapError
 from .fsutil import atomic_copy, sha256_file
 from .metadata import CoreMetadata, parse_metadata
 from .profiling import timed
@@ -112,6 +113,14 @@ class WheelStore:
         # proves it. Either way the next run builds it again.
         record.write(dest.with_name(dest.name + RECORD_SUFFIX))
         atomic_copy(wheel, dest)
+        # Hashed where it is kept (while its bytes are still in the page cache), so the
+        # digest kept for the next run is this file's: a re-run does not read it again.
+        if sha256_file(dest) != record.wheel_sha256:
+            raise BootstrapError(
+                f"{dest} does not hold the bytes of the wheel just built (sha256 differs "
+                "from its build record); is something else writing there?",
+                package=record.name,
+            )
         key = (canonicalize_name(record.name), Version(record.version))
         with self._lock:
             self._verified.pop(dest, None)

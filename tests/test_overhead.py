@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -163,6 +164,130 @@ def test_hash_cache_does_not_hash_an_unchanged_file_twice(
     path.write_bytes(b"other data")
     cache.sha256(path)
     assert calls == [path, path]
+
+
+def counting_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files whose bytes are read to hash them, from now on."""
+    from bootstrapper import fsutil
+
+    calls: list[Path] = []
+    real = fsutil.hash_file
+
+    def counting(path: Path, algorithm: str = "sha256") -> str:
+        calls.append(path)
+        return real(path, algorithm)
+
+    monkeypatch.setattr(fsutil, "hash_file", counting)
+    return calls
+
+
+def test_hashes_kept_for_the_next_run_are_used_only_while_the_file_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = tmp_path / ".work" / "hashes.json"
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_bytes(b"one")
+    two.write_bytes(b"two")
+    first = HashCache()
+    with first.kept_in(kept):
+        digests = {path: first.sha256(path) for path in (one, two)}
+    assert kept.is_file()
+
+    calls = counting_hashes(monkeypatch)
+    later = HashCache()  # the next run's process
+    with later.kept_in(kept):
+        assert later.sha256(one) == digests[one]
+        assert calls == []
+        # Other bytes of the same size, the mtime put back: read again.
+        stat = two.stat()
+        two.write_bytes(b"TWO")
+        os.utime(two, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert later.sha256(two) != digests[two]
+        assert calls == [two]
+    # Only what that run used is kept: "one" as it was, "two" as it is now.
+    entries = json.loads(kept.read_text())["sha256"]
+    assert sorted(entry[1] for entry in entries) == sorted(p.stat().st_ino for p in (one, two))
+    assert sorted(entry[-1] for entry in entries) == sorted(
+        hashlib.sha256(p.read_bytes()).hexdigest() for p in (one, two)
+    )
+
+
+def test_a_hard_link_made_by_atomic_copy_keeps_what_was_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing links each wheel into DIR/wheels; that changes the file's ctime, not
+    its bytes, and both names are known without reading them again."""
+    from bootstrapper import fsutil
+
+    monkeypatch.setattr(fsutil, "HASHES", HashCache())
+    src, dest = tmp_path / "built.whl", tmp_path / "wheels" / "built.whl"
+    src.write_bytes(b"wheel bytes")
+    digest = fsutil.sha256_file(src)
+    calls = counting_hashes(monkeypatch)
+    fsutil.atomic_copy(src, dest)
+    assert src.stat().st_ino == dest.stat().st_ino
+    assert fsutil.sha256_file(dest) == fsutil.sha256_file(src) == digest
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        '{"schema": 1}',
+        '{"schema": 1, "sha256": [[1, 2, 3, 4, 5, "not-a-digest"]]}',
+        '{"schema": 1, "sha256": [[1, 2]]}',
+    ],
+)
+def test_an_unreadable_hash_file_is_an_empty_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    kept = tmp_path / "hashes.json"
+    kept.write_text(content)
+    path = tmp_path / "file"
+    path.write_bytes(b"data")
+    calls = counting_hashes(monkeypatch)
+    cache = HashCache()
+    with cache.kept_in(kept):
+        assert cache.sha256(path) == hashlib.sha256(b"data").hexdigest()
+    assert calls == [path]
+    assert json.loads(kept.read_text())["sha256"][0][-1] == hashlib.sha256(b"data").hexdigest()
+
+
+def test_a_rerun_reads_no_stored_wheel_or_source_again(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the last run hashed is known to the next one (another process: another
+    cache), as long as the files are unchanged; a changed wheel is still found out.
+
+    (The first re-run may hash a wheel again: removing the build's own link to it, after
+    it was kept, changed its ctime.)"""
+    from bootstrapper import fsutil
+
+    from .conftest import standard_tree
+
+    index.add_all(standard_tree(), tmp_path / "sdists")
+    assert bootstrap("app").code == 0
+    assert (tmp_path / "out" / ".work" / "hashes.json").is_file()
+    for _ in range(2):
+        monkeypatch.setattr(fsutil, "HASHES", HashCache())
+        calls = counting_hashes(monkeypatch)
+        again = bootstrap("app")
+        assert again.code == 0, again.stderr
+        assert "7 reused" in again.stderr
+    assert calls == []
+
+    wheel = tmp_path / "out" / ".work" / "built" / "libone-1.4-py3-none-any.whl"
+    data = bytearray(wheel.read_bytes())
+    data[-30] ^= 0xFF  # same size, other bytes
+    stat = wheel.stat()
+    wheel.write_bytes(bytes(data))
+    os.utime(wheel, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    monkeypatch.setattr(fsutil, "HASHES", HashCache())
+    third = bootstrap("app")
+    assert third.code == 0, third.stderr
+    assert "1 built, 6 reused" in third.stderr
+    assert wheel in calls
 
 
 def test_write_if_changed_leaves_the_same_bytes_alone(tmp_path: Path) -> None:
