@@ -33,6 +33,19 @@ class EdgeKind(enum.StrEnum):
 class NodeKey:
     name: NormalizedName
     version: Version
+    #: Hashed once: keys are looked up in sets and maps thousands of times per package,
+    #: and a Version hashes its whole comparison key each time.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.name, self.version)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[type[NodeKey], tuple[NormalizedName, Version]]:
+        # Hashed again where it is unpickled: a str's hash differs between processes.
+        return (NodeKey, (self.name, self.version))
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}"

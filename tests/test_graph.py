@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Sequence
 
 import pytest
@@ -459,3 +460,29 @@ def test_graph_json_has_each_node_and_edge_on_a_line_of_its_own() -> None:
     for item in [*document["nodes"], *document["edges"]]:
         assert json.dumps(item) in lines
     assert line_per_item([]) == "[]\n"
+
+
+def test_a_node_key_unpickled_in_another_process_is_found_there() -> None:
+    """Keys travel to Dask workers; their hash is computed once, and again on arrival
+    (a str hashes differently in each process)."""
+    import pickle
+    import subprocess
+    import sys
+
+    data = pickle.dumps(key("some-project==1.2.3"))
+    script = (
+        "import pickle, sys\n"
+        "from bootstrapper.graph import NodeKey\n"
+        "from packaging.version import Version\n"
+        "k = pickle.loads(sys.stdin.buffer.read())\n"
+        "print({NodeKey('some-project', Version('1.2.3')): 'found'}[k])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=data,
+        capture_output=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "found"
