@@ -27,6 +27,7 @@ from packaging.tags import sys_tags
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from .allowlist import AllowedProjects
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .builder import SCRATCH_PARTS, make_plan
 from .buildsets import BuildSets, key_of
@@ -92,6 +93,8 @@ class Options:
     sandbox: Sandbox = field(default_factory=Sandbox)
     #: How much one source archive may unpack to.
     unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS
+    #: The review gate (--allowed-projects): None lets every project in.
+    allowed: AllowedProjects | None = None
 
 
 @dataclass
@@ -167,6 +170,7 @@ class Bootstrapper:
             allow_prereleases=options.allow_prereleases,
             keep_going=options.keep_going,
             speculation_threads=options.jobs,
+            allowed=options.allowed,
         )
         self.pipeline = PackagePipeline(
             builder=self.builder,
@@ -188,6 +192,7 @@ class Bootstrapper:
             fallback_prebuilt=options.fallback_prebuilt,
             run=unit_runner(config, cluster, self.reporter),
             prepare_metadata=cluster is None,
+            allowed=options.allowed,
         )
         self.sets.builds_with(self._ensure)
 

@@ -25,6 +25,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 
+from .allowlist import AllowedProjects
 from .candidates import Release, allowed
 from .errors import BootstrapError, MetadataMismatchError
 from .failures import FailureLog
@@ -101,8 +102,10 @@ class BuildSets:
         allow_prereleases: bool,
         keep_going: bool,
         speculation_threads: int,
+        allowed: AllowedProjects | None = None,
     ) -> None:
         self._finder = finder
+        self._allowed = allowed
         self._oracle = oracle
         self._scheduler = scheduler
         self._graph = graph
@@ -148,6 +151,7 @@ class BuildSets:
         mismatches: list[str] = []
         for _ in range(MAX_RESOLVE_ROUNDS):
             resolution = await self.resolve(requirements, owner, chain, constraints)
+            self._review(resolution)
             keys = [key_of(r) for r in resolution.pins.values()]
             if owner is not None:
                 self._scheduler.wait_for(owner, keys, chain)
@@ -280,6 +284,15 @@ class BuildSets:
             mine.done(resolution, tuple(chain))
         return resolution
 
+    def _review(self, resolution: Resolution) -> None:
+        """Stop before building a set with projects the review gate does not list, naming
+        every one of them (with keep_going, each fails alone when its turn comes)."""
+        if self._allowed is None or self._keep_going:
+            return
+        refused = [name for name in resolution.pins if not self._allowed.allows(name)]
+        if refused:
+            raise self._allowed.refuse_all(refused, resolution.chains)
+
     def _record_set(self, resolution: Resolution) -> None:
         for name, release in resolution.pins.items():
             self.used.add(key_of(release))
@@ -391,6 +404,8 @@ class BuildSets:
         its dependencies in turn, even while the resolver still waits elsewhere."""
         assert self._ensure is not None
         ensure = self._ensure
+        if self._allowed is not None and not self._allowed.allows(release.name):
+            return  # never built on a guess; if the resolver needs it, it is refused
 
         def follow(metadata: CoreMetadata) -> None:
             self.speculate(metadata.requires_dist, chain)

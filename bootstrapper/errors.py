@@ -129,6 +129,10 @@ class UnsafeArchiveSizeError(UnsafeArchiveError):
     """An archive unpacks to more than the configured bounds (a decompression bomb)."""
 
 
+class ProjectNotAllowedError(BootstrapError):
+    """A project the review gate (``--allowed-projects``) does not list."""
+
+
 class InternalError(BootstrapError):
     """A bug: an exception no layer expected, reported without a traceback (which goes to
     a file the message names)."""

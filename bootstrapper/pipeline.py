@@ -18,6 +18,7 @@ from typing import BinaryIO, Concatenate, ParamSpec, TypeVar
 
 from packaging.requirements import Requirement
 
+from .allowlist import AllowedProjects
 from .builder import BuildPlan, PackageBuilder, SourceTree
 from .buildsets import BuildSet, BuildSets, key_of
 from .buildsystem import BuildSystem, beyond_declared
@@ -89,8 +90,12 @@ class PackagePipeline:
         fallback_prebuilt: bool,
         run: UnitRunner = run_unit,
         prepare_metadata: bool = True,
+        allowed: AllowedProjects | None = None,
     ) -> None:
         self._builder = builder
+        #: The review gate: a project it does not list is never built (nor its source
+        #: archived).
+        self._allowed = allowed
         #: Ask the backend for the wheel's metadata before building it, when no cheap
         #: source had it (not for builds elsewhere: the build env would be made here too).
         self._prepare_metadata = prepare_metadata
@@ -116,6 +121,12 @@ class PackagePipeline:
         """The package's wheel; a failure is logged (and with ``fallback_prebuilt`` the
         index's wheel may stand in)."""
         key = key_of(release)
+        if self._allowed is not None and not self._allowed.allows(release.name):
+            # Not a build failure: no pre-built fallback stands in for it either.
+            refused = self._allowed.refuse(release.name, chain)
+            self._failures.package_failed(key, chain, refused)
+            self._reporter.failed(key, refused)
+            raise refused
         log_path = self._builder.log_path(release)
         try:
             package = Package(release, self._plan_for(release), chain)

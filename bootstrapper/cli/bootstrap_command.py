@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ..allowlist import AllowedProjects, read_allowed_projects
 from ..bootstrap import Bootstrapper, Options
 from ..credentials import redact_text
 from ..errors import BootstrapError, UsageError
@@ -139,6 +140,14 @@ def register(commands: Any) -> None:
         action="store_true",
         help="with --keep-going: for a package that cannot be built, publish the index's "
         "wheel of the same version (hash-checked), still listed as a failure",
+    )
+    boot.add_argument(
+        "--allowed-projects",
+        type=absolute_path,
+        metavar="FILE",
+        help="the review gate: build only the projects FILE lists (one name per line, "
+        "# starts a comment); a run that needs another stops before building it, naming "
+        "each such project and what pulled it in (with --keep-going, each fails alone)",
     )
     add_settings_options(boot)
     add_sandbox_options(boot)
@@ -299,7 +308,14 @@ def run_options(
         fallback_prebuilt=args.fallback_prebuilt,
         sandbox=sandbox_from(args),
         unpack_limits=unpack_limits(args),
+        allowed=allowed_projects(args),
     )
+
+
+def allowed_projects(args: argparse.Namespace) -> AllowedProjects | None:
+    """``--allowed-projects``, read (a UsageError names every bad line)."""
+    path: Path | None = args.allowed_projects
+    return None if path is None else read_allowed_projects(path)
 
 
 def output_dir_of(args: argparse.Namespace) -> Path:
@@ -314,6 +330,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
+    allowed_projects(args)  # a bad list is a usage error before anything starts
     probes = IsolationProbes(args)
     limits = http_limits(args)
     wanted = requirement_set(args)
