@@ -55,7 +55,7 @@ from .index import PYPI_SIMPLE, IndexClient
 from .installcheck import check_installable
 from .metadata import CoreMetadata
 from .metasource import MetadataOracle
-from .outputs import write_outputs
+from .outputs import write_constraints, write_outputs
 from .pipeline import PackagePipeline
 from .plugins import Plugins
 from .profiling import timed, timed_call
@@ -95,6 +95,8 @@ class Options:
     unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS
     #: The review gate (--allowed-projects): None lets every project in.
     allowed: AllowedProjects | None = None
+    #: Resolve each top-level requirement on its own (its own closure), publish all.
+    each: bool = False
 
 
 @dataclass
@@ -105,6 +107,9 @@ class Result:
     build_order: list[NodeKey] = field(default_factory=list)
     #: With keep_going: what failed and what was published (None otherwise).
     report: RunReport | None = None
+    #: Each top-level requirement with the closure it was resolved in (all the same
+    #: one, unless each requirement was resolved on its own).
+    closures: list[tuple[Requirement, Resolution]] = field(default_factory=list)
 
 
 class Bootstrapper:
@@ -265,7 +270,17 @@ class Bootstrapper:
         self.scheduler.start()
         roots = list(requirements)
         try:
-            if self.options.keep_going:
+            if self.options.each:
+                # Builds are shared: a package in several closures is one task of the run.
+                settled = await asyncio.gather(
+                    *(
+                        self.sets.settle([r], owner=None, chain=(), constraints=constraints)
+                        for r in requirements
+                    )
+                )
+                install = settled[0]
+                closures = [(r, s.resolution) for r, s in zip(requirements, settled, strict=True)]
+            elif self.options.keep_going:
                 install, roots = await self.sets.settle_roots(
                     requirements, constraints, self.failures
                 )
@@ -296,10 +311,12 @@ class Bootstrapper:
                 await self.scheduler.in_thread(
                     functools.partial(write_report, self.options.output_dir, report)
                 )
-        for requirement in roots:
+        if not self.options.each:
+            closures = [(r, install.resolution) for r in roots]
+        for requirement, closure in closures:
             name = canonicalize_name(requirement.name)
-            if name in install.resolution.pins:
-                self.graph.add_root(key_of(install.resolution.pins[name]), requirement)
+            if name in closure.pins:
+                self.graph.add_root(key_of(closure.pins[name]), requirement)
         for key in sorted(published):
             wheel = self.scheduler.result(key)
             self.graph.add_node(
@@ -325,6 +342,7 @@ class Bootstrapper:
             built={k: self.scheduler.result(k) for k in published},
             build_order=graph.build_order(),
             report=report,
+            closures=closures,
         )
         if not roots:
             return result  # nothing whole to publish: the previous outputs stay as they were
@@ -341,23 +359,41 @@ class Bootstrapper:
                 result.graph,
                 result.build_order,
                 {key: wheel.record for key, wheel in result.built.items()},
-                (
-                    (name, result.built[key_of(release)].metadata.version)
-                    for name, release in result.install.pins.items()
-                    if key_of(release) in result.built
-                ),
             )
-        await self.scheduler.in_thread(
-            functools.partial(
-                timed_call,
-                "install check",
-                check_installable,
-                self.publisher.simple_dir,
-                roots,
-                self.options.output_dir / "constraints.txt",
-                stamp=self.work_dir / "install-check",
+            files = write_constraints(
+                self.options.output_dir,
+                [
+                    (
+                        str(requirement),
+                        [
+                            (name, result.built[key_of(release)].metadata.version)
+                            for name, release in closure.pins.items()
+                            if key_of(release) in result.built
+                        ],
+                    )
+                    for requirement, closure in closures
+                ],
+                each=self.options.each,
             )
+        checks = (
+            [([r], f, f"install-check-{f.stem}") for (r, _), f in zip(closures, files, strict=True)]
+            if self.options.each
+            else [(roots, files[0], "install-check")]
+            if files
+            else []
         )
+        for wanted, constraints_file, stamp in checks:
+            await self.scheduler.in_thread(
+                functools.partial(
+                    timed_call,
+                    "install check",
+                    check_installable,
+                    self.publisher.simple_dir,
+                    wanted,
+                    constraints_file,
+                    stamp=self.work_dir / stamp,
+                )
+            )
         if report is None or report.ok:
             await self.scheduler.in_thread(
                 functools.partial(remove_report, self.options.output_dir)

@@ -1,8 +1,12 @@
-"""The run's summary files: graph.json, build-order.json and constraints.txt."""
+"""The run's summary files: graph.json, build-order.json, and constraints.txt (or, when
+each top-level requirement was resolved on its own, one constraints file per requirement
+in DIR/constraints/)."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -84,12 +88,66 @@ def write_outputs(
     graph: DependencyGraph,
     order: Sequence[NodeKey],
     records: Mapping[NodeKey, BuildRecord],
-    install_pins: Iterable[tuple[str, Version]],
 ) -> None:
-    """Write the three files atomically (each reader sees an old or a new file); one
-    that holds the same bytes already is left as it is."""
+    """Write graph.json and build-order.json atomically (each reader sees an old or a new
+    file); one that holds the same bytes already is left as it is."""
     write_text_if_changed(output_dir / "graph.json", line_per_item(graph.to_json(roots)))
     write_text_if_changed(
         output_dir / "build-order.json", line_per_item(build_order_entries(order, records))
     )
-    write_text_if_changed(output_dir / "constraints.txt", constraints_text(install_pins))
+
+
+#: With ``--each``: one constraints file per top-level requirement, and their index.
+CONSTRAINTS_DIR = "constraints"
+CONSTRAINTS_INDEX = "index.json"
+
+
+def write_constraints(
+    output_dir: Path,
+    closures: Sequence[tuple[str, Iterable[tuple[str, Version]]]],
+    *,
+    each: bool,
+) -> list[Path]:
+    """The constraints of the run: ``constraints.txt`` for the one closure, or with
+    ``each`` a file per requirement in ``DIR/constraints/`` (named by
+    :func:`constraints_file_names`, listed in its ``index.json``). The other form, left
+    by an earlier run, is removed: it no longer describes the index. Returns the file of
+    each requirement, in order."""
+    single = output_dir / "constraints.txt"
+    directory = output_dir / CONSTRAINTS_DIR
+    if not each:
+        text = constraints_text(closures[0][1]) if closures else ""
+        write_text_if_changed(single, text)
+        shutil.rmtree(directory, ignore_errors=True)
+        return [single] * len(closures)
+    names = constraints_file_names([requirement for requirement, _ in closures])
+    files = [directory / name for name in names]
+    for (_, pins), path in zip(closures, files, strict=True):
+        write_text_if_changed(path, constraints_text(pins))
+    index = [
+        {"requirement": requirement, "constraints": name}
+        for (requirement, _), name in zip(closures, names, strict=True)
+    ]
+    write_text_if_changed(directory / CONSTRAINTS_INDEX, line_per_item(index))
+    wanted = {*names, CONSTRAINTS_INDEX}
+    for stale in directory.iterdir():
+        if stale.name not in wanted and stale.is_file():
+            stale.unlink()
+    single.unlink(missing_ok=True)
+    return files
+
+
+def constraints_file_names(requirements: Sequence[str]) -> list[str]:
+    """A file name for each requirement: lower case, each run of characters other than
+    letters, digits and dots made one ``-`` (``torch==2.1.1`` -> ``torch-2.1.1.txt``,
+    ``torch==2.2.*`` -> ``torch-2.2.txt``); a name taken already by an earlier
+    requirement gets ``-2``, ``-3``..."""
+    names: list[str] = []
+    for requirement in requirements:
+        stem = re.sub(r"[^a-z0-9.]+", "-", requirement.lower()).strip("-.") or "requirement"
+        name, n = f"{stem}.txt", 1
+        while name in names:
+            n += 1
+            name = f"{stem}-{n}.txt"
+        names.append(name)
+    return names

@@ -142,6 +142,13 @@ def register(commands: Any) -> None:
         "wheel of the same version (hash-checked), still listed as a failure",
     )
     boot.add_argument(
+        "--each",
+        action="store_true",
+        help="resolve each top-level requirement on its own (its own closure, e.g. "
+        "'torch==2.1.1' 'torch==2.2.*'), build and publish them all into the one index; "
+        "DIR/constraints/ holds one constraints file per requirement",
+    )
+    boot.add_argument(
         "--allowed-projects",
         type=absolute_path,
         metavar="FILE",
@@ -309,6 +316,7 @@ def run_options(
         sandbox=sandbox_from(args),
         unpack_limits=unpack_limits(args),
         allowed=allowed_projects(args),
+        each=args.each,
     )
 
 
@@ -330,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
+    if args.each and args.keep_going:
+        raise UsageError("--each cannot be combined with --keep-going yet")
     allowed_projects(args)  # a bad list is a usage error before anything starts
     probes = IsolationProbes(args)
     limits = http_limits(args)
