@@ -27,11 +27,11 @@ GRAPH_FILE = "graph.json"
 ANSWER_SCHEMA = 1
 #: Chains ``why`` lists unless told otherwise.
 DEFAULT_MAX_CHAINS = 20
-#: Partial chains ``why`` looks at before it settles for those found, and steps it takes
+#: Partial chains ``why`` queues before it settles for those found, and steps it takes
 #: counting the chains through install cycles: bounds that keep a query of a graph of
-#: thousands of nodes to a second or so whatever its shape.
+#: thousands of nodes to a second or so (and its memory small) whatever its shape.
 SEARCH_BUDGET = 200_000
-COUNT_BUDGET = 1_000_000
+COUNT_BUDGET = 200_000
 
 
 class GraphFileError(BootstrapError):
@@ -215,10 +215,9 @@ def why(
             queue.append((bound, (graph.label(target),), next(order), (target,), False))
     heapq.heapify(queue)
     found: list[tuple[NodeKey, ...]] = []
-    looked = 0
-    while queue and len(found) < max_chains and looked < search_budget:
+    queued = len(queue)
+    while queue and len(found) < max_chains and queued < search_budget:
         _, labels, _, path, built = heapq.heappop(queue)
-        looked += 1
         head = path[0]
         if head in graph.roots and (built or not need_build):
             found.append(path)
@@ -228,6 +227,7 @@ def why(
             now_built = built or builds[(parent, head)]
             bound = to_root(parent, now_built)
             if bound is not None:
+                queued += 1
                 heapq.heappush(
                     queue,
                     (

@@ -253,7 +253,7 @@ def _why_text(graph: LoadedGraph, answer: Why) -> str:
     name = answer.targets[0].name
     versions = ", ".join(graph.version_label(k) for k in answer.targets)
     what = f"{name} ({versions})"
-    if not answer.chains:
+    if answer.total == 0:
         flag = {Selection.INSTALL: "--install-only", Selection.BUILD: "--build-only"}
         return f"no {_WHAT[answer.kinds]} leads from the top-level requirements to {what}" + (
             f"; try without {flag[answer.kinds]}" if answer.kinds in flag else ""
@@ -277,9 +277,14 @@ def _why_text(graph: LoadedGraph, answer: Why) -> str:
     if left_out is None or left_out > 0:
         lines.append("")
         many = "more (too many to count)" if left_out is None else f"{left_out} more"
+        shown = (
+            f"showing the {len(answer.chains)} shortest"
+            if answer.chains
+            else "none found within the search's bound"
+        )
         lines.append(
-            f"showing the {len(answer.chains)} shortest; {many} left out: raise --max-chains, "
-            f"or narrow the question (a VERSION, --install-only, --build-only)"
+            f"{shown}; {many} left out: raise --max-chains, or narrow the question "
+            "(a VERSION, --install-only, --build-only)"
         )
     return "\n".join(lines)
 
