@@ -606,3 +606,26 @@ def test_a_missing_or_malformed_graph_is_named_without_a_traceback(
     )
     assert "Traceback" not in result.err
     assert run("graph").code == 2
+
+
+def test_the_readme_reference_names_the_options_the_parser_takes() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    reference = readme.split("## Command line\n", 1)[1].split("\n```\n", 2)[1]
+    lines = [line for line in reference.splitlines() if line.startswith("bootstrapper graph ")]
+    assert [line.split()[2] for line in lines] == [
+        "why",
+        "duplicates",
+        "subset",
+        "rounds",
+        "to-dot",
+    ]
+    for line in lines:
+        command = line.split()[2]
+        out = io.StringIO()
+        with redirect_stdout(out), pytest.raises(SystemExit) as exited:
+            main(["graph", command, "--help"])
+        assert exited.value.code == 0
+        for option in re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", line):
+            assert re.search(rf"(?<![\w-]){option}\b", out.getvalue()), (command, option)
+        for option in ("--output-dir", "--json"):
+            assert option in out.getvalue()
