@@ -157,7 +157,7 @@ class Step:
 @dataclass(frozen=True)
 class Why:
     targets: tuple[NodeKey, ...]
-    kinds: Selection
+    selection: Selection
     #: The chains shown: the shortest first.
     chains: tuple[tuple[Step, ...], ...]
     #: How many chains there are in all; None when too many to count.
@@ -175,7 +175,7 @@ _Steps = dict[NodeKey, dict[NodeKey, tuple[Edge, ...]]]
 def why(
     graph: LoadedGraph,
     targets: Collection[NodeKey],
-    kinds: Selection = Selection.ALL,
+    selection: Selection = Selection.ALL,
     max_chains: int = DEFAULT_MAX_CHAINS,
     *,
     search_budget: int = SEARCH_BUDGET,
@@ -184,7 +184,7 @@ def why(
     """The chains from a top-level requirement to any of ``targets``: simple paths (no
     node twice, so install cycles end), the shortest first, at most ``max_chains``,
     with how many there are in all."""
-    incoming = _incoming_steps(graph, kinds)
+    incoming = _incoming_steps(graph, selection)
     builds = {
         (parent, child): any(e.kind.is_build for e in edges)
         for child, parents in incoming.items()
@@ -194,7 +194,7 @@ def why(
     for child, parents in incoming.items():
         for parent in parents:
             outgoing.setdefault(parent, []).append(child)
-    need_build = kinds is Selection.BUILD
+    need_build = selection is Selection.BUILD
     distance = _distances_from_roots(graph.roots, outgoing, builds)
 
     def to_root(key: NodeKey, built: bool) -> int | None:
@@ -251,15 +251,15 @@ def why(
         )
         for path in found
     )
-    return Why(tuple(sorted(targets)), kinds, chains, total)
+    return Why(tuple(sorted(targets)), selection, chains, total)
 
 
-def _incoming_steps(graph: LoadedGraph, kinds: Selection) -> _Steps:
+def _incoming_steps(graph: LoadedGraph, selection: Selection) -> _Steps:
     steps: dict[NodeKey, dict[NodeKey, list[Edge]]] = {}
     for edge in graph.edges:
         if edge.parent is None or edge.parent == edge.child:
             continue
-        if kinds is Selection.INSTALL and edge.kind is not EdgeKind.INSTALL:
+        if selection is Selection.INSTALL and edge.kind is not EdgeKind.INSTALL:
             continue
         steps.setdefault(edge.child, {}).setdefault(edge.parent, []).append(edge)
     return {

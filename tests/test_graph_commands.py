@@ -629,3 +629,47 @@ def test_the_readme_reference_names_the_options_the_parser_takes() -> None:
             assert re.search(rf"(?<![\w-]){option}\b", out.getvalue()), (command, option)
         for option in ("--output-dir", "--json"):
             assert option in out.getvalue()
+
+
+def test_why_says_so_when_the_chains_are_too_many_to_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A graph.json written here: twelve packages that all need each other at install
+    # time, each needing the bottom one.
+    cycle = [f"c{i}==1.0" for i in range(12)]
+    nodes = [
+        {"name": label.split("==")[0], "version": "1.0", "wheel": "w", "sdist": "s"}
+        for label in ["app==1.0", "bottom==1.0", *cycle]
+    ]
+    edges = [{"from": None, "to": "app==1.0", "kind": "toplevel", "requirement": "app"}]
+    edges.append({"from": "app==1.0", "to": "c0==1.0", "kind": "install", "requirement": "c0"})
+    for a in cycle:
+        edges.append({"from": a, "to": "bottom==1.0", "kind": "install", "requirement": "bottom"})
+        edges.extend(
+            {"from": a, "to": b, "kind": "install", "requirement": b.split("==")[0]}
+            for b in cycle
+            if b != a
+        )
+    (tmp_path / "tangle").mkdir()
+    (tmp_path / "tangle" / "graph.json").write_text(
+        json.dumps({"schema": 1, "roots": ["app"], "nodes": nodes, "edges": edges})
+    )
+    monkeypatch.chdir(tmp_path)
+    result = run("graph", "why", "bottom", "--output-dir", "tangle")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == (
+        "Many chains (more than can be counted) lead from the top-level requirements to "
+        "bottom (1.0):"
+    )
+    assert lines[-1] == (
+        "showing the 20 shortest; more (too many to count) left out: raise --max-chains, or "
+        "narrow the question (a VERSION, --install-only, --build-only)"
+    )
+    document = run("graph", "why", "bottom", "--output-dir", "tangle", "--json").json()
+    assert (document["total"], document["shown"], document["left_out"]) == (None, 20, None)
+    assert [step["node"] for step in document["chains"][0]] == [
+        "app==1.0",
+        "c0==1.0",
+        "bottom==1.0",
+    ]

@@ -255,15 +255,15 @@ def _why_text(graph: LoadedGraph, answer: Why) -> str:
     what = f"{name} ({versions})"
     if answer.total == 0:
         flag = {Selection.INSTALL: "--install-only", Selection.BUILD: "--build-only"}
-        return f"no {_WHAT[answer.kinds]} leads from the top-level requirements to {what}" + (
-            f"; try without {flag[answer.kinds]}" if answer.kinds in flag else ""
+        return f"no {_WHAT[answer.selection]} leads from the top-level requirements to {what}" + (
+            f"; try without {flag[answer.selection]}" if answer.selection in flag else ""
         )
     if answer.total is None:
-        count = f"Many {_WHAT_PLURAL[answer.kinds]} (more than can be counted) lead"
+        count = f"Many {_WHAT_PLURAL[answer.selection]} (more than can be counted) lead"
     elif answer.total == 1:
-        count = f"1 {_WHAT[answer.kinds]} leads"
+        count = f"1 {_WHAT[answer.selection]} leads"
     else:
-        count = f"{answer.total} {_WHAT_PLURAL[answer.kinds]} lead"
+        count = f"{answer.total} {_WHAT_PLURAL[answer.selection]} lead"
     lines = [f"{count} from the top-level requirements to {what}:"]
     for number, chain in enumerate(answer.chains, 1):
         lines.append("")
