@@ -8,9 +8,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from packaging.requirements import Requirement
-from packaging.utils import NormalizedName
-from packaging.version import Version
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from .errors import BuildCycleError
 
@@ -117,9 +117,22 @@ class DependencyGraph:
             between.append((kind, text))
             self._added.append((parent, child, kind, text))
 
-    def restricted(self, keys: Collection[NodeKey]) -> DependencyGraph:
-        """The graph of ``keys`` alone: their nodes, the edges between them, the roots
-        that name one of them."""
+    def nodes(self) -> list[Node]:
+        """Every node, in the order added."""
+        return [node for node in self._nodes.values() if node is not None]
+
+    def roots(self) -> list[tuple[NodeKey, Requirement]]:
+        """The top-level requirements, each with the node it resolved to, in the order added."""
+        return list(self._roots)
+
+    def restricted(
+        self,
+        keys: Collection[NodeKey],
+        roots: Sequence[tuple[NodeKey, Requirement]] | None = None,
+    ) -> DependencyGraph:
+        """The graph of ``keys`` alone: their nodes, the edges between them, and the roots
+        that name one of them (or ``roots``, when given: a part of a graph can stand
+        for other top-level requirements than the whole)."""
         kept = DependencyGraph()
         kept._nodes = {k: n for k, n in self._nodes.items() if k in keys}
         for parent in kept._nodes:  # edges by parent, as a copy of a networkx graph has them
@@ -127,7 +140,9 @@ class DependencyGraph:
                 if child in kept._nodes:
                     kept._edges.setdefault(parent, {})[child] = list(between)
                     kept._added.extend((parent, child, kind, text) for kind, text in between)
-        kept._roots = [(key, req) for key, req in self._roots if key in keys]
+        kept._roots = [
+            (key, req) for key, req in (self._roots if roots is None else roots) if key in keys
+        ]
         return kept
 
     def edges(self) -> list[tuple[NodeKey, NodeKey, EdgeKind, str]]:
@@ -139,7 +154,7 @@ class DependencyGraph:
         Install cycles are allowed: their members come together, by name. A cycle through
         a build edge cannot be built and is reported.
         """
-        components = _strongly_connected(self._nodes, self._edges)
+        components = strongly_connected(self._nodes, self._edges)
         for members in components:
             if any(
                 kind.is_build
@@ -197,8 +212,112 @@ class DependencyGraph:
         )
         return {"schema": SCHEMA, "roots": list(roots), "nodes": nodes, "edges": edges}
 
+    @classmethod
+    def from_json(cls, document: Any) -> tuple[DependencyGraph, list[str]]:
+        """The graph and the top-level requirements of a ``graph.json`` document (what
+        :meth:`to_json` writes): its nodes keep every field, so that ``to_json`` gives the
+        same document back. Raises ValueError saying what is wrong with one it did not
+        write."""
+        if not isinstance(document, dict):
+            raise ValueError(f"a JSON {type(document).__name__} where an object is expected")
+        if document.get("schema") != SCHEMA:
+            raise ValueError(f"schema {document.get('schema')!r}, where {SCHEMA} is expected")
+        roots = _json_list(document, "roots", str)
+        graph = cls()
+        labels: dict[str, NodeKey] = {}
+        for i, item in enumerate(_json_list(document, "nodes", dict)):
+            node = _node_from_json(item, f"nodes[{i}]")
+            if node.key in graph._nodes:
+                raise ValueError(f"nodes[{i}]: {node.label} is there twice")
+            graph._nodes[node.key] = node
+            labels[node.label] = node.key
+        #: By name and published version, for labels not spelled as written here.
+        by_version: dict[tuple[NormalizedName, Version], NodeKey] = {}
 
-def _strongly_connected(
+        def endpoint(label: Any, where: str) -> NodeKey:
+            if not isinstance(label, str):
+                raise ValueError(f"{where}: a {type(label).__name__} where a node is expected")
+            key = labels.get(label)
+            if key is not None:
+                return key
+            # Written by hand: Foo_Bar==1.0.0 for the node foo-bar==1.0.
+            if not by_version:
+                by_version.update(
+                    ((n.key.name, Version(n.version or str(n.key.version))), n.key)
+                    for n in graph.nodes()
+                )
+            name, _, version = label.partition("==")
+            try:
+                found = by_version.get((canonicalize_name(name), Version(version)))
+            except InvalidVersion:
+                found = None
+            if found is None:
+                raise ValueError(f"{where}: {label!r} is not one of the nodes")
+            return found
+
+        for i, item in enumerate(_json_list(document, "edges", dict)):
+            where = f"edges[{i}]"
+            try:
+                kind = EdgeKind(item["kind"])
+                requirement = item["requirement"]
+                parent_label, child_label = item["from"], item["to"]
+            except KeyError as e:
+                raise ValueError(f"{where}: no {e.args[0]!r}") from None
+            except ValueError:
+                raise ValueError(f"{where}: unknown kind {item['kind']!r}") from None
+            if not isinstance(requirement, str):
+                raise ValueError(f"{where}: the requirement is not a string")
+            child = endpoint(child_label, f"{where}.to")
+            if kind is EdgeKind.TOPLEVEL:
+                if parent_label is not None:
+                    raise ValueError(f"{where}: a toplevel edge comes from null")
+                try:
+                    graph.add_root(child, Requirement(requirement))
+                except InvalidRequirement as e:
+                    raise ValueError(f"{where}: {e}") from None
+                continue
+            parent = endpoint(parent_label, f"{where}.from")
+            # The requirement is kept as text: parsing thousands costs a query more than
+            # it answers, and the text is what is shown.
+            between = graph._edges.setdefault(parent, {}).setdefault(child, [])
+            if (kind, requirement) not in between:
+                between.append((kind, requirement))
+                graph._added.append((parent, child, kind, requirement))
+        return graph, roots
+
+
+def _json_list(document: dict[str, Any], field: str, item_type: type) -> list[Any]:
+    value = document.get(field)
+    if not isinstance(value, list):
+        raise ValueError(f"no list {field!r}")
+    for i, item in enumerate(value):
+        if not isinstance(item, item_type):
+            raise ValueError(
+                f"{field}[{i}]: a {type(item).__name__} where a {item_type.__name__} is expected"
+            )
+    return value
+
+
+def _node_from_json(item: dict[str, Any], where: str) -> Node:
+    fields = {}
+    for field_name in ("name", "version", "wheel", "sdist"):
+        value = item.get(field_name)
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: no string {field_name!r}")
+        fields[field_name] = value
+    extra = {k: v for k, v in item.items() if k not in fields}
+    try:
+        # The key is the version resolved from the index; ``version`` is the published
+        # wheel's, which a rebuild scheme may have changed (1.4 -> 1.4.post2).
+        source = extra.get("source_version", fields["version"])
+        key = NodeKey(canonicalize_name(fields["name"]), Version(str(source)))
+        Version(fields["version"])
+    except InvalidVersion as e:
+        raise ValueError(f"{where}: {e}") from None
+    return Node(key, fields["wheel"], fields["sdist"], extra, fields["version"])
+
+
+def strongly_connected(
     nodes: Iterable[NodeKey], edges: Mapping[NodeKey, Mapping[NodeKey, Any]]
 ) -> list[set[NodeKey]]:
     """The strongly connected components (Tarjan's algorithm, without recursion: a
