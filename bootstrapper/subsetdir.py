@@ -26,7 +26,7 @@ from .errors import UsageError
 from .fsutil import atomic_write_text
 from .graph import NodeKey
 from .graphquery import GraphFileError, Subset, install_closure
-from .outputs import constraints_text
+from .outputs import constraints_text, line_per_item
 from .publish import METADATA_SUFFIX, IndexWriter, SourceIndexWriter
 from .records import RECORD_SUFFIX
 from .sources import archived_source
@@ -116,10 +116,8 @@ def _fill(
         [canonicalize_name(e["name"]) for e in entries if not e["sdist"].endswith(".whl")],
         sources,
     )
-    atomic_write_text(
-        dest / "graph.json", json.dumps(part.graph.to_json(part.roots), indent=2) + "\n"
-    )
-    atomic_write_text(dest / "build-order.json", json.dumps(entries, indent=2) + "\n")
+    atomic_write_text(dest / "graph.json", line_per_item(part.graph.to_json(part.roots)))
+    atomic_write_text(dest / "build-order.json", line_per_item(entries))
     atomic_write_text(dest / "constraints.txt", constraints_text(_pins(source, part)))
     return len(entries), len(sources), patches
 
