@@ -618,6 +618,7 @@ def test_the_readme_reference_names_the_options_the_parser_takes() -> None:
         "subset",
         "rounds",
         "to-dot",
+        "metadata-diff",
     ]
     for line in lines:
         command = line.split()[2]

@@ -30,6 +30,7 @@ from ..graphquery import (
     why,
 )
 from ..subsetdir import write_subset
+from . import metadiff_command
 from .common import EXIT_OK, Parser, absolute_path
 
 
@@ -151,6 +152,7 @@ def register(commands: Any) -> None:
     )
     _add_common(dot)
     dot.set_defaults(handler=run_to_dot)
+    metadiff_command.register(sub)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,231 @@
+"""Where the metadata of a wheel we built differs from the upstream wheel's of the same
+version, and which of the differences our own settings made.
+
+Distributions patch metadata, and upstream wheels and sdists disagree: torch's wheels on
+PyPI require the nvidia-* packages a CPU build from its sdist does not. A team that
+replaces upstream wheels with its own wants to see such differences, and to tell those it
+asked for (a package's ``requires:`` setting) from those it did not.
+
+The comparison (:func:`compare`) is pure; :func:`upstream_metadata` reads the upstream
+wheel's METADATA from the index (PEP 658, else a few range requests; never the whole
+wheel).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from .errors import BootstrapError
+from .index import DistFile, IndexClient
+from .metadata import CoreMetadata, parse_metadata, requirement_key
+from .remotezip import RangeSource, read_remote_wheel_metadata
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One requirement (or extra) present on one side only."""
+
+    text: str
+    #: Made by the package's settings (``requires: {add: ..., remove: ...}``).
+    by_settings: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "by_settings": self.by_settings}
+
+
+@dataclass(frozen=True)
+class MetadataDiff:
+    name: NormalizedName
+    version: Version
+    #: The upstream wheel compared with, or None (see ``note``).
+    upstream_wheel: str | None
+    added: tuple[Change, ...] = ()
+    missing: tuple[Change, ...] = ()
+    #: (ours, upstream) when they differ.
+    requires_python: tuple[str, str] | None = None
+    extras_added: tuple[str, ...] = ()
+    extras_missing: tuple[str, ...] = ()
+    #: Why nothing was compared (no upstream wheel of this version, none readable).
+    note: str | None = None
+
+    @property
+    def differs(self) -> bool:
+        return bool(
+            self.added
+            or self.missing
+            or self.requires_python
+            or self.extras_added
+            or self.extras_missing
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": str(self.version),
+            "upstream_wheel": self.upstream_wheel,
+            "differs": self.differs,
+            "requirements_added": [c.to_json() for c in self.added],
+            "requirements_missing": [c.to_json() for c in self.missing],
+            "requires_python": (
+                None
+                if self.requires_python is None
+                else {"ours": self.requires_python[0], "upstream": self.requires_python[1]}
+            ),
+            "extras_added": list(self.extras_added),
+            "extras_missing": list(self.extras_missing),
+            "note": self.note,
+        }
+
+
+def settings_requires(plan: Mapping[str, Any]) -> tuple[list[Requirement], set[NormalizedName]]:
+    """The ``requires`` edits a build record's plan holds: (added, removed names)."""
+    edits = plan.get("settings", {}).get("requires", {}) if isinstance(plan, Mapping) else {}
+    added = []
+    for text in edits.get("add", []) if isinstance(edits, Mapping) else []:
+        try:
+            added.append(Requirement(str(text)))
+        except InvalidRequirement:
+            continue
+    removed = {NormalizedName(str(n)) for n in (edits.get("remove", []) or [])}
+    return added, removed
+
+
+def compare(
+    ours: CoreMetadata,
+    upstream: CoreMetadata,
+    upstream_wheel: str,
+    *,
+    version: Version | None = None,
+    settings_added: Sequence[Requirement] = (),
+    settings_removed: Iterable[NormalizedName] = (),
+) -> MetadataDiff:
+    """The differences between our wheel's metadata and the upstream wheel's, each
+    requirement marked when the package's settings account for it; ``version`` is the
+    source version (our wheel's may carry a rebuild number)."""
+    ours_keys = {requirement_key(r): r for r in ours.requires_dist}
+    theirs_keys = {requirement_key(r): r for r in upstream.requires_dist}
+    added_by_settings = {requirement_key(r) for r in settings_added}
+    removed = set(settings_removed)
+    added = tuple(
+        Change(str(r), by_settings=key in added_by_settings)
+        for key, r in sorted(ours_keys.items())
+        if key not in theirs_keys
+    )
+    missing = tuple(
+        Change(str(r), by_settings=_name(r) in removed)
+        for key, r in sorted(theirs_keys.items())
+        if key not in ours_keys
+    )
+    python = (
+        (str(ours.requires_python), str(upstream.requires_python))
+        if str(ours.requires_python) != str(upstream.requires_python)
+        else None
+    )
+    return MetadataDiff(
+        name=ours.name,
+        version=version or ours.version,
+        upstream_wheel=upstream_wheel,
+        added=added,
+        missing=missing,
+        requires_python=python,
+        extras_added=tuple(sorted(ours.provides_extra - upstream.provides_extra)),
+        extras_missing=tuple(sorted(upstream.provides_extra - ours.provides_extra)),
+    )
+
+
+def _name(requirement: Requirement) -> NormalizedName:
+    return canonicalize_name(requirement.name)
+
+
+def upstream_wheels(files: Iterable[DistFile], version: Version) -> list[DistFile]:
+    """The index's wheels of ``version`` (not yanked)."""
+    found = []
+    for file in files:
+        if not file.filename.endswith(".whl") or file.yanked:
+            continue
+        try:
+            _, wheel_version, _, _ = parse_wheel_filename(file.filename)
+        except InvalidWheelFilename:
+            continue
+        if wheel_version == version:
+            found.append(file)
+    return found
+
+
+def best_wheel(wheels: Sequence[DistFile], tags: Sequence[Tag]) -> DistFile | None:
+    """The wheel that best stands for what we built: the most preferred for this
+    interpreter, else any; one whose index serves its metadata (PEP 658) before one of
+    the same rank that must be read by ranges."""
+    rank = {tag: i for i, tag in enumerate(tags)}
+    best: tuple[tuple[int, int], DistFile] | None = None
+    for file in wheels:
+        _, _, _, file_tags = parse_wheel_filename(file.filename)
+        score = (
+            min((rank.get(t, len(rank)) for t in file_tags), default=len(rank)),
+            0 if file.metadata_hashes is not None else 1,
+        )
+        if best is None or score < best[0]:
+            best = (score, file)
+    return best[1] if best else None
+
+
+def upstream_metadata(index: IndexClient, ranges: RangeSource, wheel: DistFile) -> CoreMetadata:
+    """The METADATA of the upstream ``wheel``: PEP 658 where the index serves it, else by
+    range requests; a BootstrapError says why neither worked."""
+    if wheel.metadata_hashes is not None:
+        data = index.fetch_metadata(wheel)
+        return parse_metadata(data, wheel.filename + ".metadata")
+    member = read_remote_wheel_metadata(ranges, wheel.url, wheel.filename)
+    return parse_metadata(member.data, f"{wheel.filename}/METADATA")
+
+
+def not_compared(name: NormalizedName, version: Version, note: str) -> MetadataDiff:
+    return MetadataDiff(name=name, version=version, upstream_wheel=None, note=note)
+
+
+def diff_package(
+    ours: CoreMetadata,
+    version: Version,
+    plan: Mapping[str, Any],
+    index: IndexClient,
+    ranges: RangeSource,
+    tags: Sequence[Tag],
+) -> MetadataDiff:
+    """Compare one wheel of ours with the upstream wheel of its source ``version``."""
+    try:
+        page = index.project_page(ours.name)
+    except BootstrapError as e:
+        return not_compared(ours.name, version, f"cannot read its index page: {e.message}")
+    wheel = best_wheel(upstream_wheels(page.files, version), tags)
+    if wheel is None:
+        return not_compared(ours.name, version, "the index has no wheel of this version")
+    try:
+        theirs = upstream_metadata(index, ranges, wheel)
+    except BootstrapError as e:
+        return not_compared(
+            ours.name, version, f"cannot read the METADATA of {wheel.filename}: {e.message}"
+        )
+    added, removed = settings_requires(plan)
+    return compare(
+        ours,
+        theirs,
+        wheel.filename,
+        version=version,
+        settings_added=added,
+        settings_removed=removed,
+    )
