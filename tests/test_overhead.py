@@ -167,8 +167,9 @@ def test_hash_cache_does_not_hash_an_unchanged_file_twice(
 
 
 def counting_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The files whose bytes are read to hash them, from now on."""
-    from bootstrapper import fsutil
+    """The files whose bytes are read to hash them, from now on (by the cache, or by a
+    module that hashes directly)."""
+    from bootstrapper import fsutil, sources
 
     calls: list[Path] = []
     real = fsutil.hash_file
@@ -178,6 +179,7 @@ def counting_hashes(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         return real(path, algorithm)
 
     monkeypatch.setattr(fsutil, "hash_file", counting)
+    monkeypatch.setattr(sources, "hash_file", counting)
     return calls
 
 
