@@ -30,7 +30,7 @@ from packaging.version import Version
 from .allowlist import AllowedProjects
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .builder import SCRATCH_PARTS, make_plan
-from .buildsets import BuildSets, key_of
+from .buildsets import BuildSet, BuildSets, key_of
 from .candidates import Release
 from .cores import CoreBudget
 from .errors import BootstrapError
@@ -38,6 +38,7 @@ from .failures import (
     FailureLog,
     RunReport,
     make_report,
+    merge_publications,
     plan_publication,
     remove_report,
     write_report,
@@ -73,6 +74,9 @@ if TYPE_CHECKING:
     from .remote import DaskCluster
 
 logger = logging.getLogger(__name__)
+
+#: The closure of no requirement.
+EMPTY = Resolution({}, {}, {}, {})
 
 
 @dataclass(frozen=True)
@@ -273,13 +277,15 @@ class Bootstrapper:
             if self.options.each:
                 # Builds are shared: a package in several closures is one task of the run.
                 settled = await asyncio.gather(
-                    *(
-                        self.sets.settle([r], owner=None, chain=(), constraints=constraints)
-                        for r in requirements
-                    )
+                    *(self._settle_alone(r, constraints) for r in requirements)
                 )
-                install = settled[0]
-                closures = [(r, s.resolution) for r, s in zip(requirements, settled, strict=True)]
+                closures = [
+                    (r, s.resolution)
+                    for r, s in zip(requirements, settled, strict=True)
+                    if s is not None
+                ]
+                roots = [r for r, _ in closures]
+                install = next((s for s in settled if s is not None), BuildSet(EMPTY, ()))
             elif self.options.keep_going:
                 install, roots = await self.sets.settle_roots(
                     requirements, constraints, self.failures
@@ -294,12 +300,25 @@ class Bootstrapper:
         published: Set[NodeKey] = self.sets.used
         report = None
         if self.options.keep_going:
-            publication = plan_publication(
-                roots,
-                install.resolution,
-                self.environment,
-                self.scheduler.succeeded(),
-                self.sets.needs,
+            publication = (
+                merge_publications(
+                    plan_publication(
+                        [root],
+                        closure,
+                        self.environment,
+                        self.scheduler.succeeded(),
+                        self.sets.needs,
+                    )
+                    for root, closure in closures
+                )
+                if self.options.each
+                else plan_publication(
+                    roots,
+                    install.resolution,
+                    self.environment,
+                    self.scheduler.succeeded(),
+                    self.sets.needs,
+                )
             )
             published, roots = publication.keys, list(publication.published)
             report = make_report(self.failures, requirements, publication, len(published))
@@ -311,7 +330,9 @@ class Bootstrapper:
                 await self.scheduler.in_thread(
                     functools.partial(write_report, self.options.output_dir, report)
                 )
-        if not self.options.each:
+        if self.options.each:
+            closures = [(r, closure) for r, closure in closures if r in roots]
+        else:
             closures = [(r, install.resolution) for r in roots]
         for requirement, closure in closures:
             name = canonicalize_name(requirement.name)
@@ -399,6 +420,21 @@ class Bootstrapper:
                 functools.partial(remove_report, self.options.output_dir)
             )
         return result
+
+    async def _settle_alone(
+        self, requirement: Requirement, constraints: Mapping[NormalizedName, SpecifierSet]
+    ) -> BuildSet | None:
+        """``requirement`` resolved and built on its own (``--each``); with keep_going, a
+        requirement that does not resolve is a failure of its own (None), not the run's."""
+        try:
+            return await self.sets.settle(
+                [requirement], owner=None, chain=(), constraints=constraints
+            )
+        except BootstrapError as e:
+            if not self.options.keep_going:
+                raise
+            self.failures.root_failed(requirement, e)
+            return None
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         with timed("publishing"):

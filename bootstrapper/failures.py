@@ -225,6 +225,20 @@ def plan_publication(
     return Publication(tuple(published), tuple(withheld), frozenset(keys), frozenset(wanted))
 
 
+def merge_publications(parts: Iterable[Publication]) -> Publication:
+    """The publication of requirements planned one closure at a time (``--each``)."""
+    published: list[Requirement] = []
+    withheld: list[tuple[Requirement, tuple[NodeKey, ...]]] = []
+    keys: set[NodeKey] = set()
+    wanted: set[NodeKey] = set()
+    for part in parts:
+        published.extend(part.published)
+        withheld.extend(part.withheld)
+        keys |= part.keys
+        wanted |= part.wanted
+    return Publication(tuple(published), tuple(withheld), frozenset(keys), frozenset(wanted))
+
+
 def _with_build_needs(
     start: Iterable[NodeKey], needs: Mapping[NodeKey, Collection[NodeKey]]
 ) -> set[NodeKey]:

@@ -127,7 +127,37 @@ def test_two_versions_of_one_project(
         assert installed(venv) == {"lib": version}
 
 
-def test_each_with_keep_going_is_refused(index: FixtureIndex, bootstrap: object) -> None:
-    run = bootstrap("--each", "--keep-going", "a", "b")  # type: ignore[operator]
-    assert run.code == 2
-    assert "--each cannot be combined with --keep-going yet" in run.stderr
+def test_with_keep_going_each_closure_fails_or_is_published_alone(
+    tmp_path: Path, index: FixtureIndex, bootstrap: object
+) -> None:
+    index.add_all(tree(), tmp_path / "sdists")
+    index.add_all(
+        [
+            Project("bad-app", dependencies=["broken"], pkg_info_version="2.2"),
+            Project("broken", pkg_info_version="2.2", tool={"fail": "no compiler"}),
+        ],
+        tmp_path / "sdists",
+    )
+    run = bootstrap(  # type: ignore[operator]
+        "--each", "--keep-going", "old-app", "bad-app", "new-app", "not-on-index"
+    )
+    assert run.code == 1, run.stderr
+    report = json.loads((run.output / "failures.json").read_text())
+    entries = {e["name"]: e for e in report["failures"]}
+    assert entries["broken"]["status"] == "failed"
+    assert entries["broken"]["chain"] == ["bad-app", "broken"]
+    assert "not-on-index" in entries
+    assert report["published"] == ["old-app", "new-app"]
+    constraints = run.output / "constraints"
+    assert sorted(p.name for p in constraints.iterdir()) == [
+        "index.json",
+        "new-app.txt",
+        "old-app.txt",
+    ]
+    published = {p.name for p in (run.output / "simple").iterdir() if p.is_dir()}
+    assert published == {"old-app", "new-app", "lib", "helper", "tool"}
+    for app, lib in (("old-app", "1.0"), ("new-app", "2.0")):
+        venv = tmp_path / f"venv-{app}"
+        result = pip_install(run.output, venv, app, options=["-c", str(constraints / f"{app}.txt")])
+        assert result.returncode == 0, result.stderr
+        assert installed(venv)["lib"] == lib

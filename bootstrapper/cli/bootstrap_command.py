@@ -338,8 +338,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
-    if args.each and args.keep_going:
-        raise UsageError("--each cannot be combined with --keep-going yet")
     allowed_projects(args)  # a bad list is a usage error before anything starts
     probes = IsolationProbes(args)
     limits = http_limits(args)
