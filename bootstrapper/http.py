@@ -86,7 +86,7 @@ class HttpClient:
         # httpx's default trust_env holds: HTTP(S)_PROXY / NO_PROXY reach the index as
         # they would reach pip (a platform team's index is often behind one). The CA
         # bundle of SSL_CERT_FILE is also made the verify context explicitly. (These are
-        # our requests only: builds never see the variables, see buildenv.clean_environ.)
+        # our requests only: a build sees an allow-list, see sandbox.sandbox_environ.)
         cafile = os.environ.get("SSL_CERT_FILE")
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=cafile) if cafile else True
