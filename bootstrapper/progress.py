@@ -22,6 +22,26 @@ class Reporter(Protocol):
     def message(self, text: str) -> None: ...
 
 
+class SlotWatch(Protocol):
+    """Told when a package asks for a job slot, gets one and gives it back (the run's
+    timeline shows which slot each build ran on and how long it waited for one)."""
+
+    def slot_asked(self, key: NodeKey) -> None: ...
+    def slot_taken(self, key: NodeKey) -> None: ...
+    def slot_given_back(self, key: NodeKey) -> None: ...
+
+
+class NullSlotWatch:
+    def slot_asked(self, key: NodeKey) -> None:
+        pass
+
+    def slot_taken(self, key: NodeKey) -> None:
+        pass
+
+    def slot_given_back(self, key: NodeKey) -> None:
+        pass
+
+
 class NullReporter:
     def queued(self, key: NodeKey) -> None:
         pass
@@ -43,6 +63,41 @@ class NullReporter:
 
     def message(self, text: str) -> None:
         pass
+
+
+class TeeReporter:
+    """Every event to each of several reporters, in order."""
+
+    def __init__(self, *reporters: Reporter) -> None:
+        self._reporters = reporters
+
+    def queued(self, key: NodeKey) -> None:
+        for reporter in self._reporters:
+            reporter.queued(key)
+
+    def resolving(self, what: str, chain: Sequence[str]) -> None:
+        for reporter in self._reporters:
+            reporter.resolving(what, chain)
+
+    def resolved(self, keys: Collection[NodeKey]) -> None:
+        for reporter in self._reporters:
+            reporter.resolved(keys)
+
+    def started(self, key: NodeKey, what: str) -> None:
+        for reporter in self._reporters:
+            reporter.started(key, what)
+
+    def finished(self, key: NodeKey, reused: bool, where: str | None = None) -> None:
+        for reporter in self._reporters:
+            reporter.finished(key, reused, where)
+
+    def failed(self, key: NodeKey, error: BootstrapError) -> None:
+        for reporter in self._reporters:
+            reporter.failed(key, error)
+
+    def message(self, text: str) -> None:
+        for reporter in self._reporters:
+            reporter.message(text)
 
 
 class StreamReporter:
