@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import pty
 import re
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,9 @@ from bootstrapper.eta import (
 from bootstrapper.graph import NodeKey
 from bootstrapper.progress import StreamReporter
 from bootstrapper.records import BuildRecord
+
+from .conftest import ROOT, clean_env
+from .support import FixtureIndex, Project
 
 
 def key(name: str, version: str = "1.0") -> NodeKey:
@@ -196,3 +204,71 @@ def test_no_eta_without_a_forecast_or_history() -> None:
         reporter.queued(key("a"))
         reporter.started(key("a"), "building")
         assert "ETA" not in stream.getvalue()
+
+
+def run_in_terminal(args: list[str], cwd: Path, timeout: float = 240) -> tuple[int, str]:
+    """``bootstrapper ARGS`` in a pseudo-terminal, as a person runs it: its exit status and
+    everything it wrote to the terminal."""
+    main, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bootstrapper", *args],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        cwd=cwd,
+        env={**clean_env(), "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+    )
+    os.close(child)
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([main], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(main, 1 << 16)
+            except OSError:  # the terminal closed: the process ended
+                break
+            if not chunk:
+                break
+            output += chunk
+        elif process.poll() is not None:
+            break
+    os.close(main)
+    code = process.wait(timeout=30)
+    return code, output.decode("utf-8", "replace")
+
+
+def test_a_re_run_in_a_terminal_shows_an_eta_from_the_first(
+    tmp_path: Path, index: FixtureIndex
+) -> None:
+    """The first run has no history and says nothing of the time left; a re-run that
+    rebuilds (a setting changed) knows how long each build took and says so, and -q
+    says nothing of it."""
+    sdists = tmp_path / "sdists"
+    index.add(Project("app", dependencies=["lib", "extra-user[fast]"], tool={"sleep": 2}), sdists)
+    index.add(Project("lib", tool={"sleep": 2}), sdists)
+    index.add(Project("extra-user", optional={"fast": ["speedup"]}, tool={"sleep": 1}), sdists)
+    index.add(Project("speedup", tool={"sleep": 2}), sdists)
+    work = tmp_path / "work"
+    work.mkdir()
+    command = ["bootstrap", "--index-url", index.url, "--jobs", "1", "app"]
+
+    code, first = run_in_terminal(command, work)
+    assert code == 0, first
+    assert "[resolved" in first  # the live status line was drawn
+    assert "ETA" not in first
+
+    # A new setting for every package: each is rebuilt, and each took seconds before.
+    (work / "overrides").mkdir()
+    (work / "overrides" / "settings.yaml").write_text('env:\n  REBUILD: "2"\n')
+    code, second = run_in_terminal(command, work)
+    assert code == 0, second
+    assert not re.search(r"reused \S+==", second), second
+    estimates = [int(m) for m in re.findall(r"ETA (\d+)s", second)]
+    assert estimates, second
+    # Four builds of about two seconds each, on one slot: at first about eight seconds.
+    assert 4 <= max(estimates) <= 14, estimates
+
+    code, quiet = run_in_terminal([*command, "-q"], work)
+    assert code == 0, quiet
+    assert quiet.strip() == ""

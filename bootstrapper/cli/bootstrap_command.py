@@ -29,11 +29,12 @@ from ..patches import patched_packages
 from ..plugins import Plugins
 from ..profiling import PROFILE_FILE, Profile
 from ..profiling import summary as profile_summary
-from ..progress import StreamReporter
+from ..progress import TeeReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
 from ..sandbox import end_running_backends
 from ..settings import Settings
+from ..timeline import RunRecorder
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -52,6 +53,7 @@ from .common import (
     unpack_limits,
 )
 from .internal_error import internal_error
+from .run_record import RunEnd, progress_reporter, recorded_run
 
 if TYPE_CHECKING:
     from ..remote import DaskCluster
@@ -282,7 +284,7 @@ def optional_isolation(
 def run_options(
     args: argparse.Namespace,
     output_dir: Path,
-    cluster: DaskCluster | None,
+    jobs: int,
     probes: IsolationProbes,
 ) -> Options:
     """The run's options (once the isolation probes have answered)."""
@@ -290,7 +292,7 @@ def run_options(
     return Options(
         output_dir=output_dir,
         index_url=args.index_url,
-        jobs=jobs_for(args, cluster),
+        jobs=jobs,
         allow_prereleases=args.pre,
         keep_work=args.keep_work,
         variant=args.variant,
@@ -333,12 +335,33 @@ def run_locked(
     cluster: DaskCluster | None = None,
     probes: IsolationProbes | None = None,
 ) -> int:
-    """The run, once this process holds ``output_dir``."""
+    """The run, once this process holds ``output_dir``; its run log and report are
+    written when it ends, however it ends."""
+    jobs = jobs_for(args, cluster)
+    recorder = RunRecorder("bootstrap", [str(r) for r in wanted.requirements], jobs)
+    with recorded_run(output_dir, recorder, quiet=args.quiet) as end:
+        return run_recorded(
+            args, wanted, settings, patch_layers, output_dir, limits, cluster, probes, recorder, end
+        )
+
+
+def run_recorded(
+    args: argparse.Namespace,
+    wanted: RequirementSet,
+    settings: Settings,
+    patch_layers: list[Path],
+    output_dir: Path,
+    limits: HttpLimits,
+    cluster: DaskCluster | None,
+    probes: IsolationProbes | None,
+    recorder: RunRecorder,
+    end: RunEnd,
+) -> int:
     probes = probes or IsolationProbes(args)
     run_log = output_dir / "logs" / RUN_LOG
     handlers = setup_logging(run_log, args.verbose)
-    reporter = StreamReporter(
-        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+    reporter = progress_reporter(
+        args.quiet, [output_dir / ".work" / "built", output_dir / "wheels"], recorder.jobs
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -348,15 +371,18 @@ def run_locked(
         # The client (its TLS set-up reads the CA bundle) is made while the probes run.
         with HttpClient(limits) as http, profile.active() if profile else nullcontext():
             bootstrapper = Bootstrapper(
-                run_options(args, output_dir, cluster, probes),
+                run_options(args, output_dir, recorder.jobs, probes),
                 http,
-                reporter,
+                TeeReporter(reporter, recorder),
                 settings=settings,
                 patch_layers=patch_layers,
                 plugins=Plugins.discover(),
                 cluster=cluster,
+                slot_watch=recorder,
             )
+            end.graph = bootstrapper.graph
             result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
+            end.report = result.report
     except BootstrapError as e:
         logging.getLogger("bootstrapper").error("%s", e.render())
         if e.log_path is None:
