@@ -291,3 +291,17 @@ def test_build_sequence_writes_its_report(keep_going_run: Path, tmp_path: Path) 
     assert json.loads((work / "rebuilt" / "logs" / "run.json").read_text())["command"] == (
         "build-sequence"
     )
+
+
+def test_a_report_that_cannot_be_written_does_not_change_the_outcome(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    index.add(Project("good"), tmp_path / "sdists")
+    out = tmp_path / "out"
+    (out / "report.html").mkdir(parents=True)  # where the page would go, a directory
+    run = bootstrap("good", output=out)
+    assert run.code == 0, run.stderr
+    assert "warning: cannot write the run's report: " in run.stderr
+    assert "Traceback" not in run.stderr
+    assert (out / "simple" / "good").is_dir()
+    assert json.loads((out / "logs" / "run.json").read_text())["status"] == "succeeded"

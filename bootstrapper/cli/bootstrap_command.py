@@ -336,7 +336,7 @@ def run_locked(
     probes: IsolationProbes | None = None,
 ) -> int:
     """The run, once this process holds ``output_dir``; its run log and report are
-    written when it ends, however it ends."""
+    written when it ends, succeeded or failed."""
     jobs = jobs_for(args, cluster)
     recorder = RunRecorder("bootstrap", [str(r) for r in wanted.requirements], jobs)
     with recorded_run(output_dir, recorder, quiet=args.quiet) as end:

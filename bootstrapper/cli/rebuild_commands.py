@@ -208,7 +208,7 @@ def sequence(
     args: argparse.Namespace, output_dir: Path, entries: Any, force: bool, *, record: bool = False
 ) -> Any:
     """Rebuild ``entries`` into ``output_dir``; with ``record``, write its run log and
-    report there when it ends, however it ends."""
+    report there when it ends, succeeded or failed."""
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent

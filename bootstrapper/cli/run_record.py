@@ -1,9 +1,9 @@
 """The run log and report of a command that builds (``bootstrap``, ``build-sequence``),
-written when the run ends, however it ends, and the progress reporter with its ETA."""
+written when the run ends (succeeded or failed; an interrupted run leaves none), and the
+progress reporter with its ETA."""
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,8 +17,6 @@ from ..graph import DependencyGraph
 from ..progress import StreamReporter
 from ..report import save_run
 from ..timeline import Edge, RunRecorder
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,8 +42,8 @@ def progress_reporter(quiet: bool, history_dirs: Sequence[Path], jobs: int) -> S
 @contextmanager
 def recorded_run(output_dir: Path, recorder: RunRecorder, *, quiet: bool) -> Iterator[RunEnd]:
     """Write ``DIR/logs/run.json`` and ``DIR/report.html`` when the block ends, whether
-    the run succeeded or a :class:`BootstrapError` stopped it. A report that cannot be
-    written is a warning: the run's own outcome stands."""
+    the run succeeded or a :class:`BootstrapError` stopped it (an internal error is one
+    by then). A report that cannot be written is a warning: the run's outcome stands."""
     end = RunEnd()
     try:
         yield end
@@ -74,6 +72,13 @@ def save(
         path = save_run(output_dir, recorder.run_log(error=error, report=end.report))
     except OSError as e:
         print(f"warning: cannot write the run's report: {e}", file=sys.stderr)
+        return None
+    except Exception as e:  # a bug here must not hide how the run itself ended
+        print(
+            f"warning: the run's report was not written, because of a bug in bootstrapper: "
+            f"{type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
         return None
     if path is not None and not quiet:
         print(f"report: {path}", file=sys.stderr)

@@ -73,6 +73,7 @@ svg.timeline { display:block; width:100%; height:auto; }
 .bar .held { fill:var(--built); opacity:.55; } .bar .build { fill:var(--build); }
 .bar.failed .held { fill:var(--failed); opacity:.6; } .bar.failed .build { fill:#a82c2c; }
 .bar.unfinished .held { fill:var(--unfinished); } .bar.unfinished .build { fill:#7c828c; }
+.bar.reused .held { fill:var(--reused); } .bar.blocked .held { fill:var(--blocked); }
 .bar text { fill:#fff; pointer-events:none; }
 .bar:hover rect { stroke:var(--fg); stroke-width:1.5; }
 .waiting-area { fill:var(--blocked); opacity:.55; } .note { fill:var(--muted); }
