@@ -62,7 +62,10 @@ def chromium() -> str:
 
 @pytest.fixture
 def keep_going_run(
-    tmp_path: Path, index: FixtureIndex, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    index: FixtureIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> Iterator[Path]:
     """``bootstrapper bootstrap --keep-going good bad tooluser`` from a working directory,
     into the default ./bootstrap-output."""
@@ -75,7 +78,12 @@ def keep_going_run(
         "good", "bad", "tooluser",
     )  # fmt: skip
     assert code == 1
-    yield work / "bootstrap-output"
+    out = work / "bootstrap-output"
+    # The summary names the report, and still ends with the command that installs.
+    lines = capsys.readouterr().err.splitlines()
+    assert f"report: {out / 'report.html'}" in lines
+    assert lines[-1].startswith("install with: pip install")
+    yield out
 
 
 VISIBLE = """

@@ -53,7 +53,7 @@ from .common import (
     unpack_limits,
 )
 from .internal_error import internal_error
-from .run_record import RunEnd, progress_reporter, recorded_run
+from .run_record import RunRecord, progress_reporter, recorded_run
 
 if TYPE_CHECKING:
     from ..remote import DaskCluster
@@ -339,9 +339,18 @@ def run_locked(
     written when it ends, succeeded or failed."""
     jobs = jobs_for(args, cluster)
     recorder = RunRecorder("bootstrap", [str(r) for r in wanted.requirements], jobs)
-    with recorded_run(output_dir, recorder, quiet=args.quiet) as end:
+    with recorded_run(output_dir, recorder, quiet=args.quiet) as record:
         return run_recorded(
-            args, wanted, settings, patch_layers, output_dir, limits, cluster, probes, recorder, end
+            args,
+            wanted,
+            settings,
+            patch_layers,
+            output_dir,
+            limits,
+            cluster,
+            probes,
+            recorder,
+            record,
         )
 
 
@@ -355,7 +364,7 @@ def run_recorded(
     cluster: DaskCluster | None,
     probes: IsolationProbes | None,
     recorder: RunRecorder,
-    end: RunEnd,
+    record: RunRecord,
 ) -> int:
     probes = probes or IsolationProbes(args)
     run_log = output_dir / "logs" / RUN_LOG
@@ -380,9 +389,9 @@ def run_recorded(
                 cluster=cluster,
                 slot_watch=recorder,
             )
-            end.graph = bootstrapper.graph
+            record.graph = bootstrapper.graph
             result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
-            end.report = result.report
+            record.report = result.report
     except BootstrapError as e:
         logging.getLogger("bootstrapper").error("%s", e.render())
         if e.log_path is None:
@@ -417,6 +426,8 @@ def run_recorded(
             logging.getLogger("bootstrapper").removeHandler(handler)
             logging.getLogger("py.warnings").removeHandler(handler)
             handler.close()
+    page = record.write()
+    named = f"report: {page}\n" if page is not None and not args.quiet else ""
     in_tree = {key.name for key in result.built}
     for name in sorted(patched_packages([args.patches_dir]) - in_tree):
         print(
@@ -425,6 +436,7 @@ def run_recorded(
         )
     if result.report is not None and not result.report.ok:
         print(f"error: {summary(result.report, output_dir / FAILURES_FILE)}", file=sys.stderr)
+        print(named, end="", file=sys.stderr)
         if result.report.published:
             print(
                 f"index: {output_dir / 'simple'}\n"
@@ -441,6 +453,7 @@ def run_recorded(
             f"({len(result.built)} wheels: {built} built, {reused} reused) "
             f"in {time.monotonic() - started:.1f}s\n"
             f"index: {output_dir / 'simple'}\n"
+            f"{named}"
             f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
             + " ".join(str(r) for r in wanted.requirements),
             file=sys.stderr,

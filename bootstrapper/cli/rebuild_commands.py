@@ -47,7 +47,7 @@ from .common import (
     settings_layers,
     unpack_limits,
 )
-from .run_record import RunEnd, progress_reporter, recorded_run
+from .run_record import RunRecord, progress_reporter, recorded_run
 
 
 def register_sequence(commands: Any) -> None:
@@ -219,10 +219,10 @@ def sequence(
         recording = (
             recorded_run(output_dir, recorder, quiet=args.quiet)
             if record
-            else nullcontext(RunEnd())
+            else nullcontext(RunRecord(output_dir, recorder))
         )
-        with recording as end:
-            end.edges = build_edges(entries)
+        with recording as run_record:
+            run_record.edges = build_edges(entries)
             try:
                 return SequenceBuilder(
                     entries,

@@ -328,7 +328,7 @@ def _counts(data: ReportData, counts: Counter[Shown]) -> str:
     cards.append((f"{busy:.0%}", "slot time in use"))
     if built:
         total = sum(r.build_seconds or 0.0 for r in built)
-        cards.append((_seconds(total), "building, all slots"))
+        cards.append((_seconds(total), "of builds, all slots"))
     if longest is not None and longest.build_seconds is not None:
         cards.append((_seconds(longest.build_seconds), f"longest build: {longest.key}"))
     return (
@@ -401,10 +401,14 @@ def _graph(data: ReportData) -> str:
         for s in STATUS_ORDER
         if any(r.status is s for r in data.rows)
     )
+    kinds = {"build" if kind.startswith("build") else "install" for _, _, kind, _ in edges}
+    legend += "".join(
+        f'<span><i class="{kind}-edge"></i>{kind} dependency</span>' for kind in sorted(kinds)
+    )
+    if any(row.key.name in top for row in data.rows):
+        legend += "<span>thick border: top-level</span>"
     return (
-        f'<div class="legend">{legend}<span><i class="install-edge"></i>install</span>'
-        '<span><i class="build-edge"></i>build</span><span>thick border: top-level</span>'
-        "<span>left of a package: what it needs</span></div>"
+        f'<div class="legend">{legend}<span>left of a package: what it needs</span></div>'
         '<div class="scroll">'
         + graph_svg(nodes, edges, status=status, top_level=top, titles=titles)
         + "</div>"
