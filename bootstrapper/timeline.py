@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +389,8 @@ class RunRecorder:
                 )
             )
         failed = error is not None or (report is not None and not report.ok)
+        failures = report.failures if report is not None else seen_failures
+        chains = [f.chain for f in failures] + ([error.chain] if error is not None else [])
         return RunLog(
             command=self._command,
             started_at=self._started_at,
@@ -406,12 +409,36 @@ class RunRecorder:
                 if error is not None
                 else None
             ),
-            failures=report.failures if report is not None else seen_failures,
+            failures=failures,
             published=report.published if report is not None else None,
             not_published=report.not_published if report is not None else (),
             packages=tuple(packages),
-            edges=self._edges,
+            edges=self._edges + chain_edges(chains, [p.key for p in packages], self._edges),
         )
+
+
+def chain_edges(
+    chains: Iterable[Sequence[str]], keys: Collection[NodeKey], edges: Collection[Edge]
+) -> tuple[Edge, ...]:
+    """The steps of failures' chains that ``edges`` lack, as edges of kind ``chain``: a
+    run that stopped at a failure never settled the sets whose edges the graph records,
+    but the failure's chain says how it was reached."""
+    by_name: dict[str, list[NodeKey]] = {}
+    for key in keys:
+        by_name.setdefault(key.name, []).append(key)
+    known = {(e.parent, e.child) for e in edges}
+    found: list[Edge] = []
+    for chain in chains:
+        names = [canonicalize_name(n) for n in chain]
+        for parent, child in pairwise(names):
+            # A step is drawn only where its names are one package each in this run.
+            if len(by_name.get(parent, ())) != 1 or len(by_name.get(child, ())) != 1:
+                continue
+            step = (by_name[parent][0], by_name[child][0])
+            if step not in known:
+                known.add(step)
+                found.append(Edge(step[0], step[1], "chain", child))
+    return tuple(found)
 
 
 def _error_json(error: RunError | None) -> dict[str, Any] | None:

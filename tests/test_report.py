@@ -95,6 +95,23 @@ def test_recorder_tells_a_failure_from_the_packages_it_blocked() -> None:
     assert [f.name for f in log.failures] == ["tool", "app"]  # failures first
 
 
+def test_a_stopped_run_draws_the_chain_of_its_failure() -> None:
+    """A run stopped by a failure never recorded the edges of its unsettled sets: the
+    failure's chain adds the steps the graph lacks, where each name is one package."""
+    recorder = RunRecorder("bootstrap", ["app"], 1, clock=Clock())
+    for name in ("app", "mid", "broken", "other"):
+        recorder.queued(key(name))
+    recorder.queued(key("other", "2.0"))
+    recorder.dependencies([Edge(key("app"), key("mid"), "install", "mid[fancy]")])
+    error = BuildError("boom", package="broken", chain=("app", "Mid", "broken", "other"))
+    recorder.failed(key("broken"), error)
+    log = recorder.run_log(error=error)
+    assert log.edges == (
+        Edge(key("app"), key("mid"), "install", "mid[fancy]"),
+        Edge(key("mid"), key("broken"), "chain", "broken"),
+    )
+
+
 def test_run_log_round_trips_through_json() -> None:
     log = RunLog(
         command="bootstrap",
@@ -296,6 +313,15 @@ def test_render_shows_hostile_text_as_text() -> None:
     text = "".join(parsed.text)
     assert f"broken: the build failed: {HOSTILE}" in text
     assert "<img src=x onerror=alert(1)>" in text
+
+
+def test_render_marks_the_edges_along_a_failure_chain() -> None:
+    parsed = Texts()
+    parsed.feed(render(hostile_report()))
+    paths = [attrs for tag, attrs in parsed.tags if tag == "path"]
+    assert [(p["data-from"], p["data-to"], p["class"]) for p in paths] == [
+        ("app==1.0", "broken==1.0", "edge install failing")
+    ]
 
 
 def test_render_puts_the_outcome_first() -> None:

@@ -249,6 +249,13 @@ def test_a_run_that_stops_at_a_failure_still_writes_its_report(
     assert "required by bad → mid → broken" in text
     assert FAIL in text  # the log's last lines, as text
     assert [t for t, _ in parsed.tags if t == "script"] == ["script"]
+    # The graph draws how the failure was reached, though no set settled.
+    failing = {
+        (attrs["data-from"], attrs["data-to"])
+        for tag, attrs in parsed.tags
+        if tag == "path" and "failing" in (attrs.get("class") or "")
+    }
+    assert failing == {("bad==1.0", "mid==1.0"), ("mid==1.0", "broken==1.0")}
 
     # Fixed upstream: the same command succeeds and the report says so.
     index.add(Project("broken", pkg_info_version="2.2"), tmp_path / "fixed")

@@ -10,7 +10,7 @@ drawing scrolls; every node and edge carries a ``<title>`` with its full text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -114,9 +114,11 @@ def graph_svg(
     status: Mapping[str, str],
     top_level: Iterable[str] = (),
     titles: Mapping[str, str] | None = None,
+    highlighted: Collection[tuple[str, str]] = (),
 ) -> str:
     """The graph of ``nodes`` (``name==version``) and ``edges`` (parent, child, kind,
-    requirement) as an ``<svg>`` element; ``status`` names each node's CSS class."""
+    requirement) as an ``<svg>`` element; ``status`` names each node's CSS class, and
+    the ``highlighted`` edges (parent, child) are drawn as failing."""
     places = layout(nodes, [(p, c) for p, c, _, _ in edges])
     width = MARGIN * 2 + max(places.columns - 1, 0) * COLUMN + NODE_WIDTH
     height = MARGIN * 2 + max(places.rows, 1) * ROW
@@ -142,6 +144,8 @@ def graph_svg(
         x2, y2 = anchor(child, "right")
         bend = max(abs(x1 - x2) / 2, 40.0)
         kind_class = "build" if kind.startswith("build") else "install"
+        if (parent, child) in highlighted:
+            kind_class += " failing"
         parts.append(
             f'<path class="edge {kind_class}" data-from="{escape(parent)}" '
             f'data-to="{escape(child)}" d="M{x1:.0f},{y1:.0f} C{x1 - bend:.0f},{y1:.0f} '

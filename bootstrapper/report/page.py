@@ -12,6 +12,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from html import escape
+from itertools import pairwise
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -83,6 +84,7 @@ svg.timeline { display:block; width:100%; height:auto; }
   vertical-align:-2px; margin-right:5px; background:var(--unfinished); }
 .legend i.build-edge { height:3px; vertical-align:3px; background:var(--fallback); }
 .legend i.install-edge { height:3px; vertical-align:3px; background:#9aa3b2; }
+.legend i.chain-edge { height:3px; vertical-align:3px; background:var(--failed); }
 table { border-collapse:collapse; width:100%; background:var(--card); font-size:13px; }
 th, td { text-align:left; padding:5px 10px; border-bottom:1px solid var(--line);
   white-space:nowrap; }
@@ -96,6 +98,7 @@ input[type=search] { padding:6px 10px; border:1px solid var(--line); border-radi
   width:280px; margin-bottom:8px; font:inherit; }
 .graph .edge { fill:none; stroke:#9aa3b2; stroke-width:1; opacity:.55; }
 .graph .edge.build { stroke:var(--fallback); stroke-dasharray:4 3; }
+.graph .edge.failing { stroke:var(--failed); stroke-width:2; opacity:.9; }
 .graph .node rect { fill:#fff; stroke:var(--unfinished); stroke-width:1.5; }
 .graph .node.built rect { stroke:var(--built); fill:#eaf6ef; }
 .graph .node.reused rect { stroke:var(--reused); fill:#eef3fa; }
@@ -401,18 +404,43 @@ def _graph(data: ReportData) -> str:
         for s in STATUS_ORDER
         if any(r.status is s for r in data.rows)
     )
-    kinds = {"build" if kind.startswith("build") else "install" for _, _, kind, _ in edges}
+    kinds = {
+        "build" if kind.startswith("build") else "install"
+        for _, _, kind, _ in edges
+        if kind != "chain"
+    }
     legend += "".join(
         f'<span><i class="{kind}-edge"></i>{kind} dependency</span>' for kind in sorted(kinds)
     )
+    failing = failure_steps(data)
+    if failing:
+        legend += '<span><i class="chain-edge"></i>chain to a failure</span>'
+
     if any(row.key.name in top for row in data.rows):
         legend += "<span>thick border: top-level</span>"
     return (
         f'<div class="legend">{legend}<span>left of a package: what it needs</span></div>'
         '<div class="scroll">'
-        + graph_svg(nodes, edges, status=status, top_level=top, titles=titles)
+        + graph_svg(nodes, edges, status=status, top_level=top, titles=titles, highlighted=failing)
         + "</div>"
     )
+
+
+def failure_steps(data: ReportData) -> set[tuple[str, str]]:
+    """The edges (``name==version`` pairs) along the chains of the run's failures."""
+    by_name: dict[str, list[str]] = {}
+    for row in data.rows:
+        by_name.setdefault(row.key.name, []).append(str(row.key))
+    chains = [f.chain for f in data.run.failures]
+    if data.run.error is not None:
+        chains.append(data.run.error.chain)
+    steps: set[tuple[str, str]] = set()
+    for chain in chains:
+        names = [canonicalize_name(n) for n in chain]
+        for parent, child in pairwise(names):
+            for a in by_name.get(parent, ()):
+                steps.update((a, b) for b in by_name.get(child, ()))
+    return steps
 
 
 def _requirement_name(text: str) -> str:
