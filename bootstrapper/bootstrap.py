@@ -60,7 +60,7 @@ from .outputs import write_constraints, write_outputs
 from .pipeline import PackagePipeline
 from .plugins import Plugins
 from .profiling import timed, timed_call
-from .progress import NullReporter, Reporter
+from .progress import NullReporter, Reporter, SlotWatch
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
 from .resolve import Resolution
 from .sandbox import Sandbox
@@ -129,6 +129,7 @@ class Bootstrapper:
         patch_layers: Sequence[Path] = (),
         plugins: Plugins | None = None,
         cluster: DaskCluster | None = None,
+        slot_watch: SlotWatch | None = None,
     ):
         self.options = options
         self.settings = settings or Settings([])
@@ -202,6 +203,7 @@ class Bootstrapper:
             run=unit_runner(config, cluster, self.reporter),
             prepare_metadata=cluster is None,
             allowed=options.allowed,
+            slot_watch=slot_watch,
         )
         self.sets.builds_with(self._ensure)
 

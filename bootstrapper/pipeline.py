@@ -27,13 +27,13 @@ from .errors import BootstrapError
 from .failures import FALLBACK_PREBUILT, FailureLog
 from .finder import IndexFinder
 from .fsutil import copy_unless_identical
-from .graph import EdgeKind
+from .graph import EdgeKind, NodeKey
 from .http import HttpClient
 from .metasource import MetadataOracle
 from .patches import archived_patch
 from .plugins import Plugins
 from .profiling import timed
-from .progress import Reporter
+from .progress import NullSlotWatch, Reporter, SlotWatch
 from .records import BuildRecord
 from .scheduler import Scheduler
 from .single_build import (
@@ -91,11 +91,14 @@ class PackagePipeline:
         run: UnitRunner = run_unit,
         prepare_metadata: bool = True,
         allowed: AllowedProjects | None = None,
+        slot_watch: SlotWatch | None = None,
     ) -> None:
         self._builder = builder
         #: The review gate: a project it does not list is never built (nor its source
         #: archived).
         self._allowed = allowed
+        #: Told when a package asks for, takes and gives back a job slot (the timeline).
+        self._slot_watch = slot_watch or NullSlotWatch()
         #: Ask the backend for the wheel's metadata before building it, when no cheap
         #: source had it (not for builds elsewhere: the build env would be made here too).
         self._prepare_metadata = prepare_metadata
@@ -161,7 +164,7 @@ class PackagePipeline:
             else None
         )
         tree: SourceTree | None = None
-        slot = HeldSlot(self._scheduler.slot())
+        slot = HeldSlot(self._scheduler.slot(), self._slot_watch, key_of(release))
         with self._builder.log(release, fresh=record is None) as log, slot:
 
             async def source_tree() -> SourceTree:
@@ -373,21 +376,26 @@ class PackagePipeline:
 class HeldSlot:
     """A job slot one package keeps from its first backend call to its build (given
     back only to wait for other builds), so that its hooks follow one another and one
-    backend process can answer them all."""
+    backend process can answer them all. ``watch`` is told of each change."""
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, watch: SlotWatch, key: NodeKey) -> None:
         self._slots = slots
         self._held = False
+        self._watch = watch
+        self._key = key
 
     async def take(self) -> None:
         if not self._held:
+            self._watch.slot_asked(self._key)
             await self._slots.acquire()
             self._held = True
+            self._watch.slot_taken(self._key)
 
     def give_back(self) -> None:
         if self._held:
             self._held = False
             self._slots.release()
+            self._watch.slot_given_back(self._key)
 
     def __enter__(self) -> HeldSlot:
         return self

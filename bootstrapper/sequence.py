@@ -32,7 +32,7 @@ from .graph import NodeKey
 from .index import DistFile
 from .patches import Patch
 from .plugins import Plugins
-from .progress import NullReporter, Reporter
+from .progress import NullReporter, NullSlotWatch, Reporter, SlotWatch
 from .publish import IndexWriter
 from .records import EnvWheel
 from .reproducible import first_difference
@@ -197,8 +197,11 @@ class SequenceBuilder:
         plugins: Plugins | None = None,
         keep_work: bool = False,
         cluster: DaskCluster | None = None,
+        slot_watch: SlotWatch | None = None,
     ) -> None:
         self.entries = list(entries)
+        #: Told when a build asks for, takes and gives back a job slot (the timeline).
+        self.slot_watch = slot_watch or NullSlotWatch()
         self.sources_dir = sources_dir
         self.patches_dir = patches_dir
         self.output_dir = output_dir
@@ -244,12 +247,21 @@ class SequenceBuilder:
         tasks: dict[NodeKey, asyncio.Future[BuiltWheel]] = {}
 
         async def build(entry: OrderEntry) -> BuiltWheel:
-            deps = [self._dependency(entry, w) for w in entry.build_env]
-            for dep in deps:
-                if dep is not None:
-                    await tasks[dep.key]
-            async with semaphore:
-                return await self._in_thread(functools.partial(self._build_one, entry))
+            try:
+                deps = [self._dependency(entry, w) for w in entry.build_env]
+                for dep in deps:
+                    if dep is not None:
+                        await tasks[dep.key]
+                self.slot_watch.slot_asked(entry.key)
+                async with semaphore:
+                    self.slot_watch.slot_taken(entry.key)
+                    try:
+                        return await self._in_thread(functools.partial(self._build_one, entry))
+                    finally:
+                        self.slot_watch.slot_given_back(entry.key)
+            except BootstrapError as e:
+                self.reporter.failed(entry.key, e)
+                raise
 
         for entry in self.entries:  # build order: every dependency is created first
             tasks[entry.key] = asyncio.ensure_future(build(entry))

@@ -30,11 +30,12 @@ from ..patches import patched_packages
 from ..plugins import Plugins
 from ..profiling import PROFILE_FILE, Profile
 from ..profiling import summary as profile_summary
-from ..progress import StreamReporter
+from ..progress import TeeReporter
 from ..reqfile import RequirementSet, parse_requirement, read_file
 from ..resolve import parse_constraints
 from ..sandbox import end_running_backends
 from ..settings import Settings
+from ..timeline import RunRecorder
 from .common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -53,6 +54,7 @@ from .common import (
     unpack_limits,
 )
 from .internal_error import internal_error
+from .run_record import RunRecord, progress_reporter, recorded_run
 
 if TYPE_CHECKING:
     from ..remote import DaskCluster
@@ -298,7 +300,7 @@ def optional_isolation(
 def run_options(
     args: argparse.Namespace,
     output_dir: Path,
-    cluster: DaskCluster | None,
+    jobs: int,
     probes: IsolationProbes,
 ) -> Options:
     """The run's options (once the isolation probes have answered)."""
@@ -306,7 +308,7 @@ def run_options(
     return Options(
         output_dir=output_dir,
         index_url=args.index_url,
-        jobs=jobs_for(args, cluster),
+        jobs=jobs,
         allow_prereleases=args.pre,
         keep_work=args.keep_work,
         variant=args.variant,
@@ -358,12 +360,42 @@ def run_locked(
     cluster: DaskCluster | None = None,
     probes: IsolationProbes | None = None,
 ) -> int:
-    """The run, once this process holds ``output_dir``."""
+    """The run, once this process holds ``output_dir``; its run log and report are
+    written when it ends, succeeded or failed."""
+    jobs = jobs_for(args, cluster)
+    recorder = RunRecorder("bootstrap", [str(r) for r in wanted.requirements], jobs)
+    with recorded_run(output_dir, recorder, quiet=args.quiet) as record:
+        return run_recorded(
+            args,
+            wanted,
+            settings,
+            patch_layers,
+            output_dir,
+            limits,
+            cluster,
+            probes,
+            recorder,
+            record,
+        )
+
+
+def run_recorded(
+    args: argparse.Namespace,
+    wanted: RequirementSet,
+    settings: Settings,
+    patch_layers: list[Path],
+    output_dir: Path,
+    limits: HttpLimits,
+    cluster: DaskCluster | None,
+    probes: IsolationProbes | None,
+    recorder: RunRecorder,
+    record: RunRecord,
+) -> int:
     probes = probes or IsolationProbes(args)
     run_log = output_dir / "logs" / RUN_LOG
     handlers = setup_logging(run_log, args.verbose)
-    reporter = StreamReporter(
-        sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+    reporter = progress_reporter(
+        args.quiet, [output_dir / ".work" / "built", output_dir / "wheels"], recorder.jobs
     )
     started = time.monotonic()
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -373,15 +405,18 @@ def run_locked(
         # The client (its TLS set-up reads the CA bundle) is made while the probes run.
         with HttpClient(limits) as http, profile.active() if profile else nullcontext():
             bootstrapper = Bootstrapper(
-                run_options(args, output_dir, cluster, probes),
+                run_options(args, output_dir, recorder.jobs, probes),
                 http,
-                reporter,
+                TeeReporter(reporter, recorder),
                 settings=settings,
                 patch_layers=patch_layers,
                 plugins=Plugins.discover(),
                 cluster=cluster,
+                slot_watch=recorder,
             )
+            record.graph = bootstrapper.graph
             result = bootstrapper.run(wanted.requirements, parse_constraints(wanted.constraints))
+            record.report = result.report
     except BootstrapError as e:
         logging.getLogger("bootstrapper").error("%s", e.render())
         if e.log_path is None:
@@ -416,6 +451,8 @@ def run_locked(
             logging.getLogger("bootstrapper").removeHandler(handler)
             logging.getLogger("py.warnings").removeHandler(handler)
             handler.close()
+    page = record.write()
+    named = f"report: {page}\n" if page is not None and not args.quiet else ""
     in_tree = {key.name for key in result.built}
     for name in sorted(patched_packages([args.patches_dir]) - in_tree):
         print(
@@ -424,6 +461,7 @@ def run_locked(
         )
     if result.report is not None and not result.report.ok:
         print(f"error: {summary(result.report, output_dir / FAILURES_FILE)}", file=sys.stderr)
+        print(named, end="", file=sys.stderr)
         if result.report.published:
             print(
                 f"index: {output_dir / 'simple'}\n"
@@ -440,6 +478,7 @@ def run_locked(
             f"({len(result.built)} wheels: {built} built, {reused} reused) "
             f"in {time.monotonic() - started:.1f}s\n"
             f"index: {output_dir / 'simple'}\n"
+            f"{named}"
             f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
             + " ".join(str(r) for r in wanted.requirements),
             file=sys.stderr,

@@ -8,6 +8,8 @@ import functools
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +20,16 @@ from packaging.version import InvalidVersion, Version
 
 from ..builder import make_plan
 from ..errors import UsageError
+from ..graph import NodeKey
 from ..http import HttpClient
 from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
 from ..outputlock import locked_output_dir
 from ..plugins import Plugins
-from ..progress import StreamReporter
-from ..sequence import SequenceBuilder, SequenceError, compare, read_build_order
+from ..progress import TeeReporter
+from ..sequence import OrderEntry, SequenceBuilder, SequenceError, compare, read_build_order
 from ..single_build import BuildConfig
+from ..timeline import Edge, RunRecorder
 from .common import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -43,6 +47,7 @@ from .common import (
     settings_layers,
     unpack_limits,
 )
+from .run_record import RunRecord, progress_reporter, recorded_run
 
 
 def register_sequence(commands: Any) -> None:
@@ -199,37 +204,63 @@ def add_keep_work_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def sequence(args: argparse.Namespace, output_dir: Path, entries: Any, force: bool) -> Any:
+def sequence(
+    args: argparse.Namespace, output_dir: Path, entries: Any, force: bool, *, record: bool = False
+) -> Any:
+    """Rebuild ``entries`` into ``output_dir``; with ``record``, write its run log and
+    report there when it ends, succeeded or failed."""
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent
     with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:
-        reporter = StreamReporter(
-            sys.stderr, live=sys.stderr.isatty() and not args.quiet, quiet=args.quiet
+        jobs = jobs_for(args, cluster)
+        recorder = RunRecorder("build-sequence", jobs=jobs)
+        reporter = progress_reporter(args.quiet, [output_dir / "wheels"], jobs)
+        recording = (
+            recorded_run(output_dir, recorder, quiet=args.quiet)
+            if record
+            else nullcontext(RunRecord(output_dir, recorder))
         )
-        try:
-            return SequenceBuilder(
-                entries,
-                sources_dir=args.sources or base / "sdists",
-                patches_dir=args.patches or base / "patches",
-                output_dir=output_dir,
-                jobs=jobs_for(args, cluster),
-                isolation=required_isolation(not args.no_network_isolation),
-                sandbox=sandbox_from(args),
-                force=force,
-                reporter=reporter,
-                unpack_limits=unpack_limits(args),
-                plugins=Plugins.discover(),
-                keep_work=args.keep_work,
-                cluster=cluster,
-            ).run()
-        finally:
-            reporter.close()
+        with recording as run_record:
+            run_record.edges = build_edges(entries)
+            try:
+                return SequenceBuilder(
+                    entries,
+                    sources_dir=args.sources or base / "sdists",
+                    patches_dir=args.patches or base / "patches",
+                    output_dir=output_dir,
+                    jobs=jobs,
+                    isolation=required_isolation(not args.no_network_isolation),
+                    sandbox=sandbox_from(args),
+                    force=force,
+                    reporter=TeeReporter(reporter, recorder),
+                    unpack_limits=unpack_limits(args),
+                    plugins=Plugins.discover(),
+                    keep_work=args.keep_work,
+                    cluster=cluster,
+                    slot_watch=recorder,
+                ).run()
+            finally:
+                reporter.close()
+
+
+def build_edges(entries: Sequence[OrderEntry]) -> list[Edge]:
+    """What each entry's build environment held, as the edges of the sequence's graph."""
+    return [
+        Edge(
+            entry.key,
+            NodeKey(canonicalize_name(wheel.name), Version(wheel.version)),
+            "build-env",
+            f"{wheel.name}=={wheel.version}",
+        )
+        for entry in entries
+        for wheel in entry.build_env
+    ]
 
 
 def run_build_sequence(args: argparse.Namespace) -> int:
     entries = read_build_order(args.build_order)
-    rebuilt = sequence(args, args.output_dir, entries, args.force)
+    rebuilt = sequence(args, args.output_dir, entries, args.force, record=True)
     built = sum(1 for r in rebuilt if not r.reused)
     if not args.quiet:
         print(
