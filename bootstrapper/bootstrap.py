@@ -32,7 +32,7 @@ from .builder import SCRATCH_PARTS, make_plan
 from .buildsets import BuildSets, key_of
 from .candidates import Release
 from .cores import CoreBudget
-from .errors import BootstrapError
+from .errors import BootstrapError, ReleaseAgeUnsupportedError
 from .failures import (
     FailureLog,
     RunReport,
@@ -60,7 +60,9 @@ from .plugins import Plugins
 from .profiling import timed, timed_call
 from .progress import NullReporter, Reporter
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
+from .releaseage import ReleaseAge
 from .resolve import Resolution
+from .runrecord import RunRecord, write_run_record
 from .sandbox import Sandbox
 from .scheduler import Scheduler
 from .settings import Settings
@@ -92,6 +94,9 @@ class Options:
     sandbox: Sandbox = field(default_factory=Sandbox)
     #: How much one source archive may unpack to.
     unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS
+    #: Leave out the index's files uploaded after a cut-off (--exclude-newer and
+    #: --min-release-age).
+    release_age: ReleaseAge | None = None
 
 
 @dataclass
@@ -137,6 +142,7 @@ class Bootstrapper:
                 self.settings.for_package(name, options.variant).source is not None
             ),
             tags=tags,
+            release_age=options.release_age,
         )
         self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")
         self.publisher = IndexWriter(out)
@@ -260,6 +266,7 @@ class Bootstrapper:
         self.scheduler.start()
         roots = list(requirements)
         try:
+            await self._check_release_age(roots)
             if self.options.keep_going:
                 install, roots = await self.sets.settle_roots(
                     requirements, constraints, self.failures
@@ -342,6 +349,7 @@ class Bootstrapper:
                     if key_of(release) in result.built
                 ),
             )
+            write_run_record(self.options.output_dir, self._record(requirements, constraints))
         await self.scheduler.in_thread(
             functools.partial(
                 timed_call,
@@ -358,6 +366,35 @@ class Bootstrapper:
                 functools.partial(remove_report, self.options.output_dir)
             )
         return result
+
+    async def _check_release_age(self, roots: Sequence[Requirement]) -> None:
+        """Refuse the release age at once on an index without upload times (with
+        keep_going too: it is not a failure of each requirement)."""
+        if self.options.release_age is None or not roots:
+            return
+        try:
+            await self.scheduler.in_thread(
+                functools.partial(self.finder.releases, canonicalize_name(roots[0].name))
+            )
+        except ReleaseAgeUnsupportedError:
+            raise
+        except BootstrapError:
+            pass  # the resolution meets it again, and explains it in its own terms
+
+    def _record(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> RunRecord:
+        """What this run was asked for (``DIR/run.json``), for find-updates and update."""
+        return RunRecord.of(
+            tuple(requirements),
+            tuple(Requirement(f"{name}{spec}") for name, spec in sorted(constraints.items())),
+            self.options.index_url,
+            pre=self.options.allow_prereleases,
+            variant=self.options.variant,
+            release_age=self.options.release_age,
+        )
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         with timed("publishing"):

@@ -41,12 +41,14 @@ from .common import (
     absolute_path,
     add_dask_option,
     add_http_options,
+    add_release_age_options,
     add_sandbox_options,
     add_settings_options,
     add_unpack_options,
     dask_cluster,
     http_limits,
     jobs_for,
+    release_age_from,
     sandbox_from,
     settings_layers,
     unpack_limits,
@@ -145,6 +147,7 @@ def register(commands: Any) -> None:
     add_dask_option(boot)
     add_http_options(boot)
     add_unpack_options(boot)
+    add_release_age_options(boot)
     boot.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -299,6 +302,7 @@ def run_options(
         fallback_prebuilt=args.fallback_prebuilt,
         sandbox=sandbox_from(args),
         unpack_limits=unpack_limits(args),
+        release_age=release_age_from(args),
     )
 
 
