@@ -220,6 +220,17 @@ def test_an_index_without_upload_times_refuses_the_option(
         assert not (out / "failures.json").exists()
         assert not (out / "graph.json").exists()
 
+        # find-updates refuses it the same way, once.
+        assert main([*boot, "app"]) == 0
+        capsys.readouterr()
+        code = main(["find-updates", str(out), "--min-release-age", "3"])
+        captured = capsys.readouterr()
+        assert (code, captured.out) == (1, "")
+        assert captured.err.count("needs the upload time of every file") == 1
+        assert (
+            "--min-release-age 3 needs the upload time of every file, and the index "
+            f"{html_index.url} gives none for" in captured.err
+        )
     finally:
         html_index.stop()
 

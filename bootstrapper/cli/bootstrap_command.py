@@ -111,6 +111,20 @@ def register(commands: Any) -> None:
         help="where wheels, the index, logs and the graph go (default ./bootstrap-output)",
     )
     boot.add_argument(
+        "--pre",
+        action="store_true",
+        help="allow pre-release versions (otherwise only when nothing else "
+        "matches or a requirement names one)",
+    )
+    add_run_options(boot)
+    add_release_age_options(boot)
+    boot.set_defaults(handler=run, private_dir=lambda args: output_dir_of(args) / ".work")
+
+
+def add_run_options(boot: argparse.ArgumentParser) -> None:
+    """The options of how a run builds (every one but what it resolves), which
+    ``update`` takes too."""
+    boot.add_argument(
         "--jobs",
         "-j",
         type=int,
@@ -118,12 +132,6 @@ def register(commands: Any) -> None:
         metavar="N",
         help="how many builds run at once (default: the number of CPUs; with --dask, the "
         "cluster's worker threads)",
-    )
-    boot.add_argument(
-        "--pre",
-        action="store_true",
-        help="allow pre-release versions (otherwise only when nothing else "
-        "matches or a requirement names one)",
     )
     boot.add_argument(
         "--keep-work",
@@ -147,7 +155,6 @@ def register(commands: Any) -> None:
     add_dask_option(boot)
     add_http_options(boot)
     add_unpack_options(boot)
-    add_release_age_options(boot)
     boot.add_argument(
         "--no-network-isolation",
         action="store_true",
@@ -165,7 +172,6 @@ def register(commands: Any) -> None:
     verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
     )
-    boot.set_defaults(handler=run, private_dir=lambda args: output_dir_of(args) / ".work")
 
 
 def requirement_set(args: argparse.Namespace) -> RequirementSet:
@@ -313,14 +319,15 @@ def output_dir_of(args: argparse.Namespace) -> Path:
     return absolute_path(f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, wanted: RequirementSet | None = None) -> int:
+    """The bootstrap of ``wanted`` (by default, what the command line asks for)."""
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
     probes = IsolationProbes(args)
     limits = http_limits(args)
-    wanted = requirement_set(args)
+    wanted = wanted or requirement_set(args)
     settings, patch_layers = settings_layers(args)
     output_dir = output_dir_of(args)
     with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:
