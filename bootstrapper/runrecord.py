@@ -16,7 +16,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from .credentials import redact_url
+from .credentials import redact_text, redact_url
 from .errors import BootstrapError
 from .fsutil import write_text_if_changed
 from .releaseage import ReleaseAge, format_timestamp, parse_timestamp
@@ -67,8 +67,9 @@ class RunRecord:
         age = self.release_age
         return {
             "schema": SCHEMA,
-            "requirements": [str(r) for r in self.requirements],
-            "constraints": [str(c) for c in self.constraints],
+            # A direct URL (``name @ https://...``) may carry credentials too.
+            "requirements": [redact_text(str(r)) for r in self.requirements],
+            "constraints": [redact_text(str(c)) for c in self.constraints],
             "index_url": self.index_url,
             "index_credentials": self.index_credentials,
             "pre": self.pre,

@@ -2,8 +2,9 @@
 which of those the run's top-level requirements and constraints allow, what holds the
 others back, and which top-level requirements each one affects.
 
-Pure: the run's graph comes in as its ``graph.json`` document and the releases through
-a callable (the run's finder, in the CLI); nothing here reads a file or the network.
+The analysis is pure: the run's graph comes in as its ``graph.json`` document and the
+releases through a callable (the run's finder, in the CLI); :func:`read_graph` is the
+one function here that reads a file, and nothing here reads the network.
 """
 
 from __future__ import annotations

@@ -447,3 +447,48 @@ def test_find_updates_keeps_the_run_s_release_age(
     updated = cli(capsys, "update", str(run.output), "--min-release-age", "1")
     assert (updated.code, updated.out) == (0, "app: 1.0 -> 1.1\n"), updated.err
     assert json.loads((run.output / "run.json").read_text())["min_release_age_days"] == 1
+
+
+# -- the run record ---------------------------------------------------------------------
+
+
+def test_run_record_round_trip(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from bootstrapper.releaseage import ReleaseAge
+    from bootstrapper.runrecord import RunRecord, read_run_record, write_run_record
+
+    age = ReleaseAge.of(datetime(2024, 5, 8, 6, 30, tzinfo=UTC), None, 7)
+    record = RunRecord.of(
+        (Requirement("app[fast]>=1"), Requirement("tool @ https://u:tok@host.example/t.tar.gz")),
+        (Requirement("libtwo<2"),),
+        "https://me:s3cret@index.example/simple/",
+        pre=True,
+        variant="cuda",
+        release_age=age,
+    )
+    write_run_record(tmp_path, record)
+    text = (tmp_path / "run.json").read_text()
+    assert "s3cret" not in text and "tok" not in text
+    read = read_run_record(tmp_path)
+    assert read is not None
+    assert [str(r) for r in read.requirements] == [
+        "app[fast]>=1",
+        "tool @ https://host.example/t.tar.gz",
+    ]
+    assert (read.index_url, read.index_credentials) == ("https://index.example/simple/", True)
+    assert (read.pre, read.variant, read.release_age) == (True, "cuda", age)
+    assert json.loads(text)["uploaded_before"] == "2024-05-01T06:30:00Z"
+
+
+def test_an_unreadable_run_record_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "graph.json").write_text('{"schema": 1, "roots": [], "nodes": [], "edges": []}')
+    (tmp_path / "run.json").write_text('{"schema": 1, "requirements": "app"}')
+    found = cli(capsys, "find-updates", str(tmp_path))
+    assert found.code == 1
+    assert f"error: {tmp_path / 'run.json'} is not a run record this bootstrapper can read" in (
+        found.err
+    )
+    assert "Traceback" not in found.err
