@@ -33,7 +33,7 @@ from .builder import SCRATCH_PARTS, make_plan
 from .buildsets import BuildSet, BuildSets, key_of
 from .candidates import Release
 from .cores import CoreBudget
-from .errors import BootstrapError
+from .errors import BootstrapError, ReleaseAgeUnsupportedError
 from .failures import (
     FailureLog,
     RunReport,
@@ -62,7 +62,9 @@ from .plugins import Plugins
 from .profiling import timed, timed_call
 from .progress import NullReporter, Reporter, SlotWatch
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
+from .releaseage import ReleaseAge
 from .resolve import Resolution
+from .runrecord import RunRecord, write_run_record
 from .sandbox import Sandbox
 from .scheduler import Scheduler
 from .settings import Settings
@@ -101,6 +103,9 @@ class Options:
     allowed: AllowedProjects | None = None
     #: Resolve each top-level requirement on its own (its own closure), publish all.
     each: bool = False
+    #: Leave out the index's files uploaded after a cut-off (--exclude-newer and
+    #: --min-release-age).
+    release_age: ReleaseAge | None = None
 
 
 @dataclass
@@ -150,6 +155,7 @@ class Bootstrapper:
                 self.settings.for_package(name, options.variant).source is not None
             ),
             tags=tags,
+            release_age=options.release_age,
         )
         self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")
         self.publisher = IndexWriter(out)
@@ -276,6 +282,7 @@ class Bootstrapper:
         self.scheduler.start()
         roots = list(requirements)
         try:
+            await self._check_release_age(roots)
             if self.options.each:
                 # Builds are shared: a package in several closures is one task of the run.
                 settled = await asyncio.gather(
@@ -398,6 +405,7 @@ class Bootstrapper:
                 ],
                 each=self.options.each,
             )
+            write_run_record(self.options.output_dir, self._record(requirements, constraints))
         checks = (
             [([r], f, f"install-check-{f.stem}") for (r, _), f in zip(closures, files, strict=True)]
             if self.options.each
@@ -437,6 +445,36 @@ class Bootstrapper:
                 raise
             self.failures.root_failed(requirement, e)
             return None
+
+    async def _check_release_age(self, roots: Sequence[Requirement]) -> None:
+        """Refuse the release age at once on an index without upload times (with
+        keep_going too: it is not a failure of each requirement)."""
+        if self.options.release_age is None or not roots:
+            return
+        try:
+            await self.scheduler.in_thread(
+                functools.partial(self.finder.releases, canonicalize_name(roots[0].name))
+            )
+        except ReleaseAgeUnsupportedError:
+            raise
+        except BootstrapError:
+            pass  # the resolution meets it again, and explains it in its own terms
+
+    def _record(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> RunRecord:
+        """What this run was asked for (``DIR/run.json``), for find-updates and update."""
+        return RunRecord.of(
+            tuple(requirements),
+            tuple(Requirement(f"{name}{spec}") for name, spec in sorted(constraints.items())),
+            self.options.index_url,
+            pre=self.options.allow_prereleases,
+            variant=self.options.variant,
+            release_age=self.options.release_age,
+            each=self.options.each,
+        )
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         with timed("publishing"):

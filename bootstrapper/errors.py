@@ -67,6 +67,11 @@ class IndexAccessError(BootstrapError):
     """The source index could not be read."""
 
 
+class ReleaseAgeUnsupportedError(IndexAccessError):
+    """``--exclude-newer`` or ``--min-release-age`` on an index that gives no upload
+    times (PEP 700)."""
+
+
 class UnknownProjectError(BootstrapError):
     """The index does not know the project at all."""
 

@@ -10,8 +10,9 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from .candidates import Release, external_source_releases, prebuilt_releases, releases
-from .index import IndexClient
+from .index import IndexClient, ProjectPage
 from .profiling import timed
+from .releaseage import ReleaseAge, uploaded_by
 
 
 class IndexFinder:
@@ -25,12 +26,14 @@ class IndexFinder:
         prebuilt: Callable[[NormalizedName], bool] = lambda name: False,
         external_source: Callable[[NormalizedName], bool] = lambda name: False,
         tags: Sequence[Tag] = (),
+        release_age: ReleaseAge | None = None,
     ) -> None:
         self._index = index
         self._python = python_version
         self._prebuilt = prebuilt
         self._external_source = external_source
         self._tags = tags
+        self._release_age = release_age
         self._lock = threading.Lock()
         self._releases: dict[NormalizedName, list[Release]] = {}
 
@@ -40,7 +43,7 @@ class IndexFinder:
         if cached is not None:
             return cached
         with timed("index pages"):
-            page = self._index.project_page(name)
+            page = self._page(name)
         if self._prebuilt(name):
             found = prebuilt_releases(page, self._python, self._tags)
         elif self._external_source(name):
@@ -61,7 +64,14 @@ class IndexFinder:
         return None
 
     def has_files(self, name: NormalizedName) -> bool:
-        return bool(self._index.project_page(name).files)
+        return bool(self._page(name).files)
+
+    def _page(self, name: NormalizedName) -> ProjectPage:
+        """The project's page, without the files the release age leaves out."""
+        page = self._index.project_page(name)
+        if self._release_age is None:
+            return page
+        return uploaded_by(page, self._release_age, self._index.index_url)
 
     def prefetch(self, names: Iterable[NormalizedName]) -> None:
         self._index.prefetch(names)

@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from html.parser import HTMLParser
 from typing import Any
 
@@ -44,6 +45,9 @@ class DistFile:
     #: ``None`` when the index serves no PEP 658 metadata file; otherwise its hashes
     #: (possibly empty when the index gave none).
     metadata_hashes: Mapping[str, str] | None = field(default=None, hash=False, compare=False)
+    #: When the file was uploaded (PEP 700, JSON pages only; aware, UTC); ``None`` when
+    #: the index does not say.
+    upload_time: datetime | None = field(default=None, hash=False, compare=False)
 
     @property
     def is_wheel(self) -> bool:
@@ -141,9 +145,23 @@ def _json_files(name: NormalizedName, data: bytes, page_url: str) -> list[DistFi
                 metadata_hashes=_metadata_attr(
                     raw.get("core-metadata", raw.get("dist-info-metadata"))
                 ),
+                upload_time=parse_upload_time(raw.get("upload-time")),
             )
         )
     return files
+
+
+def parse_upload_time(value: Any) -> datetime | None:
+    """A PEP 700 ``upload-time`` (ISO 8601, UTC: ``2024-05-01T12:00:00.123456Z``), or
+    ``None`` when it is missing or is not a timestamp with a time zone: a file whose
+    upload time cannot be read counts as one the index gives none for."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
 
 
 class _AnchorParser(HTMLParser):

@@ -146,6 +146,8 @@ class IndexFile:
     sha256: str | None = None
     #: Link this instead of ``../../files/<filename>`` (any URL: another host, ``file:``).
     href: str | None = None
+    #: PEP 700 ``upload-time`` on JSON pages (ISO 8601, e.g. "2024-05-01T12:00:00Z").
+    upload_time: str | None = None
 
 
 class FixtureIndex:
@@ -336,6 +338,8 @@ class FixtureIndex:
                 entry["yanked"] = file.yanked or True
             if file.metadata is not None:
                 entry["core-metadata"] = {"sha256": hashlib.sha256(file.metadata).hexdigest()}
+            if file.upload_time is not None:
+                entry["upload-time"] = file.upload_time
             entries.append(entry)
         return {"meta": {"api-version": "1.1"}, "name": name, "files": entries}
 

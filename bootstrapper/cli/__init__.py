@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import BootstrapError, UsageError
-from . import bootstrap_command, graph_commands, rebuild_commands, tool_commands
+from . import bootstrap_command, graph_commands, rebuild_commands, tool_commands, update_commands
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Parser
 from .internal_error import internal_error, write_traceback
 
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild_commands.register_sequence(commands)
     rebuild_commands.register_build(commands)
     graph_commands.register(commands)
+    update_commands.register_find_updates(commands)
+    update_commands.register_update(commands)
     return parser
 
 

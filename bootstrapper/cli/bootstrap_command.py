@@ -43,12 +43,14 @@ from .common import (
     absolute_path,
     add_dask_option,
     add_http_options,
+    add_release_age_options,
     add_sandbox_options,
     add_settings_options,
     add_unpack_options,
     dask_cluster,
     http_limits,
     jobs_for,
+    release_age_from,
     sandbox_from,
     settings_layers,
     unpack_limits,
@@ -112,6 +114,20 @@ def register(commands: Any) -> None:
         help="where wheels, the index, logs and the graph go (default ./bootstrap-output)",
     )
     boot.add_argument(
+        "--pre",
+        action="store_true",
+        help="allow pre-release versions (otherwise only when nothing else "
+        "matches or a requirement names one)",
+    )
+    add_run_options(boot)
+    add_release_age_options(boot)
+    boot.set_defaults(handler=run, private_dir=lambda args: output_dir_of(args) / ".work")
+
+
+def add_run_options(boot: argparse.ArgumentParser) -> None:
+    """The options of how a run builds (every one but what it resolves), which
+    ``update`` takes too."""
+    boot.add_argument(
         "--jobs",
         "-j",
         type=int,
@@ -119,12 +135,6 @@ def register(commands: Any) -> None:
         metavar="N",
         help="how many builds run at once (default: the number of CPUs; with --dask, the "
         "cluster's worker threads)",
-    )
-    boot.add_argument(
-        "--pre",
-        action="store_true",
-        help="allow pre-release versions (otherwise only when nothing else "
-        "matches or a requirement names one)",
     )
     boot.add_argument(
         "--keep-work",
@@ -180,7 +190,6 @@ def register(commands: Any) -> None:
     verbosity.add_argument(
         "-v", "--verbose", action="store_true", help="also log debug details to the terminal"
     )
-    boot.set_defaults(handler=run, private_dir=lambda args: output_dir_of(args) / ".work")
 
 
 def requirement_set(args: argparse.Namespace) -> RequirementSet:
@@ -319,6 +328,7 @@ def run_options(
         unpack_limits=unpack_limits(args),
         allowed=allowed_projects(args),
         each=args.each,
+        release_age=release_age_from(args),
     )
 
 
@@ -335,7 +345,8 @@ def output_dir_of(args: argparse.Namespace) -> Path:
     return absolute_path(f"bootstrap-output-{args.variant}" if args.variant else "bootstrap-output")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, wanted: RequirementSet | None = None) -> int:
+    """The bootstrap of ``wanted`` (by default, what the command line asks for)."""
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.fallback_prebuilt and not args.keep_going:
@@ -343,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
     allowed_projects(args)  # a bad list is a usage error before anything starts
     probes = IsolationProbes(args)
     limits = http_limits(args)
-    wanted = requirement_set(args)
+    wanted = wanted or requirement_set(args)
     settings, patch_layers = settings_layers(args)
     output_dir = output_dir_of(args)
     with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:

@@ -4,6 +4,7 @@ options."""
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import sys
@@ -16,6 +17,7 @@ from ..archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, human_size, parse_siz
 from ..errors import UsageError
 from ..http import HttpLimits
 from ..isolation import readonly_view_problem
+from ..releaseage import ReleaseAge, parse_days, parse_timestamp
 from ..sandbox import DEFAULT_BUILD_TIMEOUT, Sandbox, cancelled_on_interrupt
 from ..settings import Settings, default_layers, recipes_dir, unique_dirs
 
@@ -285,3 +287,49 @@ def jobs_for(args: argparse.Namespace, cluster: DaskCluster | None) -> int:
     if cluster is not None:
         return max(1, sum(int(w.get("nthreads", 1)) for w in cluster.workers()))
     return os.cpu_count() or 1
+
+
+def _timestamp(text: str) -> datetime.datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _days(text: str) -> float:
+    try:
+        return parse_days(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_release_age_options(parser: argparse.ArgumentParser, *, recorded: bool = False) -> None:
+    """``--exclude-newer`` and ``--min-release-age``; ``recorded``: for a command that
+    otherwise takes the run's own ``--min-release-age`` from ``DIR/run.json``."""
+    instead = " (instead of the run's own release age)" if recorded else ""
+    parser.add_argument(
+        "--exclude-newer",
+        type=_timestamp,
+        default=None,
+        metavar="TIMESTAMP",
+        help="leave out every file the index says was uploaded after TIMESTAMP (RFC 3339 "
+        "with a time zone, e.g. 2024-05-01T12:00:00Z; a date alone means 00:00 UTC that "
+        f"day){instead}; needs an index that gives upload times (PEP 700)",
+    )
+    parser.add_argument(
+        "--min-release-age",
+        type=_days,
+        default=None,
+        metavar="DAYS",
+        help=f"leave out every file uploaded less than DAYS days ago{instead}; needs an "
+        "index that gives upload times (PEP 700)",
+    )
+
+
+def release_age_from(
+    args: argparse.Namespace, now: datetime.datetime | None = None
+) -> ReleaseAge | None:
+    """The release age the command line asks for, with its cut-off as of ``now``."""
+    return ReleaseAge.of(
+        now or datetime.datetime.now(datetime.UTC), args.exclude_newer, args.min_release_age
+    )
