@@ -266,7 +266,7 @@ class BuildSets:
                     resolve,
                     requirements,
                     self._finder,
-                    _OwnedMetadata(self, owner, building),
+                    _OwnedMetadata(self, owner, building, constraints),
                     constraints=constraints,
                     environment=self._environment,
                     allow_prereleases=self._allow_prereleases,
@@ -354,34 +354,51 @@ class BuildSets:
         if not future.done():
             future.set_result(metadata)
 
-    def speculate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
+    def speculate(
+        self,
+        requirements: Sequence[Requirement],
+        chain: Sequence[str],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    ) -> None:
         """Learn, in the background, the dependencies of the release the resolver will
         most likely pick for each requirement (and, when they are cheap to learn, of
         theirs in turn), so that the metadata look-ups of independent packages overlap
         instead of happening one after the other; a release with no cheap metadata
-        starts building at once, without holding a thread while it builds."""
+        starts building at once, without holding a thread while it builds.
+
+        ``constraints`` are those of the resolution that asked (``-c`` for the install
+        closure): a release they exclude could never be picked, so it is never built on
+        a guess."""
         wanted = [
             r
             for r in requirements
             if r.marker is None or r.marker.evaluate({**self._environment, "extra": ""})
         ]
+        limits = constraints or {}
         fresh = []
         with self._speculated_lock:
             for requirement in wanted:
-                key = (canonicalize_name(requirement.name), str(requirement.specifier))
+                name = canonicalize_name(requirement.name)
+                specifier = requirement.specifier & limits.get(name, SpecifierSet())
+                key = (name, str(specifier))
                 if key not in self._speculated:
                     self._speculated.add(key)
-                    fresh.append(requirement)
-        self._finder.prefetch(canonicalize_name(r.name) for r in fresh)
-        for requirement in fresh:
-            self._speculation.submit(self._speculate_one, requirement, tuple(chain))
+                    fresh.append((name, specifier))
+        self._finder.prefetch(name for name, _ in fresh)
+        for name, specifier in fresh:
+            self._speculation.submit(self._speculate_one, name, specifier, tuple(chain), limits)
 
-    def _speculate_one(self, requirement: Requirement, chain: tuple[str, ...]) -> None:
-        name = canonicalize_name(requirement.name)
+    def _speculate_one(
+        self,
+        name: NormalizedName,
+        specifier: SpecifierSet,
+        chain: tuple[str, ...],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> None:
         try:
             likely = allowed(
                 self._finder.releases(name),
-                requirement.specifier,
+                specifier,
                 exact_pins=frozenset(),
                 allow_prereleases=self._allow_prereleases,
             )
@@ -390,15 +407,20 @@ class BuildSets:
             release = likely[0]
             metadata = self._oracle.without_build(release, (*chain, name))
             if metadata is None:
-                self._start_build(release, (*chain, name))
+                self._start_build(release, (*chain, name), constraints)
             else:
-                self.speculate(metadata.requires_dist, (*chain, name))
+                self.speculate(metadata.requires_dist, (*chain, name), constraints)
         except (BootstrapError, RuntimeError) as e:
             # Only a guess: if the resolver does need this release, it meets the same
             # error itself, with its own chain.
-            logger.debug("speculative look-up of %s failed: %s", requirement, e)
+            logger.debug("speculative look-up of %s%s failed: %s", name, specifier, e)
 
-    def _start_build(self, release: Release, chain: tuple[str, ...]) -> None:
+    def _start_build(
+        self,
+        release: Release,
+        chain: tuple[str, ...],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> None:
         """Start the run's task of ``release`` (its build) without waiting for it; once
         its metadata is known (prepared by its backend, or from the wheel), speculate on
         its dependencies in turn, even while the resolver still waits elsewhere."""
@@ -408,7 +430,7 @@ class BuildSets:
             return  # never built on a guess; if the resolver needs it, it is refused
 
         def follow(metadata: CoreMetadata) -> None:
-            self.speculate(metadata.requires_dist, chain)
+            self.speculate(metadata.requires_dist, chain, constraints)
 
         def built(task: asyncio.Future[BuiltWheel]) -> None:
             # Whoever needs the wheel awaits the task and meets its failure there.
@@ -468,11 +490,16 @@ class _OwnedMetadata:
     (``building`` is told, from the resolver's thread, before one starts)."""
 
     def __init__(
-        self, sets: BuildSets, owner: NodeKey | None, building: Callable[[], Any] | None = None
+        self,
+        sets: BuildSets,
+        owner: NodeKey | None,
+        building: Callable[[], Any] | None = None,
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
     ) -> None:
         self._sets = sets
         self._owner = owner
         self._building = building
+        self._constraints = constraints
 
     def metadata(self, release: Release, chain: Sequence[str]) -> CoreMetadata:
         with timed("metadata (with builds)"):
@@ -484,7 +511,7 @@ class _OwnedMetadata:
         return self._sets.build_for_metadata(release, chain, self._owner)
 
     def anticipate(self, requirements: Sequence[Requirement], chain: Sequence[str]) -> None:
-        self._sets.speculate(requirements, chain)
+        self._sets.speculate(requirements, chain, self._constraints)
 
     def ready(self, release: Release) -> bool:
         return self._sets.ready(release)

@@ -97,3 +97,26 @@ def test_a_branch_known_only_by_building_is_followed_while_the_resolver_waits(
     assert run.code == 0, run.stderr
     built = built_lines(run.stderr)
     assert built.index("link1==1.0") < built.index("aaa-slow==1.0"), run.stderr
+
+
+def test_no_release_the_constraints_exclude_is_built_on_a_guess(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """Speculation builds the release the resolver will likely pick; with ``-c lib<2``
+    that is never lib 2.0, reached here through an extra and a dependency."""
+    index.add_all(
+        [
+            Project("app", optional={"all": ["mid"]}),
+            Project("mid", dependencies=["lib"]),
+            Project("lib", "2.0"),
+            Project("lib", "1.0"),
+        ],
+        tmp_path / "sdists",
+    )
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("lib<2\n")
+    run = bootstrap("-c", str(constraints), "app[all]")
+    assert run.code == 0, run.stderr
+    assert "lib==1.0" in built_lines(run.stderr)
+    assert not (run.output / "logs" / "lib-2.0.log").exists()
+    assert not list((run.output / ".work" / "built").glob("lib-2.0-*.whl"))
