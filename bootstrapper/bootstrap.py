@@ -55,6 +55,7 @@ from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
 from .installcheck import check_installable
 from .metadata import CoreMetadata
+from .metadiff import diff_run, read_diffs, write_diffs
 from .metasource import MetadataOracle
 from .outputs import write_constraints, write_outputs
 from .pipeline import PackagePipeline
@@ -146,7 +147,7 @@ class Bootstrapper:
         self.reporter = reporter or NullReporter()
         self._http = http
         self.index = IndexClient(options.index_url, http)
-        tags = list(sys_tags())
+        tags = self.tags = list(sys_tags())
         self.finder = IndexFinder(
             self.index,
             Version(".".join(map(str, sys.version_info[:3]))),
@@ -425,6 +426,9 @@ class Bootstrapper:
                     stamp=self.work_dir / stamp,
                 )
             )
+        await self.scheduler.in_thread(
+            functools.partial(timed_call, "metadata against upstream", self._compare, result)
+        )
         if report is None or report.ok:
             await self.scheduler.in_thread(
                 functools.partial(remove_report, self.options.output_dir)
@@ -475,6 +479,17 @@ class Bootstrapper:
             release_age=self.options.release_age,
             each=self.options.each,
         )
+
+    def _compare(self, result: Result) -> None:
+        """Compare the published wheels' metadata with the upstream wheels' of the same
+        versions (``DIR/logs/metadata-diff.json``, which the report shows); a later run
+        asks the index again only for wheels that changed on either side."""
+        wheels = [
+            (wheel.metadata, key.version, wheel.record.wheel_sha256, wheel.record.plan)
+            for key, wheel in sorted(result.built.items())
+        ]
+        out = self.options.output_dir
+        write_diffs(out, diff_run(wheels, self.index, self._http, self.tags, read_diffs(out)))
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         with timed("publishing"):

@@ -13,9 +13,13 @@ wheel).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -29,6 +33,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from .errors import BootstrapError
+from .fsutil import write_text_if_changed
 from .index import DistFile, IndexClient
 from .metadata import CoreMetadata, parse_metadata, requirement_key
 from .remotezip import RangeSource, read_remote_wheel_metadata
@@ -62,6 +67,10 @@ class MetadataDiff:
     extras_missing: tuple[str, ...] = ()
     #: Why nothing was compared (no upstream wheel of this version, none readable).
     note: str | None = None
+    #: What was compared: our wheel's sha256 and the upstream wheel's (as its index
+    #: page gives it); a later run takes this answer again while both are the same.
+    ours_sha256: str = ""
+    upstream_sha256: str = ""
 
     @property
     def differs(self) -> bool:
@@ -89,7 +98,33 @@ class MetadataDiff:
             "extras_added": list(self.extras_added),
             "extras_missing": list(self.extras_missing),
             "note": self.note,
+            "ours_sha256": self.ours_sha256,
+            "upstream_sha256": self.upstream_sha256,
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MetadataDiff:
+        """Raises KeyError, TypeError or ValueError on what :meth:`to_json` did not write."""
+
+        def changes(items: Any) -> tuple[Change, ...]:
+            return tuple(Change(str(c["text"]), bool(c["by_settings"])) for c in items)
+
+        python = data["requires_python"]
+        return cls(
+            name=canonicalize_name(str(data["name"])),
+            version=Version(str(data["version"])),
+            upstream_wheel=None if data["upstream_wheel"] is None else str(data["upstream_wheel"]),
+            added=changes(data["requirements_added"]),
+            missing=changes(data["requirements_missing"]),
+            requires_python=(
+                None if python is None else (str(python["ours"]), str(python["upstream"]))
+            ),
+            extras_added=tuple(str(e) for e in data["extras_added"]),
+            extras_missing=tuple(str(e) for e in data["extras_missing"]),
+            note=None if data["note"] is None else str(data["note"]),
+            ours_sha256=str(data.get("ours_sha256", "")),
+            upstream_sha256=str(data.get("upstream_sha256", "")),
+        )
 
 
 def settings_requires(plan: Mapping[str, Any]) -> tuple[list[Requirement], set[NormalizedName]]:
@@ -205,8 +240,12 @@ def diff_package(
     index: IndexClient,
     ranges: RangeSource,
     tags: Sequence[Tag],
+    *,
+    ours_sha256: str = "",
+    known: Mapping[tuple[str, str], MetadataDiff] | None = None,
 ) -> MetadataDiff:
-    """Compare one wheel of ours with the upstream wheel of its source ``version``."""
+    """Compare one wheel of ours with the upstream wheel of its source ``version``; an
+    answer in ``known`` for the same two wheels (by sha256) is taken as it is."""
     try:
         page = index.project_page(ours.name)
     except BootstrapError as e:
@@ -214,6 +253,11 @@ def diff_package(
     wheel = best_wheel(upstream_wheels(page.files, version), tags)
     if wheel is None:
         return not_compared(ours.name, version, "the index has no wheel of this version")
+    theirs_sha256 = wheel.hashes.get("sha256", "")
+    if ours_sha256 and theirs_sha256 and known is not None:
+        earlier = known.get((ours_sha256, theirs_sha256))
+        if earlier is not None:
+            return earlier
     try:
         theirs = upstream_metadata(index, ranges, wheel)
     except BootstrapError as e:
@@ -221,7 +265,7 @@ def diff_package(
             ours.name, version, f"cannot read the METADATA of {wheel.filename}: {e.message}"
         )
     added, removed = settings_requires(plan)
-    return compare(
+    diff = compare(
         ours,
         theirs,
         wheel.filename,
@@ -229,3 +273,52 @@ def diff_package(
         settings_added=added,
         settings_removed=removed,
     )
+    return dataclasses.replace(diff, ours_sha256=ours_sha256, upstream_sha256=theirs_sha256)
+
+
+#: Where a bootstrap keeps the comparison of its wheels with the upstream ones (for the
+#: report, and for the next run, which asks the index again only for what changed).
+DIFF_FILE = Path("logs") / "metadata-diff.json"
+
+
+def read_diffs(output_dir: Path) -> list[MetadataDiff]:
+    """The comparisons the last run kept; none when there are none (or they are not
+    readable: they are only a cache and a view)."""
+    try:
+        data = json.loads((output_dir / DIFF_FILE).read_text(encoding="utf-8"))
+        return [MetadataDiff.from_json(item) for item in data["packages"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def write_diffs(output_dir: Path, diffs: Sequence[MetadataDiff]) -> None:
+    document = {"schema": 1, "packages": [d.to_json() for d in diffs]}
+    write_text_if_changed(output_dir / DIFF_FILE, json.dumps(document, indent=1) + "\n")
+
+
+def diff_run(
+    wheels: Sequence[tuple[CoreMetadata, Version, str, Mapping[str, Any]]],
+    index: IndexClient,
+    ranges: RangeSource,
+    tags: Sequence[Tag],
+    earlier: Sequence[MetadataDiff] = (),
+    *,
+    threads: int = 8,
+) -> list[MetadataDiff]:
+    """Compare each of a run's wheels (metadata, source version, sha256, build plan) with
+    its upstream wheel, some at once; what ``earlier`` compared already is not asked
+    again."""
+    known = {
+        (d.ours_sha256, d.upstream_sha256): d
+        for d in earlier
+        if d.ours_sha256 and d.upstream_sha256 and d.note is None
+    }
+
+    def one(item: tuple[CoreMetadata, Version, str, Mapping[str, Any]]) -> MetadataDiff:
+        ours, version, sha256, plan = item
+        return diff_package(
+            ours, version, plan, index, ranges, tags, ours_sha256=sha256, known=known
+        )
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="metadiff") as pool:
+        return list(pool.map(one, wheels))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,10 @@ from ..graphquery import ANSWER_SCHEMA, GRAPH_FILE, LoadedGraph, load_graph
 from ..http import HttpClient
 from ..index import PYPI_SIMPLE, IndexClient
 from ..metadata import CoreMetadata, parse_metadata
-from ..metadiff import MetadataDiff, diff_package
+from ..metadiff import MetadataDiff, diff_run, read_diffs
 from ..publish import METADATA_SUFFIX
 from ..records import RECORD_SUFFIX, read_record
+from ..runrecord import read_run_record
 from .common import EXIT_OK, absolute_path, add_http_options, http_limits
 
 
@@ -45,9 +45,10 @@ def register(sub: Any) -> None:
     )
     diff.add_argument(
         "--index-url",
-        default=PYPI_SIMPLE,
+        default=None,
         metavar="URL",
-        help=f"the index whose wheels to compare with (default {PYPI_SIMPLE})",
+        help="the index whose wheels to compare with (default: the one the run used, from "
+        f"DIR/run.json; else {PYPI_SIMPLE})",
     )
     diff.add_argument(
         "--all", action="store_true", help="also list the packages that do not differ"
@@ -67,18 +68,19 @@ def run_metadata_diff(args: argparse.Namespace) -> int:
         else sorted(node.key for node in graph.graph.nodes())
     )
     ours = [_our_wheel(graph, args.output_dir, key) for key in keys]
-    tags = list(sys_tags())
+    record = read_run_record(args.output_dir)
+    index_url = args.index_url or (record.index_url if record else PYPI_SIMPLE)
     with HttpClient(limits=http_limits(args)) as http:
-        index = IndexClient(args.index_url, http)
+        index = IndexClient(index_url, http)
         try:
             index.prefetch(key.name for key in keys)
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                diffs = list(
-                    pool.map(
-                        lambda item: diff_package(item[1], item[0], item[2], index, http, tags),
-                        [(key.version, metadata, plan) for key, metadata, plan in ours],
-                    )
-                )
+            diffs = diff_run(
+                [(metadata, key.version, sha256, plan) for key, metadata, sha256, plan in ours],
+                index,
+                http,
+                list(sys_tags()),
+                read_diffs(args.output_dir),
+            )
         finally:
             index.close()
     if args.json:
@@ -88,7 +90,7 @@ def run_metadata_diff(args: argparse.Namespace) -> int:
                     "schema": ANSWER_SCHEMA,
                     "command": "metadata-diff",
                     "graph": str(graph.path),
-                    "index": args.index_url,
+                    "index": index_url,
                     "packages": [d.to_json() for d in diffs],
                 },
                 indent=2,
@@ -101,8 +103,9 @@ def run_metadata_diff(args: argparse.Namespace) -> int:
 
 def _our_wheel(
     graph: LoadedGraph, output_dir: Path, key: NodeKey
-) -> tuple[NodeKey, CoreMetadata, dict[str, Any]]:
-    """The metadata of the wheel the run published for ``key``, and its build plan."""
+) -> tuple[NodeKey, CoreMetadata, str, dict[str, Any]]:
+    """The metadata of the wheel the run published for ``key`` (under its source
+    version), its sha256 and its build plan."""
     node = graph.graph.node(key)
     wheel = output_dir / "wheels" / node.wheel
     metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
@@ -119,7 +122,12 @@ def _our_wheel(
         version = Version(str(source))
     except InvalidVersion:
         version = key.version
-    return NodeKey(key.name, version), metadata, dict(record.plan) if record else {}
+    return (
+        NodeKey(key.name, version),
+        metadata,
+        record.wheel_sha256 if record else "",
+        dict(record.plan) if record else {},
+    )
 
 
 def render(diffs: list[MetadataDiff], *, show_all: bool) -> str:

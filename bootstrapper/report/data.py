@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 from ..eta import record_duration
 from ..failures import FALLBACK_PREBUILT, Status
 from ..graph import NodeKey
+from ..metadiff import DIFF_FILE, MetadataDiff, read_diffs
 from ..records import RECORD_SUFFIX, BuildRecord, read_record
 from ..single_build import PREBUILT_BACKEND
 from ..timeline import Outcome, PackageTimes, RunLog
@@ -68,6 +69,9 @@ class ReportData:
     rows: tuple[PackageRow, ...]
     #: The relative link of each log path the run log names (failures, the run's error).
     log_links: Mapping[str, str] = field(default_factory=dict)
+    #: How this run's wheels' metadata compares with the upstream wheels' (None: the
+    #: command compared nothing, as build-sequence).
+    metadata_diffs: tuple[MetadataDiff, ...] | None = None
 
     def row(self, key: NodeKey) -> PackageRow | None:
         return next((r for r in self.rows if r.key == key), None)
@@ -124,7 +128,20 @@ def collect(output_dir: Path, run: RunLog) -> ReportData:
         link = href(Path(text), output_dir) if Path(text).is_file() else None
         if link is not None:
             links[text] = link
-    return ReportData(run, tuple(rows), links)
+    return ReportData(run, tuple(rows), links, _diffs(output_dir, rows))
+
+
+#: The statuses of a package whose wheel is in this run's index.
+PUBLISHED = frozenset({Shown.BUILT, Shown.REUSED, Shown.PREBUILT, Shown.FALLBACK})
+
+
+def _diffs(output_dir: Path, rows: list[PackageRow]) -> tuple[MetadataDiff, ...] | None:
+    """The metadata comparisons of this run's wheels (an earlier run's file may speak of
+    wheels this run did not publish: those are left out)."""
+    if not (output_dir / DIFF_FILE).is_file():
+        return None
+    published = {(r.key.name, r.key.version) for r in rows if r.status in PUBLISHED}
+    return tuple(d for d in read_diffs(output_dir) if (d.name, d.version) in published)
 
 
 def _status(

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 
 from ..eta import format_duration
 from ..failures import Failure, Status
+from ..metadiff import MetadataDiff
 from .data import FileLink, PackageRow, ReportData, Shown
 from .graph_svg import graph_svg
 from .timeline_svg import timeline_svg
@@ -54,6 +55,9 @@ section.card, .outcome { background:var(--card); border:1px solid var(--line);
 .badge.reused { background:var(--reused); }
 .badge.pre-built { background:var(--pre-built); }
 .badge.fallback { background:var(--fallback); }
+ul.changes { margin:0; padding-left:0; list-style:none; font-family:monospace; }
+ul.changes li.minus { color:var(--failed); }
+ul.changes li.plus { color:var(--build); }
 .chain { color:var(--muted); margin:4px 0; }
 .chain b { color:var(--fg); }
 pre { background:#f2f3f6; border:1px solid var(--line); border-radius:6px; padding:8px 10px;
@@ -387,6 +391,64 @@ def _packages(data: ReportData) -> str:
     )
 
 
+def _metadata(diffs: tuple[MetadataDiff, ...]) -> str:
+    """Where the metadata of our wheels differs from the upstream wheels' of the same
+    version, the changes our settings made marked."""
+    differ = [d for d in diffs if d.differs]
+    unknown = [d for d in diffs if d.note is not None]
+    compared = len(diffs) - len(unknown)
+    by_settings = sum(1 for d in differ for c in (*d.added, *d.missing) if c.by_settings)
+    summary = (
+        f"<p>{_e(len(differ))} of {_e(compared)} compared package(s) differ from the "
+        f"index's wheel of the same version; {_e(by_settings)} requirement change(s) made "
+        "by their settings.</p>"
+    )
+    rows = []
+    for diff in differ:
+        items = [
+            f'<li class="minus">&minus; {_e(c.text)}{_by_settings(c.by_settings, "removed")}</li>'
+            for c in diff.missing
+        ]
+        items += [
+            f'<li class="plus">+ {_e(c.text)}{_by_settings(c.by_settings, "added")}</li>'
+            for c in diff.added
+        ]
+        if diff.requires_python is not None:
+            ours, theirs = diff.requires_python
+            items.append(
+                f"<li>Requires-Python: {_e(ours or '(none)')} here, "
+                f"{_e(theirs or '(none)')} upstream</li>"
+            )
+        if diff.extras_missing:
+            items.append(f"<li>extras only upstream: {_e(', '.join(diff.extras_missing))}</li>")
+        if diff.extras_added:
+            items.append(f"<li>extras only here: {_e(', '.join(diff.extras_added))}</li>")
+        rows.append(
+            f"<tr><td>{_e(diff.name)}</td><td>{_e(diff.version)}</td>"
+            f'<td>{_e(diff.upstream_wheel or "")}</td><td><ul class="changes">'
+            f"{''.join(items)}</ul></td></tr>"
+        )
+    table = (
+        '<div class="scroll"><table id="metadata-table"><thead><tr><th>package</th>'
+        "<th>version</th><th>upstream wheel</th><th>differences</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        if rows
+        else ""
+    )
+    missing = (
+        f"<details><summary>{_e(len(unknown))} not compared</summary><ul>"
+        + "".join(f"<li>{_e(d.name)} {_e(d.version)}: {_e(d.note)}</li>" for d in unknown)
+        + "</ul></details>"
+        if unknown
+        else ""
+    )
+    return f'<section id="metadata">{summary}{table}{missing}</section>'
+
+
+def _by_settings(made: bool, how: str) -> str:
+    return f' <span class="badge">{how} by its settings</span>' if made else ""
+
+
 def _graph(data: ReportData) -> str:
     nodes = [str(r.key) for r in data.rows]
     edges = [
@@ -471,6 +533,12 @@ def render(data: ReportData) -> str:
         if slots
         else '<p class="muted">No build ran in a job slot in this run (everything was reused).</p>'
     )
+    metadata = (
+        ""
+        if data.metadata_diffs is None
+        else '<h2 id="metadata-heading">Metadata against upstream wheels</h2>'
+        + _metadata(data.metadata_diffs)
+    )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -498,6 +566,7 @@ style="background:var(--blocked);opacity:.55"></i>packages waiting for a slot</s
 <div class="scroll">{timeline}</div>
 <h2 id="packages">Packages</h2>
 {_packages(data)}
+{metadata}
 <h2 id="graph">Dependency graph</h2>
 {_graph(data)}
 <footer>Written by bootstrapper from logs/run.json and the build records; hover a bar, a
