@@ -20,7 +20,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .graph import NodeKey
-from .records import RECORD_SUFFIX, BuildRecord, read_record
+from .records import BuildRecord, records_in
 
 
 @dataclass(frozen=True)
@@ -88,24 +88,10 @@ def history_from(records: Iterable[BuildRecord]) -> History:
 
 
 def read_history(directories: Iterable[Path]) -> History:
-    """The build records (``*.whl.build.json``) in ``directories``, as a history."""
-    records: list[BuildRecord] = []
-    seen: set[tuple[int, int]] = set()
-    for directory in directories:
-        if not directory.is_dir():
-            continue
-        for path in directory.glob("*.whl" + RECORD_SUFFIX):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            if (stat.st_dev, stat.st_ino) in seen:  # a published record links the stored one
-                continue
-            seen.add((stat.st_dev, stat.st_ino))
-            record = read_record(path)
-            if record is not None:
-                records.append(record)
-    return history_from(records)
+    """The build records (``*.whl.build.json``) in ``directories``, as a history (a
+    record linked into several of them counts once)."""
+    unique = {id(record): record for _, record in records_in(directories)}
+    return history_from(list(unique.values()))
 
 
 def remaining_seconds(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,25 @@ def read_record(path: Path) -> BuildRecord | None:
         return BuildRecord.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError, KeyError):
         return None
+
+
+def records_in(directories: Iterable[Path]) -> Iterator[tuple[Path, BuildRecord]]:
+    """Every build record (``*.whl.build.json``) in ``directories``, in their order, with
+    the path of the wheel beside it. A record file hard-linked into several directories
+    (a published record most often is the stored one) is read once and given again as
+    the same object; unreadable ones are left out."""
+    read: dict[tuple[int, int], BuildRecord | None] = {}
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for path in directory.glob("*.whl" + RECORD_SUFFIX):
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            file_id = (stat.st_dev, stat.st_ino)
+            if file_id not in read:
+                read[file_id] = read_record(path)
+            record = read[file_id]
+            if record is not None:
+                yield path.with_name(path.name[: -len(RECORD_SUFFIX)]), record

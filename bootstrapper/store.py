@@ -12,7 +12,7 @@ from .errors import BootstrapError
 from .fsutil import atomic_copy, sha256_file
 from .metadata import CoreMetadata, parse_metadata
 from .profiling import timed
-from .records import RECORD_SUFFIX, BuildRecord, read_record
+from .records import RECORD_SUFFIX, BuildRecord, records_in
 from .wheelfile import read_wheel_metadata
 
 Key = tuple[NormalizedName, Version]
@@ -39,23 +39,8 @@ class WheelStore:
 
     def _scan(self) -> dict[Key, tuple[Path, BuildRecord]]:
         found: dict[Key, tuple[Path, BuildRecord]] = {}
-        # A published record is most often a hard link to the private one: read once.
-        read: dict[tuple[int, int], BuildRecord | None] = {}
-        for directory in reversed(self._dirs):  # the private store wins
-            if not directory.is_dir():
-                continue
-            for record_path in directory.glob("*.whl" + RECORD_SUFFIX):
-                wheel = record_path.with_name(record_path.name[: -len(RECORD_SUFFIX)])
-                try:
-                    stat = record_path.stat()
-                except OSError:
-                    continue
-                file_id = (stat.st_dev, stat.st_ino)
-                if file_id not in read:
-                    read[file_id] = read_record(record_path)
-                record = read[file_id]
-                if record is None or not wheel.is_file():
-                    continue
+        for wheel, record in records_in(reversed(self._dirs)):  # the private store wins
+            if wheel.is_file():
                 # Keyed by the source version: a rebuild scheme may have changed the
                 # wheel's. Of several rebuilds, the latest one stands.
                 key = (canonicalize_name(record.name), Version(record.version))

@@ -20,7 +20,7 @@ from ..eta import record_duration
 from ..failures import FALLBACK_PREBUILT, Status
 from ..graph import NodeKey
 from ..metadiff import DIFF_FILE, MetadataDiff, read_diffs
-from ..records import RECORD_SUFFIX, BuildRecord, read_record
+from ..records import RECORD_SUFFIX, BuildRecord, records_in
 from ..single_build import PREBUILT_BACKEND
 from ..timeline import Outcome, PackageTimes, RunLog
 
@@ -173,28 +173,13 @@ def _records(directories: tuple[Path, ...]) -> dict[NodeKey, tuple[Path, BuildRe
     """The build records in ``directories`` by source version (the first directory's
     win; of several rebuilds, the latest)."""
     found: dict[NodeKey, tuple[Path, BuildRecord]] = {}
-    read: dict[tuple[int, int], BuildRecord | None] = {}
-    for directory in reversed(directories):
-        if not directory.is_dir():
+    for wheel, record in records_in(reversed(directories)):
+        try:
+            key = NodeKey(canonicalize_name(record.name), Version(record.version))
+        except InvalidVersion:
             continue
-        for path in directory.glob("*.whl" + RECORD_SUFFIX):
-            try:
-                stat = path.stat()
-            except OSError:
-                continue
-            # A published record is most often a hard link to the stored one: read once.
-            file_id = (stat.st_dev, stat.st_ino)
-            if file_id not in read:
-                read[file_id] = read_record(path)
-            record = read[file_id]
-            if record is None:
-                continue
-            try:
-                key = NodeKey(canonicalize_name(record.name), Version(record.version))
-            except InvalidVersion:
-                continue
-            if key not in found or record.finished >= found[key][1].finished:
-                found[key] = (path.with_name(path.name[: -len(RECORD_SUFFIX)]), record)
+        if key not in found or record.finished >= found[key][1].finished:
+            found[key] = (wheel, record)
     return found
 
 
