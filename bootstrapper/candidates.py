@@ -164,7 +164,7 @@ def prebuilt_releases(
 ) -> list[Release]:
     """Releases of ``page`` offered as a wheel installable on this interpreter (the best
     match for ``tags``), newest first: the escape hatch for what cannot be built here."""
-    rank = {tag: i for i, tag in enumerate(tags)}
+    rank = tag_rank(tags)
     best: dict[Version, tuple[tuple[bool, int], DistFile]] = {}
     for file, version, file_tags in _usable_wheels(page, python_version):
         score = min((rank[t] for t in file_tags if t in rank), default=None)
@@ -179,13 +179,27 @@ def prebuilt_releases(
     ]
 
 
+_RANKS: dict[int, tuple[Sequence[Tag], dict[Tag, int]]] = {}
+
+
+def tag_rank(tags: Sequence[Tag]) -> dict[Tag, int]:
+    """Each of ``tags`` (most preferred first) with its place: made once per list of
+    tags (an interpreter has about a thousand, and it is asked for every release)."""
+    found = _RANKS.get(id(tags))
+    if found is None or found[0] is not tags:
+        found = _RANKS[id(tags)] = (tags, {tag: i for i, tag in enumerate(tags)})
+    return found[1]
+
+
 def metadata_wheel(
     release: Release, tags: Sequence[Tag], *, pep658: bool = True
 ) -> DistFile | None:
     """The upstream wheel whose metadata best stands for what we will build: the most
     preferred one for this interpreter, else any; with ``pep658``, among those whose
     index serves their metadata (PEP 658) only."""
-    rank = {tag: i for i, tag in enumerate(tags)}
+    if not release.wheels:
+        return None
+    rank = tag_rank(tags)
     best: tuple[int, DistFile] | None = None
     for file in release.wheels:
         if (pep658 and file.metadata_hashes is None) or file.yanked:

@@ -90,8 +90,9 @@ class HashCache:
             digest = self._digests.get(key)
         return None if digest is None else (key, digest)
 
-    def linked(self, path: Path, before: tuple[_Key, str]) -> None:
-        """``path`` was hashed as ``before`` and has just been given another link: that
+    def relinked(self, path: Path, before: tuple[_Key, str]) -> None:
+        """``path`` was hashed as ``before`` and has just gained or lost a hard link, by
+        this process (a copy made by linking, a build's scratch directory removed): that
         changed its ctime only, so the digest stands for its new key."""
         key, digest = before
         try:
@@ -102,6 +103,17 @@ class HashCache:
             with self._lock:
                 self._digests[now] = digest
                 self._used.add(now)
+
+    def remember(self, path: Path, digest: str) -> None:
+        """``path`` was just written by this process, and ``digest`` is the sha256 of the
+        bytes written (hashed as they were streamed to it)."""
+        try:
+            key = self._key(path)
+        except OSError:
+            return
+        with self._lock:
+            self._digests[key] = digest
+            self._used.add(key)
 
     @contextmanager
     def kept_in(self, path: Path) -> Iterator[None]:
@@ -223,7 +235,7 @@ def atomic_copy(src: Path, dest: Path) -> None:
             os.chmod(tmp, 0o644)
             return
     if known is not None:
-        HASHES.linked(src, known)
+        HASHES.relinked(src, known)
 
 
 def sweep_temporary_files(directory: Path, *, recursive: bool = False) -> None:

@@ -32,6 +32,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from .candidates import tag_rank
 from .errors import BootstrapError
 from .fsutil import write_text_if_changed
 from .index import DistFile, IndexClient
@@ -206,7 +207,9 @@ def best_wheel(wheels: Sequence[DistFile], tags: Sequence[Tag]) -> DistFile | No
     """The wheel that best stands for what we built: the most preferred for this
     interpreter, else any; one whose index serves its metadata (PEP 658) before one of
     the same rank that must be read by ranges."""
-    rank = {tag: i for i, tag in enumerate(tags)}
+    if not wheels:
+        return None
+    rank = tag_rank(tags)
     best: tuple[tuple[int, int], DistFile] | None = None
     for file in wheels:
         _, _, _, file_tags = parse_wheel_filename(file.filename)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from packaging.requirements import Requirement
 
+from . import fsutil
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .buildenv import EnvFactory
 from .builder import BuildPlan, PackageBuilder, SourceTree, make_record, now
@@ -323,7 +324,12 @@ def finish(unit: BuildUnit, output: UnitOutput, destination: Destination) -> Bui
         raise refuse(f"{release}: {wheel.name} does not match the sha256 of its build record")
     stored = destination.store.add(wheel, record)
     if not destination.keep_work:
+        # The stored wheel is a hard link to the built one: removing that link changes
+        # its ctime, and the digest the store just made must stand for the next run too.
+        known = fsutil.HASHES.known(stored)
         destination.cleanup(release)
+        if known is not None:
+            fsutil.HASHES.relinked(stored, known)
     destination.reporter.finished(unit.key, reused=False, where=output.worker)
     return BuiltWheel(unit.key, stored, record, output.log, metadata, reused=False)
 

@@ -259,11 +259,9 @@ def test_an_unreadable_hash_file_is_an_empty_one(
 def test_a_rerun_reads_no_stored_wheel_or_source_again(
     tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What the last run hashed is known to the next one (another process: another
-    cache), as long as the files are unchanged; a changed wheel is still found out.
-
-    (The first re-run may hash a wheel again: removing the build's own link to it, after
-    it was kept, changed its ctime.)"""
+    """What the last run hashed (or wrote, hashing it as it went: downloads, stored
+    wheels) is known to the next one (another process: another cache), as long as the
+    files are unchanged; a changed wheel is still found out."""
     from bootstrapper import fsutil
 
     from .conftest import standard_tree
@@ -277,7 +275,7 @@ def test_a_rerun_reads_no_stored_wheel_or_source_again(
         again = bootstrap("app")
         assert again.code == 0, again.stderr
         assert "7 reused" in again.stderr
-    assert calls == []
+        assert calls == []
 
     wheel = tmp_path / "out" / ".work" / "built" / "libone-1.4-py3-none-any.whl"
     data = bytearray(wheel.read_bytes())

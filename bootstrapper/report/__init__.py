@@ -13,10 +13,11 @@ from .page import render
 REPORT_FILE = "report.html"
 
 
-def write_report_page(output_dir: Path) -> Path | None:
-    """``DIR/report.html`` (atomically) from the run log in ``DIR/logs``; None when
-    there is no run log to draw."""
-    run = read_run_log(output_dir / "logs" / RUN_FILE)
+def write_report_page(output_dir: Path, run: RunLog | None = None) -> Path | None:
+    """``DIR/report.html`` (atomically) from ``run``, else from the run log in
+    ``DIR/logs``; None when there is no run log to draw."""
+    if run is None:
+        run = read_run_log(output_dir / "logs" / RUN_FILE)
     if run is None:
         return None
     path = output_dir / REPORT_FILE
@@ -27,7 +28,7 @@ def write_report_page(output_dir: Path) -> Path | None:
 def save_run(output_dir: Path, run: RunLog) -> Path | None:
     """The run log (``DIR/logs/run.json``), then the report drawn from it."""
     write_run_log(output_dir / "logs" / RUN_FILE, run)
-    return write_report_page(output_dir)
+    return write_report_page(output_dir, run)
 
 
 __all__ = ["REPORT_FILE", "save_run", "write_report_page"]

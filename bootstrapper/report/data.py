@@ -78,7 +78,17 @@ class ReportData:
 
 
 def href(path: Path, base: Path) -> str | None:
-    """``path`` as a URL relative to ``base`` (the report's directory), when it is inside."""
+    """``path`` as a URL relative to ``base`` (the report's directory), when it is inside.
+
+    A path spelled under ``base`` (as the report's own are: ``base / "wheels" / ...``)
+    is taken as it is; any other is resolved first, to see where it really is."""
+    if path.is_absolute() and base.is_absolute() and ".." not in path.parts:
+        try:
+            relative = path.relative_to(base)
+        except ValueError:
+            pass
+        else:
+            return "/".join(quote(part) for part in relative.parts)
     try:
         relative = path.resolve().relative_to(base.resolve())
     except (ValueError, OSError):
