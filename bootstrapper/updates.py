@@ -79,25 +79,28 @@ class RunGraph:
             found.setdefault(name, set()).add(version)
         return found
 
-    def reached(self) -> tuple[dict[NormalizedName, list[str]], set[NormalizedName]]:
+    def reached(self) -> tuple[dict[NormalizedName, list[str]], dict[str, set[str]]]:
         """For each project, the top-level requirements it is reached from (by any
-        edge); and the projects in the install closure of one (by install edges only)."""
+        edge); and for each top-level requirement, the nodes of its install closure (by
+        install edges only)."""
         children: dict[str, list[Edge]] = {}
         for edge in self.edges:
             if edge.parent is not None:
                 children.setdefault(edge.parent, []).append(edge)
         affects: dict[NormalizedName, list[str]] = {}
-        installed: set[NormalizedName] = set()
+        closures: dict[str, set[str]] = {}
         for top in (e for e in self.edges if e.parent is None):
             for label in _walk(top.child, children, install_only=False):
                 name = self._name(label)
                 if name is not None and top.requirement not in affects.get(name, []):
                     affects.setdefault(name, []).append(top.requirement)
-            for label in _walk(top.child, children, install_only=True):
-                name = self._name(label)
-                if name is not None:
-                    installed.add(name)
-        return affects, installed
+            closure = closures.setdefault(top.requirement, set())
+            closure |= {
+                label
+                for label in _walk(top.child, children, install_only=True)
+                if label in self.nodes
+            }
+        return affects, closures
 
     def _name(self, label: str) -> NormalizedName | None:
         node = self.nodes.get(label)
@@ -234,17 +237,77 @@ class RunRequest:
     requirements: Sequence[Requirement]
     constraints: Sequence[Requirement] = ()
     allow_prereleases: bool = False
+    #: Each top-level requirement was resolved on its own (``--each``).
+    each: bool = False
 
-    def naming(self, name: NormalizedName) -> list[HeldBack]:
+    def naming(
+        self, name: NormalizedName, requirements: Sequence[Requirement] | None = None
+    ) -> list[HeldBack]:
+        """The requirements (all of the run's, or ``requirements``) and constraints that
+        name ``name``."""
         return [
             HeldBack(r, Origin.REQUIREMENT)
-            for r in self.requirements
+            for r in (self.requirements if requirements is None else requirements)
             if canonicalize_name(r.name) == name
         ] + [
             HeldBack(c, Origin.CONSTRAINT)
             for c in self.constraints
             if canonicalize_name(c.name) == name
         ]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Versions of one project judged together: those of the install closure (of all the
+    top-level requirements, or with ``--each`` of one), or those only build
+    environments have (which no requirement or constraint bounds)."""
+
+    name: NormalizedName
+    versions: tuple[Version, ...]
+    top_level: tuple[HeldBack, ...]
+    reach: Reach
+    #: The top-level requirements it speaks for (None: every one that reaches it).
+    roots: tuple[str, ...] | None = None
+
+
+def _groups(graph: RunGraph, request: RunRequest) -> list[_Group]:
+    """The groups of versions to judge, one per project and reach (and with ``--each``,
+    per top-level requirement): a version is compared only with what bounds it."""
+    _, closures = graph.reached()
+    by_requirement = {str(r): r for r in request.requirements}
+    parts: list[tuple[str | None, set[str]]] = (
+        [(root, labels) for root, labels in closures.items()]
+        if request.each
+        else [(None, set().union(*closures.values()))]
+    )
+    groups: list[_Group] = []
+    installed: set[str] = set()
+    for root, labels in parts:
+        installed |= labels
+        versions: dict[NormalizedName, set[Version]] = {}
+        for label in labels:
+            name, version = graph.nodes[label]
+            versions.setdefault(name, set()).add(version)
+        mine = None
+        if root is not None:
+            mine = [by_requirement.get(root) or Requirement(root)]
+        for name, found in versions.items():
+            groups.append(
+                _Group(
+                    name,
+                    tuple(sorted(found)),
+                    tuple(request.naming(name, mine)),
+                    Reach.INSTALL,
+                    None if root is None else (root,),
+                )
+            )
+    built_only: dict[NormalizedName, set[Version]] = {}
+    for label, (name, version) in graph.nodes.items():
+        if label not in installed:
+            built_only.setdefault(name, set()).add(version)
+    for name, found in built_only.items():
+        groups.append(_Group(name, tuple(sorted(found)), (), Reach.BUILD))
+    return sorted(groups, key=lambda g: (g.name, g.reach != Reach.INSTALL, g.roots or ()))
 
 
 def find_updates(
@@ -257,36 +320,41 @@ def find_updates(
     Top-level requirements and constraints apply to the install closure only (build
     environments are resolved without them, as in a bootstrap)."""
     report = UpdateReport()
-    affects, installed = graph.reached()
-    for name, versions in sorted(graph.versions().items()):
+    affects, _ = graph.reached()
+    failed: set[NormalizedName] = set()
+    for group in _groups(graph, request):
+        if group.name in failed:
+            continue
         try:
-            found = releases(name)
+            found = releases(group.name)
         except ReleaseAgeUnsupportedError:
             raise  # the index's, not the project's: one refusal for all
         except BootstrapError as e:
-            report.problems.append(Problem(name, e.message))
+            report.problems.append(Problem(group.name, e.message))
+            failed.add(group.name)
             continue
         update = project_update(
-            name,
-            sorted(versions),
+            group.name,
+            group.versions,
             found,
-            request.naming(name) if name in installed else [],
+            group.top_level,
             allow_prereleases=request.allow_prereleases,
         )
         if update is None:
             continue
-        reach = Reach.INSTALL if name in installed else Reach.BUILD
         target = update.update or update.latest
         report.updates.append(
             ProjectUpdate(
-                name=name,
+                name=group.name,
                 current=update.current,
                 latest=update.latest,
                 update=update.update,
                 held_back_by=update.held_back_by,
-                limited_by=_dependents(graph, name, target),
-                affects=tuple(affects.get(name, ())),
-                reach=reach,
+                limited_by=_dependents(graph, group.name, target),
+                affects=tuple(
+                    group.roots if group.roots is not None else affects.get(group.name, ())
+                ),
+                reach=group.reach,
             )
         )
     return report

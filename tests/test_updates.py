@@ -161,7 +161,8 @@ def test_graph_versions_are_source_versions() -> None:
 
 
 def test_each_project_affects_the_roots_it_is_reached_from() -> None:
-    affects, installed = RunGraph.from_json(graph_document()).reached()
+    graph = RunGraph.from_json(graph_document())
+    affects, closures = graph.reached()
     assert affects == {
         "app": ["app[fast]"],
         "libone": ["app[fast]"],
@@ -170,7 +171,9 @@ def test_each_project_affects_the_roots_it_is_reached_from() -> None:
         "tool": ["app[fast]"],
         "helper": ["app[fast]"],
     }
+    installed = {graph.nodes[label][0] for labels in closures.values() for label in labels}
     assert installed == {"app", "libone", "libthree", "libtwo"}
+    assert sorted(closures) == ["app[fast]", "libtwo"]
 
 
 def test_find_updates_over_a_graph() -> None:
@@ -218,6 +221,65 @@ def test_find_updates_over_a_graph() -> None:
     assert table.splitlines()[0].split() == ["PROJECT", "CURRENT", "UPDATE", "LATEST", "AFFECTS"]
     assert "tool      3.0      3.1     3.1     app[fast] (build)" in table
     assert '    2.0 excluded by app==1.0 requires libone<2; extra == "fast"' in table
+
+
+def small_graph(nodes: list[str], edges: list[tuple[str | None, str, str, str]]) -> RunGraph:
+    """A graph.json of ``name==version`` nodes and (from, to, kind, requirement) edges."""
+    return RunGraph.from_json(
+        {
+            "schema": 1,
+            "roots": [r for f, _, _, r in edges if f is None],
+            "nodes": [
+                {"name": n.split("==")[0], "version": n.split("==")[1], "wheel": "w", "sdist": "s"}
+                for n in nodes
+            ],
+            "edges": [{"from": f, "to": t, "kind": k, "requirement": r} for f, t, k, r in edges],
+        }
+    )
+
+
+def test_an_older_copy_in_the_install_closure_is_judged_on_its_own() -> None:
+    """foo 1.0 is installed (app needs foo<2), foo 2.0 only builds app's tool: the
+    install closure's copy has updates (2.0 is the newest no top-level requirement
+    excludes; app's own requirement limits it, as a hint), though the build's copy is as
+    new as they come."""
+    graph = small_graph(
+        ["app==1.0", "foo==1.0", "tool==1.0", "foo==2.0"],
+        [
+            (None, "app==1.0", "toplevel", "app"),
+            ("app==1.0", "foo==1.0", "install", "foo<2"),
+            ("app==1.0", "tool==1.0", "build-system", "tool"),
+            ("tool==1.0", "foo==2.0", "install", "foo>=2"),
+        ],
+    )
+    index = {"app": releases("app", "1.0"), "tool": releases("tool", "1.0")}
+    index["foo"] = releases("foo", "1.0", "1.5", "2.0")
+    report = find_updates(graph, RunRequest([Requirement("app")]), lambda n: index[n])
+    [foo] = report.updates
+    assert (foo.name, foo.current, foo.update) == ("foo", (Version("1.0"),), Version("2.0"))
+    assert foo.reach.value == "install"
+    assert [str(d) for d in foo.limited_by] == ["app==1.0 requires foo<2"]
+
+
+def test_with_each_every_closure_is_judged_against_its_own_requirement() -> None:
+    graph = small_graph(
+        ["torch==2.1.0", "torch==2.2.0"],
+        [
+            (None, "torch==2.1.0", "toplevel", "torch==2.1.*"),
+            (None, "torch==2.2.0", "toplevel", "torch>=2.2"),
+        ],
+    )
+    index = {"torch": releases("torch", "2.1.0", "2.1.3", "2.2.0", "2.3.0")}
+    request = RunRequest([Requirement("torch==2.1.*"), Requirement("torch>=2.2")], each=True)
+    report = find_updates(graph, request, lambda n: index[n])
+    found = sorted((u.affects, u.current, u.update) for u in report.updates)
+    assert found == [
+        (("torch==2.1.*",), (Version("2.1.0"),), Version("2.1.3")),
+        (("torch>=2.2",), (Version("2.2.0"),), Version("2.3.0")),
+    ]
+    # Judged jointly (without --each), neither requirement would allow any of them.
+    joint = find_updates(graph, RunRequest(request.requirements), lambda n: index[n])
+    assert all(u.update is None for u in joint.updates)
 
 
 def test_no_updates() -> None:

@@ -197,7 +197,7 @@ def run_find_updates(args: argparse.Namespace) -> int:
             finder.prefetch(names)
             report = find_updates(
                 run.graph,
-                RunRequest(run.requirements, run.constraints, run.pre),
+                RunRequest(run.requirements, run.constraints, run.pre, each=run.each),
                 finder.releases,
             )
         finally:
