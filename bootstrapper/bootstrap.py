@@ -33,6 +33,7 @@ from .builder import SCRATCH_PARTS, make_plan
 from .buildsets import BuildSet, BuildSets, key_of
 from .candidates import Release
 from .cores import CoreBudget
+from .credentials import redact_text
 from .errors import BootstrapError, ReleaseAgeUnsupportedError
 from .failures import (
     FailureLog,
@@ -395,7 +396,7 @@ class Bootstrapper:
                 self.options.output_dir,
                 [
                     (
-                        str(requirement),
+                        redact_text(str(requirement)),
                         [
                             (name, result.built[key_of(release)].metadata.version)
                             for name, release in closure.pins.items()

@@ -12,6 +12,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .credentials import redact_text
 from .errors import BuildCycleError
 
 SCHEMA = 1
@@ -202,15 +203,26 @@ class DependencyGraph:
                 "from": None,
                 "to": self._label(key),
                 "kind": EdgeKind.TOPLEVEL.value,
-                "requirement": str(req),
+                "requirement": redact_text(str(req)),
             }
             for key, req in self._roots
         ]
         edges.extend(
-            {"from": self._label(u), "to": self._label(v), "kind": str(kind), "requirement": req}
+            {
+                "from": self._label(u),
+                "to": self._label(v),
+                "kind": str(kind),
+                "requirement": redact_text(req),
+            }
             for u, v, kind, req in self.edges()
         )
-        return {"schema": SCHEMA, "roots": list(roots), "nodes": nodes, "edges": edges}
+        # A direct URL (``name @ https://user:token@host/...``) keeps no credentials here.
+        return {
+            "schema": SCHEMA,
+            "roots": [redact_text(root) for root in roots],
+            "nodes": nodes,
+            "edges": edges,
+        }
 
     @classmethod
     def from_json(cls, document: Any) -> tuple[DependencyGraph, list[str]]:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
+from .credentials import redact_text
 from .errors import InvalidRequirementError, UsageError
 
 #: pip's rule: ``#`` at the start of a line or after white space starts a comment.
@@ -20,13 +22,26 @@ class RequirementSet:
     constraints: list[Requirement] = field(default_factory=list)
 
 
-def parse_requirement(text: str, where: str = "command line") -> Requirement:
+def parse_requirement(
+    text: str, where: str = "command line", *, direct_url: bool = False
+) -> Requirement:
+    """``text`` as a requirement; a direct URL (``name @ URL``) only with ``direct_url``:
+    a bootstrap resolves names against the index, and taking the name alone would build
+    something else than what was asked for."""
     try:
-        return Requirement(text)
+        requirement = Requirement(text)
     except InvalidRequirement as e:
         raise InvalidRequirementError(
-            f"malformed requirement {text!r} ({where}): {e}", package=text
+            f"malformed requirement {redact_text(text)!r} ({where}): {e}", package=text
         ) from None
+    if requirement.url and not direct_url:
+        name = canonicalize_name(requirement.name)
+        raise UsageError(
+            f"{redact_text(text)!r} ({where}): a direct URL requirement is not supported; "
+            f"ask for {requirement.name} by version and give its source in the package's "
+            f"settings (OVERRIDES/settings/{name}.yaml: source: {{url: ...}})"
+        )
+    return requirement
 
 
 def read_file(

@@ -486,3 +486,14 @@ def test_a_node_key_unpickled_in_another_process_is_found_there() -> None:
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode().strip() == "found"
+
+
+def test_graph_json_keeps_no_credentials_of_a_url_in_a_requirement() -> None:
+    graph = DependencyGraph()
+    app, lib = key("app==1.0"), key("lib==2.0")
+    graph.add_node(node("app==1.0"))
+    graph.add_node(node("lib==2.0"))
+    graph.add_root(app, Requirement("app"))
+    graph.add_edge(app, lib, EdgeKind.INSTALL, Requirement("lib @ https://u:tok@host/lib.whl"))
+    text = json.dumps(graph.to_json(["app", "x @ https://u:tok@host/x.whl"]))
+    assert "tok" not in text and "https://host/lib.whl" in text

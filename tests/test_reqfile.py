@@ -72,16 +72,10 @@ def test_comments_and_blank_lines(tmp_path: Path) -> None:
     assert result.constraints == []
 
 
-def test_requirement_with_marker_and_url(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "req.txt",
-        'tomli>=1.1; python_version < "3.11"\n'
-        "pkg @ https://example.com/pkg-1.0.tar.gz#sha256=abcd\n",
-    )
-    tomli, pkg = read(path).requirements
+def test_requirement_with_marker(tmp_path: Path) -> None:
+    path = write(tmp_path / "req.txt", 'tomli>=1.1; python_version < "3.11"\n')
+    (tomli,) = read(path).requirements
     assert str(tomli) == 'tomli>=1.1; python_version < "3.11"'
-    assert pkg.name == "pkg"
-    assert pkg.url == "https://example.com/pkg-1.0.tar.gz#sha256=abcd"
 
 
 def test_continuation_lines(tmp_path: Path) -> None:
@@ -234,3 +228,19 @@ def test_malformed_constraint_raises(tmp_path: Path) -> None:
 def test_comment_after_a_tab(tmp_path: Path) -> None:
     path = write(tmp_path / "req.txt", "requests>=2\t# pinned for reasons\n")
     assert texts(read(path).requirements) == ["requests>=2"]
+
+
+def test_a_direct_url_requirement_is_refused_without_its_credentials(tmp_path: Path) -> None:
+    """A bootstrap resolves names against the index: ``name @ URL`` would silently build
+    the index's release instead, so it is a usage error (with no credentials in it)."""
+    with pytest.raises(UsageError) as raised:
+        parse_requirement("app @ https://user:s3cret@example.com/app-1.0.tar.gz")
+    message = raised.value.message
+    assert "a direct URL requirement is not supported" in message
+    assert "OVERRIDES/settings/app.yaml" in message
+    assert "s3cret" not in message
+    path = write(tmp_path / "req.txt", "lib\nTool @ https://example.com/tool.tar.gz\n")
+    with pytest.raises(UsageError, match=r"req\.txt:2"):
+        read(path)
+    # In a wheel's own metadata (wheel edit --add-requires) a URL is the user's to give.
+    assert parse_requirement("x @ https://e.com/x.whl", direct_url=True).url

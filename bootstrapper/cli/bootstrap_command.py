@@ -374,7 +374,7 @@ def run_locked(
     """The run, once this process holds ``output_dir``; its run log and report are
     written when it ends, succeeded or failed."""
     jobs = jobs_for(args, cluster)
-    recorder = RunRecorder("bootstrap", [str(r) for r in wanted.requirements], jobs)
+    recorder = RunRecorder("bootstrap", [redact_text(str(r)) for r in wanted.requirements], jobs)
     with recorded_run(output_dir, recorder, quiet=args.quiet) as record:
         return run_recorded(
             args,

@@ -137,7 +137,9 @@ def run_wheel_edit(args: argparse.Namespace) -> int:
         scheme = "local"
     edit = WheelEdit(
         remove_requires=frozenset(canonicalize_name(n) for n in args.remove_requires),
-        add_requires=tuple(parse_requirement(r, "--add-requires") for r in args.add_requires),
+        add_requires=tuple(
+            parse_requirement(r, "--add-requires", direct_url=True) for r in args.add_requires
+        ),
         rebuild=rebuild,
         scheme=scheme,
         local=args.local,
