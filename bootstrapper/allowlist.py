@@ -78,7 +78,7 @@ def parse_allowed_projects(text: str, source: Path) -> AllowedProjects:
 
 def read_allowed_projects(path: Path) -> AllowedProjects:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is no name
     except OSError as e:
         raise UsageError(f"cannot read the allowed projects file {path}: {e.strerror}") from None
     except UnicodeDecodeError:

@@ -56,8 +56,9 @@ class IndexFinder:
 
     def upstream_wheel(self, name: NormalizedName, version: Version) -> Release | None:
         """The index's wheel of ``name`` ``version`` installable here, as a prebuilt
-        release (what ``--fallback-prebuilt`` takes when the build fails)."""
-        page = self._index.project_page(name)
+        release (what ``--fallback-prebuilt`` takes when the build fails), within the
+        release age like every other file."""
+        page = self._page(name)
         for release in prebuilt_releases(page, self._python, self._tags):
             if release.version == version:
                 return release

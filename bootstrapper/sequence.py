@@ -105,7 +105,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                 sdist=item["sdist"],
                 sdist_sha256=item["sdist_sha256"],
                 build_env=tuple(
-                    EnvWheel(e["name"], e["version"], e["wheel"], e["sha256"])
+                    EnvWheel(e["name"], _version_text(e["version"]), e["wheel"], e["sha256"])
                     for e in item.get("build_env", [])
                 ),
                 plan=item.get("plan", {}),
@@ -119,6 +119,13 @@ def read_build_order(path: Path) -> list[OrderEntry]:
         raise UsageError(f"cannot read {path}: {e.strerror or e}") from None
     except (ValueError, KeyError, TypeError) as e:
         raise SequenceError(f"{path} is not a build order bootstrapper wrote: {e!r}") from None
+
+
+def _version_text(text: str) -> str:
+    """``text`` as written, once it is known to be a version (InvalidVersion otherwise,
+    a ValueError the reader reports)."""
+    Version(text)
+    return text
 
 
 def plan_from_record(entry: OrderEntry, patches_dir: Path) -> BuildPlan:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import NormalizedName, canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from .errors import UsageError
+from .errors import BootstrapError, UsageError
 from .fsutil import atomic_write_text
 from .graph import NodeKey
 from .graphquery import GraphFileError, Subset, install_closure
@@ -48,14 +48,20 @@ def write_subset(source_dir: Path, dest: Path, part: Subset) -> WrittenSubset:
     keys = {node.key for node in part.graph.nodes()}
     entries = _order_entries(source_dir / "build-order.json", keys)
     partial = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     try:
-        written = _fill(source_dir, partial, part, entries)
-        os.rename(partial, dest)  # replaces an empty directory, never a full one
-    except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
-        raise
+        partial.mkdir(parents=True)
+        try:
+            written = _fill(source_dir, partial, part, entries)
+            os.rename(partial, dest)  # replaces an empty directory, never a full one
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    except OSError as e:
+        raise BootstrapError(
+            f"cannot write the part to {dest}: {e.strerror or e}"
+            + (f" ({e.filename})" if e.filename else "")
+        ) from None
     return WrittenSubset(dest, *written)
 
 
@@ -77,9 +83,9 @@ def _order_entries(path: Path, keys: set[NodeKey]) -> list[dict[str, Any]]:
         for item in raw:
             key = NodeKey(canonicalize_name(item["name"]), Version(item["version"]))
             if key in keys:
-                entries.append(item)
+                entries.append(_checked(item))
                 found.add(key)
-    except (TypeError, KeyError, InvalidVersion) as e:
+    except (TypeError, KeyError, InvalidVersion, ValueError) as e:
         raise GraphFileError(f"{path} is not a build order bootstrapper wrote: {e!r}") from None
     missing = sorted(keys - found)
     if missing:
@@ -88,6 +94,30 @@ def _order_entries(path: Path, keys: set[NodeKey]) -> list[dict[str, Any]]:
             "build order of the run that wrote graph.json beside it"
         )
     return entries
+
+
+def _checked(item: dict[str, Any]) -> dict[str, Any]:
+    """A build-order entry whose file names are names, not paths: copying the part must
+    never reach outside either directory, whatever the build order says."""
+    wheel, sdist = item["wheel"], item["sdist"]
+    patches = [p["file"] for p in item.get("plan", {}).get("patches", [])]
+    for name in (wheel, sdist, item["name"], item["version"], *patches):
+        if not _plain_name(name):
+            raise ValueError(f"{name!r} is not a file name")
+    parse_wheel_filename(wheel)  # raises InvalidWheelFilename, a ValueError
+    if not isinstance(item["sdist_sha256"], str):
+        raise TypeError("sdist_sha256")
+    return item
+
+
+def _plain_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
 
 
 def _fill(

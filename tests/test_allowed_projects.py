@@ -174,3 +174,9 @@ def test_a_bad_list_is_a_usage_error_before_anything_runs(
     assert run.code == 2
     assert f"{allowed}:2: 'not valid' is not a project name" in run.stderr
     assert not (run.output / "simple").exists()
+
+
+def test_a_list_saved_with_a_byte_order_mark_reads_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "allowed.txt"
+    path.write_text("\ufeffapp\nlib\n", encoding="utf-8")
+    assert read_allowed_projects(path).names == {"app", "lib"}

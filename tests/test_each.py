@@ -65,9 +65,14 @@ def test_requirements_that_do_not_install_together_each_get_their_closure(
     assert run_here(index, "old-app", "new-app") == 1
     assert "lib" in capsys.readouterr().err
 
-    # ...each on its own they can, into one index.
+    # ...each on its own they can, into one index; the summary says how to install each.
     assert run_here(index, "--each", "old-app", "new-app") == 0
-    capsys.readouterr()
+    lines = capsys.readouterr().err.splitlines()
+    url = (out / "simple").as_uri()
+    assert lines[-2:] == [
+        f"install with: pip install --index-url {url}/ -c {out}/constraints/old-app.txt old-app",
+        f"install with: pip install --index-url {url}/ -c {out}/constraints/new-app.txt new-app",
+    ]
     constraints = out / "constraints"
     assert sorted(p.name for p in constraints.iterdir()) == [
         "index.json",

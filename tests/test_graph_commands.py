@@ -518,6 +518,36 @@ def test_a_subset_goes_only_into_a_new_or_empty_directory(in_root: Tree, tmp_pat
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_tampered_build_order_cannot_make_a_subset_write_elsewhere(
+    in_root: Tree, tmp_path: Path
+) -> None:
+    """An output directory may come from elsewhere: its build order names files, never
+    paths."""
+    copy = tmp_path / "copied"
+    shutil.copytree(in_root.out, copy)
+    order = json.loads((copy / "build-order.json").read_text())
+    for entry in order:
+        if entry["name"] == "loner":
+            entry["wheel"] = "../../evil.txt"
+    (copy / "build-order.json").write_text(json.dumps(order))
+    result = run("graph", "subset", "loner", "--output-dir", copy, "-o", tmp_path / "a" / "b")
+    assert result.code == 1, result.err
+    assert "is not a build order bootstrapper wrote" in result.err
+    assert "'../../evil.txt' is not a file name" in result.err
+    assert "Traceback" not in result.err
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "a").exists()
+
+
+def test_a_subset_where_no_directory_can_be_made_is_a_clear_error(
+    in_root: Tree, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("")
+    result = run("graph", "subset", "loner", "-o", tmp_path / "file" / "part")
+    assert result.code == 1
+    assert f"cannot write the part to {tmp_path / 'file' / 'part'}" in result.err
+    assert "internal error" not in result.err
+
+
 # -- to-dot ------------------------------------------------------------------------------
 
 

@@ -735,6 +735,15 @@ def test_an_incomplete_or_altered_archive_fails_clearly(ws: Workspace, shared: S
     (ws.tmp / "bad.json").write_text('[{"name": "x"}]')
     run = ws.cli("build-sequence", ws.tmp / "bad.json", "--output-dir", ws.tmp / "x")
     assert run.code == 1 and "is not a build order bootstrapper wrote" in run.err
+    # A build environment's version that is none: named, not an internal error.
+    order = json.loads((out / "build-order.json").read_text())
+    order[-1]["build_env"] = [
+        {"name": "x", "version": "not a version", "wheel": "x.whl", "sha256": "0" * 64}
+    ]
+    (ws.tmp / "bad-env.json").write_text(json.dumps(order))
+    run = ws.cli("build-sequence", ws.tmp / "bad-env.json", "--output-dir", ws.tmp / "x")
+    assert run.code == 1 and "is not a build order bootstrapper wrote" in run.err, run.err
+    assert "internal error" not in run.err
 
 
 # -- settings travel with the build order -----------------------------------------------

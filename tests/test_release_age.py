@@ -16,7 +16,7 @@ from bootstrapper.errors import ReleaseAgeUnsupportedError
 from bootstrapper.index import DistFile, ProjectPage, parse_json_page, parse_upload_time
 from bootstrapper.releaseage import ReleaseAge, parse_days, parse_timestamp, uploaded_by
 
-from .support import FixtureIndex, Project
+from .support import FixtureIndex, IndexFile, Project, wheel_of
 
 NAME = NormalizedName("foo")
 JAN = datetime(2024, 1, 15, tzinfo=UTC)
@@ -250,3 +250,25 @@ def test_bad_option_values_are_usage_errors(
     err = capsys.readouterr().err
     assert code == 2
     assert f"argument {option}:" in err and message in err
+
+
+def test_a_prebuilt_fallback_keeps_to_the_release_age_too(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any
+) -> None:
+    """One cut-off for the whole run: with --fallback-prebuilt, a failed build does not
+    take a wheel uploaded after it."""
+    old = (datetime.now(UTC) - timedelta(days=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    broken = Project("broken", pkg_info_version="2.2", tool={"fail": "no compiler"})
+    sdist = broken.sdist(tmp_path / "sdists")
+    index.add_file("broken", IndexFile(sdist.name, sdist.read_bytes(), upload_time=old))
+    index.add_file(
+        "broken",
+        IndexFile("broken-1.0-py3-none-any.whl", wheel_of(broken), upload_time=new),
+    )
+    run = bootstrap("--keep-going", "--fallback-prebuilt", "--min-release-age", "7", "broken")
+    assert run.code == 1, run.stderr
+    assert not list((run.output / "wheels").glob("broken-*.whl"))
+    # Without the cut-off, the same wheel stands in.
+    run = bootstrap("--keep-going", "--fallback-prebuilt", "broken", output=tmp_path / "any")
+    assert list((run.output / "wheels").glob("broken-*.whl"))

@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..allowlist import AllowedProjects, read_allowed_projects
-from ..bootstrap import Bootstrapper, Options
+from ..bootstrap import Bootstrapper, Options, Result
 from ..credentials import redact_text
 from ..errors import BootstrapError, UsageError
 from ..failures import FAILURES_FILE, summary
@@ -26,6 +27,7 @@ from ..http import HttpClient, HttpLimits
 from ..index import PYPI_SIMPLE
 from ..isolation import isolation_prefix, readonly_view_problem
 from ..outputlock import locked_output_dir
+from ..outputs import CONSTRAINTS_DIR, constraints_file_names
 from ..patches import patched_packages
 from ..plugins import Plugins
 from ..profiling import PROFILE_FILE, Profile
@@ -475,23 +477,38 @@ def run_recorded(
         print(named, end="", file=sys.stderr)
         if result.report.published:
             print(
-                f"index: {output_dir / 'simple'}\n"
-                f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
-                + " ".join(result.report.published),
+                f"index: {output_dir / 'simple'}\n" + install_lines(output_dir, result, args.each),
                 file=sys.stderr,
             )
         return EXIT_FAILURE
     built = sum(1 for w in result.built.values() if not w.reused)
     reused = len(result.built) - built
     if not args.quiet:
+        installed = {name for _, closure in result.closures for name in closure.pins}
         print(
-            f"bootstrapped {len(result.install.pins)} packages for install "
+            f"bootstrapped {len(installed)} packages for install "
             f"({len(result.built)} wheels: {built} built, {reused} reused) "
             f"in {time.monotonic() - started:.1f}s\n"
             f"index: {output_dir / 'simple'}\n"
-            f"{named}"
-            f"install with: pip install --index-url {(output_dir / 'simple').as_uri()}/ "
-            + " ".join(str(r) for r in wanted.requirements),
+            f"{named}" + install_lines(output_dir, result, args.each),
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def install_lines(output_dir: Path, result: Result, each: bool) -> str:
+    """How to install what the run published, as a shell line to copy: one for the
+    closure, or with ``--each`` one per requirement, with its constraints file."""
+    index = f"pip install --index-url {(output_dir / 'simple').as_uri()}/"
+    if not each:
+        return f"install with: {index} " + " ".join(
+            shlex.quote(redact_text(str(r))) for r, _ in result.closures
+        )
+    requirements = [redact_text(str(r)) for r, _ in result.closures]
+    return "\n".join(
+        f"install with: {index} -c {shlex.quote(str(output_dir / CONSTRAINTS_DIR / name))} "
+        + shlex.quote(requirement)
+        for requirement, name in zip(
+            requirements, constraints_file_names(requirements), strict=True
+        )
+    )

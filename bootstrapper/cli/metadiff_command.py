@@ -90,7 +90,7 @@ def run_metadata_diff(args: argparse.Namespace) -> int:
                     "schema": ANSWER_SCHEMA,
                     "command": "metadata-diff",
                     "graph": str(graph.path),
-                    "index": index_url,
+                    "index": index.index_url,
                     "packages": [d.to_json() for d in diffs],
                 },
                 indent=2,
