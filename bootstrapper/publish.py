@@ -1,4 +1,6 @@
-"""The static simple index (PEP 503, with PEP 592/658/714 attributes).
+"""The static simple index (PEP 503, with PEP 592/658/714 attributes), and beside each
+HTML page its PEP 691 JSON form with the PEP 700 fields (``index.json``, see
+:mod:`.simple_json`).
 
 Publishing is atomic per file and ordered so that a page never links to a file that is
 missing or half written: the wheel, then its metadata and record, then the project page,
@@ -32,6 +34,9 @@ from .fsutil import (
 )
 from .metadata import parse_metadata
 from .records import RECORD_SUFFIX, read_record
+from .simple_json import JSON_PAGE, IndexedFile, first_listed, published_times
+from .simple_json import project_page as json_project_page
+from .simple_json import root_page as json_root_page
 
 METADATA_SUFFIX = ".metadata"
 
@@ -56,10 +61,12 @@ def _page(title: str, links: Iterable[str]) -> str:
 
 
 def _write_root_page(directory: Path, title: str, projects: Iterable[NormalizedName]) -> None:
-    """The PEP 503 root of ``directory``: one link per project given. Never a listing of
-    the folders found there: a build could have written one."""
-    links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in sorted(set(projects))]
+    """The PEP 503 root of ``directory`` and its JSON form: one link per project given.
+    Never a listing of the folders found there: a build could have written one."""
+    names = sorted(set(projects))
+    links = [f'<a href="{html.escape(p)}/">{html.escape(p)}</a><br>' for p in names]
     write_text_if_changed(directory / "index.html", _page(title, links))
+    write_text_if_changed(directory / JSON_PAGE, json_root_page(names))
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,15 @@ class KnownWheel:
 
     sha256: str
     requires_python: str
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """What a project page says of a wheel (either form)."""
+
+    sha256: str
+    requires_python: str
+    metadata_sha256: str
 
 
 class IndexWriter:
@@ -89,8 +105,8 @@ class IndexWriter:
         the caller knows of some of these wheels, by file name."""
         published = []
         projects: set[NormalizedName] = set()
-        #: The links of the wheels published here, from what is known of them.
-        links: dict[str, str] = {}
+        #: What the pages say of the wheels published here, from what is known of them.
+        links: dict[str, _Listing] = {}
         with self._lock:
             for wheel, metadata, record in wheels:
                 name, _, _, _ = parse_wheel_filename(wheel.name)
@@ -101,8 +117,8 @@ class IndexWriter:
                     _copy_small_file(record, dest.with_name(dest.name + RECORD_SUFFIX))
                 facts = (known or {}).get(wheel.name)
                 if facts is not None:
-                    links[wheel.name] = _link(
-                        wheel.name, facts.sha256, facts.requires_python, metadata
+                    links[wheel.name] = _Listing(
+                        facts.sha256, facts.requires_python, hashlib.sha256(metadata).hexdigest()
                     )
                 projects.add(name)
                 published.append(dest)
@@ -130,30 +146,47 @@ class IndexWriter:
         return found
 
     def _write_project_page(
-        self, name: NormalizedName, wheels: list[Path], known: Mapping[str, str]
+        self, name: NormalizedName, wheels: list[Path], known: Mapping[str, _Listing]
     ) -> None:
-        links = []
+        page_dir = self.simple_dir / name
+        times = published_times(page_dir / JSON_PAGE)
+        links, files = [], []
         for wheel in wheels:
-            link = known.get(wheel.name)
-            if link is None:
-                metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
+            metadata_file = wheel.with_name(wheel.name + METADATA_SUFFIX)
+            listing = known.get(wheel.name)
+            if listing is None:
                 metadata_bytes = metadata_file.read_bytes()
                 metadata = parse_metadata(metadata_bytes, metadata_file.name)
-                link = _link(
-                    wheel.name, _wheel_sha256(wheel), str(metadata.requires_python), metadata_bytes
+                listing = _Listing(
+                    _wheel_sha256(wheel),
+                    str(metadata.requires_python),
+                    hashlib.sha256(metadata_bytes).hexdigest(),
                 )
-            links.append(link)
-        write_text_if_changed(
-            self.simple_dir / name / "index.html", _page(f"Links for {name}", links)
-        )
+            links.append(_link(wheel.name, listing))
+            _, version, _, _ = parse_wheel_filename(wheel.name)
+            files.append(
+                IndexedFile(
+                    filename=wheel.name,
+                    url=f"../../wheels/{wheel.name}",
+                    version=version,
+                    sha256=listing.sha256,
+                    size=wheel.stat().st_size,
+                    # The metadata file is written by publishing alone, once per wheel.
+                    upload_time=first_listed(times, wheel.name, listing.sha256, metadata_file),
+                    requires_python=listing.requires_python or None,
+                    metadata_sha256=listing.metadata_sha256,
+                )
+            )
+        write_text_if_changed(page_dir / "index.html", _page(f"Links for {name}", links))
+        write_text_if_changed(page_dir / JSON_PAGE, json_project_page(name, files))
 
 
-def _link(filename: str, sha256: str, requires_python: str, metadata: bytes) -> str:
+def _link(filename: str, listing: _Listing) -> str:
     """A wheel's anchor on its project page (PEP 503, with PEP 592/658/714 attributes)."""
-    metadata_hash = f"sha256={hashlib.sha256(metadata).hexdigest()}"
-    attrs = [f'href="../../wheels/{html.escape(filename)}#sha256={sha256}"']
-    if requires_python:
-        attrs.append(f'data-requires-python="{html.escape(requires_python)}"')
+    metadata_hash = f"sha256={listing.metadata_sha256}"
+    attrs = [f'href="../../wheels/{html.escape(filename)}#sha256={listing.sha256}"']
+    if listing.requires_python:
+        attrs.append(f'data-requires-python="{html.escape(listing.requires_python)}"')
     attrs.append(f'data-core-metadata="{metadata_hash}"')
     attrs.append(f'data-dist-info-metadata="{metadata_hash}"')
     return f"<a {' '.join(attrs)}>{html.escape(filename)}</a><br>"
@@ -195,16 +228,30 @@ class SourceIndexWriter:
     def _write_project_page(
         self, name: NormalizedName, known: Mapping[str, str], files: list[Path]
     ) -> None:
-        links = []
+        page_dir = self.sdists_dir / name
+        times = published_times(page_dir / JSON_PAGE)
+        links, listed = [], []
         for path in files:
             digest = known.get(path.name) or sha256_file(path)
             links.append(
                 f'<a href="../{html.escape(path.name)}#sha256={digest}">'
                 f"{html.escape(path.name)}</a><br>"
             )
-        write_text_if_changed(
-            self.sdists_dir / name / "index.html", _page(f"Links for {name}", links)
-        )
+            version = parse_sdist_filename(path.name, name)
+            assert version is not None  # _ArchivesByProject.of gives only these
+            listed.append(
+                IndexedFile(
+                    filename=path.name,
+                    url=f"../{path.name}",
+                    version=version,
+                    sha256=digest,
+                    size=path.stat().st_size,
+                    # Archiving writes a source once, and never again while it is there.
+                    upload_time=first_listed(times, path.name, digest, path),
+                )
+            )
+        write_text_if_changed(page_dir / "index.html", _page(f"Links for {name}", links))
+        write_text_if_changed(page_dir / JSON_PAGE, json_project_page(name, listed))
 
     def _archived_projects(self, archives: _ArchivesByProject | None) -> set[NormalizedName]:
         """The projects with a page here that has one of the archives beside it."""
