@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -13,7 +14,9 @@ import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +27,8 @@ from bootstrapper.serve import IndexServer, RangeNotSatisfiable, parse_range
 from bootstrapper.simple_json import JSON_MEDIA_TYPE
 from bootstrapper.wheelfile import read_wheel_metadata
 
-from .support import Project, wheel_of
+from .conftest import clean_env, installed, standard_tree, uv_install
+from .support import FixtureIndex, Project, wheel_of
 
 JSON = Choice(Form.JSON, JSON_MEDIA_TYPE)
 HTML = Choice(Form.HTML, TEXT_HTML)
@@ -340,3 +344,118 @@ def test_serve_listens_on_ipv6_loopback(tmp_path: Path) -> None:
             connection.close()
         finally:
             server.shutdown()
+
+
+def test_pip_and_uv_install_through_serve_and_a_bootstrap_reads_its_json(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One run's output, served, is what other machines install from (pip and uv, both
+    asking for JSON) and rebuild from (its sources, JSON pages with upload times)."""
+    tree = [
+        *standard_tree(),
+        Project("top", dependencies=["app", "host[more]"]),
+        Project("host", optional={"more": ["via-extra"]}),
+        Project("via-extra", "3.0"),
+    ]
+    index.add_all(tree, tmp_path / "upstream")
+    run = bootstrap("top")
+    assert run.code == 0, run.stderr
+    wheels = {p.name: sha256_of(p) for p in (run.output / "wheels").glob("*.whl")}
+    assert len(wheels) == 10
+
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bootstrapper", "serve", run.output.name, "--port", "0"],
+            cwd=run.output.parent,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        base = started(process)
+        uv = uv_install(f"{base}/simple/", tmp_path / "uv-venv", "top")
+        assert uv.returncode == 0, uv.stderr
+        assert installed(tmp_path / "uv-venv")["via-extra"] == "3.0"
+        assert json_pages_served(log) >= {"top", "host", "via-extra", "libtwo"}
+
+        seen = log.stat().st_size
+        pip = pip_from(f"{base}/simple/", tmp_path / "pip-venv", "top")
+        assert pip.returncode == 0, pip.stderr
+        assert installed(tmp_path / "pip-venv")["via-extra"] == "3.0"
+        assert json_pages_served(log, seen) >= {"top", "host", "via-extra", "libtwo"}
+
+        # The sources, served as JSON with upload times: --exclude-newer can be honoured
+        # (an index without upload times refuses it), and a cut-off before the run
+        # leaves nothing to build.
+        code = main(
+            [
+                "bootstrap",
+                "--index-url",
+                f"{base}/sdists/",
+                "--output-dir",
+                str(tmp_path / "rebuilt"),
+                "--exclude-newer",
+                "2000-01-01",
+                "top",
+            ]
+        )
+        assert code == 1
+        assert "no version of top satisfies" in capsys.readouterr().err
+        code = main(
+            [
+                "bootstrap",
+                "--index-url",
+                f"{base}/sdists/",
+                "--output-dir",
+                str(tmp_path / "rebuilt"),
+                "--exclude-newer",
+                (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+                "top",
+            ]
+        )
+        assert code == 0
+        rebuilt = {p.name: sha256_of(p) for p in (tmp_path / "rebuilt" / "wheels").glob("*.whl")}
+        assert rebuilt == wheels
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    assert process.returncode == 130
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def json_pages_served(log: Path, since: int = 0) -> set[str]:
+    """The projects whose page the server's log shows it served as JSON (after the
+    first ``since`` bytes of the log)."""
+    found = set()
+    for line in log.read_bytes()[since:].decode().splitlines():
+        match = re.search(r'"GET /simple/([^/ ]+)/ HTTP/1.1" 200 \d+ (\S+)$', line)
+        if match and match[2] == JSON_MEDIA_TYPE:
+            found.add(match[1])
+    return found
+
+
+def pip_from(index_url: str, venv: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--isolated",
+            "--no-cache-dir",
+            "--index-url",
+            index_url,
+            *requirements,
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+    )
