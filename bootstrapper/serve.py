@@ -307,7 +307,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _log(self, status: int, length: int, media_type: str) -> None:
         self.server.log(
-            f'{self.address_string()} "{self.requestline}" {int(status)} {length} '
+            f'{self.address_string()} "{_printable(self.requestline)}" {int(status)} {length} '
             f"{media_type.split(';')[0] or '-'}"
         )
 
@@ -316,12 +316,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         # What the base class reports itself: malformed requests, unsupported methods.
-        self.server.log(f"{self.address_string()} {format % args}")
+        self.server.log(f"{self.address_string()} {_printable(format % args)}")
 
     def handle(self) -> None:
         # The client went away mid-answer: nothing to tell anyone.
         with contextlib.suppress(ConnectionResetError, BrokenPipeError):
             super().handle()
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a request line is the client's to
+    write, and the log goes to a terminal."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 class IndexServer(ThreadingHTTPServer):

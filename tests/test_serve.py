@@ -459,3 +459,12 @@ def pip_from(index_url: str, venv: Path, *requirements: str) -> subprocess.Compl
         env=clean_env(),
         check=False,
     )
+
+
+def test_the_log_escapes_what_a_client_wrote(served: tuple[Path, Client, list[str]]) -> None:
+    _, client, log = served
+    with socket.create_connection(("127.0.0.1", client.port), timeout=10) as raw:
+        raw.sendall(b"GET /\x1b[2J HTTP/1.1\r\nHost: here\r\nConnection: close\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 404")
+    assert '"GET /\\x1b[2J HTTP/1.1" 404' in log[-1]
+    assert not any("\x1b" in line for line in log)
