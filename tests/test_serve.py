@@ -28,7 +28,7 @@ from bootstrapper.simple_json import JSON_MEDIA_TYPE
 from bootstrapper.wheelfile import read_wheel_metadata
 
 from .conftest import clean_env, installed, standard_tree, uv_install
-from .support import FixtureIndex, Project, wheel_of
+from .support import FixtureIndex, Project, wait_for, wheel_of
 
 JSON = Choice(Form.JSON, JSON_MEDIA_TYPE)
 HTML = Choice(Form.HTML, TEXT_HTML)
@@ -168,7 +168,8 @@ def test_pages_are_served_in_the_form_asked_for(served: tuple[Path, Client, list
     assert page.headers["vary"] == "Accept"
     assert page.body == (out / "simple" / "lib" / "index.json").read_bytes()
     assert json.loads(page.body)["name"] == "lib"
-    assert f'"GET /simple/lib/ HTTP/1.1" 200 {len(page.body)} {JSON_MEDIA_TYPE}' in log[-1]
+    line = f'"GET /simple/lib/ HTTP/1.1" 200 {len(page.body)} {JSON_MEDIA_TYPE}'
+    wait_for(lambda: bool(log) and line in log[-1], timeout=10)  # logged after the answer
 
     html = client.get("/simple/lib/", Accept=BROWSER)
     assert html.headers["content-type"] == "text/html; charset=utf-8"
@@ -466,5 +467,7 @@ def test_the_log_escapes_what_a_client_wrote(served: tuple[Path, Client, list[st
     with socket.create_connection(("127.0.0.1", client.port), timeout=10) as raw:
         raw.sendall(b"GET /\x1b[2J HTTP/1.1\r\nHost: here\r\nConnection: close\r\n\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 404")
+    # The server logs the request after it answered: wait for the line.
+    wait_for(lambda: any("404" in line for line in log), timeout=10)
     assert '"GET /\\x1b[2J HTTP/1.1" 404' in log[-1]
     assert not any("\x1b" in line for line in log)
