@@ -13,7 +13,14 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import BootstrapError, UsageError
-from . import bootstrap_command, graph_commands, rebuild_commands, tool_commands, update_commands
+from . import (
+    bootstrap_command,
+    graph_commands,
+    provenance_command,
+    rebuild_commands,
+    tool_commands,
+    update_commands,
+)
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Parser
 from .internal_error import internal_error, write_traceback
 
@@ -35,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph_commands.register(commands)
     update_commands.register_find_updates(commands)
     update_commands.register_update(commands)
+    provenance_command.register(commands)
     return parser
 
 
