@@ -129,4 +129,6 @@ def _line(result: WheelCheck) -> str:
         signed = f"signed by {', '.join(result.keyids) or 'an unnamed key'}, not checked (no --key)"
     else:
         signed = "unsigned"
-    return f"ok      {result.wheel} ({result.dependencies} dependencies match; {signed})"
+    count = result.dependencies
+    matched = f"{count} {'dependency matches' if count == 1 else 'dependencies match'}"
+    return f"ok      {result.wheel} ({matched}; {signed})"
