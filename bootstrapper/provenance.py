@@ -14,6 +14,7 @@ import json
 import urllib.parse
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ SOURCES, WHEELS, PATCHES = "sdists", "wheels", "patches"
 #: Roles of resolved dependencies (their ``annotations.role``).
 ROLE_SOURCE = "source"
 ROLE_BUILD_ENV = "build-environment"
-ROLE_DISCOVERY_ENV = "discovery-environment"
 ROLE_PATCH = "patch"
 
 
@@ -94,12 +94,16 @@ def resolved_dependencies(record: BuildRecord) -> list[dict[str, Any]]:
     elif url:
         source["uri"] = url
     found = [source]
-    built_in = {wheel.filename for wheel in record.build_env}
     for wheel in sorted(record.build_env):
-        found.append(_env_descriptor(wheel.filename, wheel.sha256, ROLE_BUILD_ENV, wheel))
-    for wheel in sorted(record.discovery_env):
-        if wheel.filename not in built_in:
-            found.append(_env_descriptor(wheel.filename, wheel.sha256, ROLE_DISCOVERY_ENV, wheel))
+        found.append(
+            _descriptor(
+                f"{WHEELS}/{wheel.filename}",
+                wheel.sha256,
+                ROLE_BUILD_ENV,
+                project=wheel.name,
+                version=wheel.version,
+            )
+        )
     for patch in record.plan.get("patches", []):
         found.append(
             _descriptor(
@@ -109,12 +113,6 @@ def resolved_dependencies(record: BuildRecord) -> list[dict[str, Any]]:
             )
         )
     return found
-
-
-def _env_descriptor(filename: str, sha256: str, role: str, wheel: Any) -> dict[str, Any]:
-    return _descriptor(
-        f"{WHEELS}/{filename}", sha256, role, project=wheel.name, version=wheel.version
-    )
 
 
 def statement(record: BuildRecord) -> dict[str, Any]:
@@ -138,6 +136,12 @@ def statement(record: BuildRecord) -> dict[str, Any]:
         "environment": record.environment,
         "rebuild": record.rebuild,
     }
+    # Where the backend was asked for its requirements in other wheels than it built
+    # with (its own requirements changed the resolution): they made no part of the
+    # wheel, and need not be published, so they are told here, not as dependencies.
+    asked_in = sorted(set(record.discovery_env) - set(record.build_env))
+    if asked_in:
+        internal["discoveryEnvironment"] = [asdict(wheel) for wheel in asked_in]
     if record.fallback:
         internal["fallback"] = record.fallback
     if record.vendored:

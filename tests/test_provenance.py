@@ -526,3 +526,18 @@ def test_statement_keeps_secrets_and_local_paths_out_and_is_stable() -> None:
     # A prebuilt upstream wheel taken as it is lives in sdists/prebuilt/.
     prebuilt = statement(record(sdist="pkg-1.0-py3-none-any.whl"))
     assert "sdists/prebuilt/pkg-1.0-py3-none-any.whl" in dependencies_of(prebuilt)
+
+
+def test_wheels_the_backend_was_only_asked_in_are_told_but_not_dependencies() -> None:
+    asked = EnvWheel("tool", "0.9", "tool-0.9-py3-none-any.whl", "f" * 64)
+    found = statement(record(discovery_env=(asked,)))
+    assert "wheels/tool-0.9-py3-none-any.whl" not in dependencies_of(found)
+    internal = found["predicate"]["buildDefinition"]["internalParameters"]
+    assert internal["discoveryEnvironment"] == [
+        {"name": "tool", "version": "0.9", "filename": asked.filename, "sha256": "f" * 64}
+    ]
+    # The usual case: asked in the very wheels it was built with.
+    assert (
+        "discoveryEnvironment"
+        not in statement(record())["predicate"]["buildDefinition"]["internalParameters"]
+    )
