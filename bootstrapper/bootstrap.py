@@ -63,6 +63,7 @@ from .pipeline import PackagePipeline
 from .plugins import Plugins
 from .profiling import timed, timed_call
 from .progress import NullReporter, Reporter, SlotWatch
+from .provenance import write_provenance
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
 from .releaseage import ReleaseAge
 from .resolve import Resolution
@@ -70,6 +71,7 @@ from .runrecord import RunRecord, write_run_record
 from .sandbox import Sandbox
 from .scheduler import Scheduler
 from .settings import Settings
+from .signing import Signer
 from .single_build import BuildConfig, BuiltWheel, unit_runner
 from .sources import SourceStore
 from .store import WheelStore
@@ -108,6 +110,8 @@ class Options:
     #: Leave out the index's files uploaded after a cut-off (--exclude-newer and
     #: --min-release-age).
     release_age: ReleaseAge | None = None
+    #: Signs each wheel's provenance (a DSSE envelope); None writes it unsigned.
+    signer: Signer | None = None
 
 
 @dataclass
@@ -513,13 +517,16 @@ class Bootstrapper:
             sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
         )
         store = self.store
-        self.publisher.publish(
+        published = self.publisher.publish(
             ((w.path, store.metadata(w.path)[0], store.record_path(w.path)) for w in wheels),
             {
                 w.path.name: KnownWheel(w.record.wheel_sha256, str(w.metadata.requires_python))
                 for w in wheels
                 if w.record.wheel == w.path.name
             },
+        )
+        write_provenance(
+            zip(published, (w.record for w in wheels), strict=True), self.options.signer
         )
 
     def _as_settings_will_make_it(self, metadata: CoreMetadata) -> CoreMetadata:

@@ -33,11 +33,13 @@ from .index import DistFile
 from .patches import Patch
 from .plugins import Plugins
 from .progress import NullReporter, NullSlotWatch, Reporter, SlotWatch
+from .provenance import write_provenance
 from .publish import IndexWriter
 from .records import EnvWheel
 from .reproducible import first_difference
 from .sandbox import Sandbox, end_running_backends
 from .settings import PackageSettings, RequirementEdits, SourceSpec
+from .signing import Signer
 from .single_build import (
     BuildConfig,
     BuildUnit,
@@ -205,8 +207,11 @@ class SequenceBuilder:
         keep_work: bool = False,
         cluster: DaskCluster | None = None,
         slot_watch: SlotWatch | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.entries = list(entries)
+        #: Signs each wheel's provenance; None writes it unsigned.
+        self.signer = signer
         #: Told when a build asks for, takes and gives back a job slot (the timeline).
         self.slot_watch = slot_watch or NullSlotWatch()
         self.sources_dir = sources_dir
@@ -280,9 +285,10 @@ class SequenceBuilder:
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
-        self.publisher.publish(
+        published = self.publisher.publish(
             (r.path, read_wheel_metadata(r.path), WheelStore.record_path(r.path)) for r in results
         )
+        write_provenance(zip(published, (r.record for r in results), strict=True), self.signer)
         return list(results)
 
     def _dependency(self, entry: OrderEntry, wheel: EnvWheel) -> OrderEntry | None:

@@ -27,6 +27,7 @@ from .fsutil import atomic_write_text
 from .graph import NodeKey
 from .graphquery import GraphFileError, Subset, install_closure
 from .outputs import constraints_text, line_per_item
+from .provenance import PROVENANCE_SUFFIX
 from .publish import METADATA_SUFFIX, IndexWriter, SourceIndexWriter
 from .records import RECORD_SUFFIX
 from .sources import archived_source
@@ -130,6 +131,10 @@ def _fill(
         wheel = entry["wheel"]
         for suffix in ("", METADATA_SUFFIX, RECORD_SUFFIX):
             _link(source / "wheels" / f"{wheel}{suffix}", dest / "wheels" / f"{wheel}{suffix}")
+        # Its provenance too, signed as it is (a run before provenance existed has none).
+        attested = source / "wheels" / f"{wheel}{PROVENANCE_SUFFIX}"
+        if attested.is_file():
+            _link(attested, dest / "wheels" / attested.name)
         wheels.append(dest / "wheels" / wheel)
         sdist = entry["sdist"]
         _link(archived_source(source / "sdists", sdist), archived_source(dest / "sdists", sdist))

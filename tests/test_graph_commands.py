@@ -412,6 +412,10 @@ def test_a_subset_of_dependencies_rebuilds_with_build_sequence_and_installs(
         order = build_order(part)
         original = build_order(in_root.out)
         assert order == [e for e in original if f"{e['name']}=={e['version']}" in labels]
+        # It carries each wheel's provenance, and every file that names.
+        attested = run("verify-provenance", "part-libfour")
+        assert attested.code == 0, attested.out
+        assert attested.out.endswith("10 of 10 wheels verified\n")
         # The graph commands read the part like any output directory.
         why = run("graph", "why", "dyn-req", "--output-dir", "part-libfour", "--json")
         assert chains(why)[0] == [

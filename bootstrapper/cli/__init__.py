@@ -16,6 +16,7 @@ from ..errors import BootstrapError, UsageError
 from . import (
     bootstrap_command,
     graph_commands,
+    provenance_command,
     rebuild_commands,
     serve_command,
     tool_commands,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     update_commands.register_find_updates(commands)
     update_commands.register_update(commands)
     serve_command.register(commands)
+    provenance_command.register(commands)
     return parser
 
 

@@ -58,6 +58,7 @@ from .common import (
     unpack_limits,
 )
 from .internal_error import internal_error
+from .provenance_command import add_sign_key_option, signer_from
 from .run_record import RunRecord, progress_reporter, recorded_run
 
 if TYPE_CHECKING:
@@ -170,6 +171,7 @@ def add_run_options(boot: argparse.ArgumentParser) -> None:
         "# starts a comment); a run that needs another stops before building it, naming "
         "each such project and what pulled it in (with --keep-going, each fails alone)",
     )
+    add_sign_key_option(boot)
     add_settings_options(boot)
     add_sandbox_options(boot)
     add_dask_option(boot)
@@ -331,6 +333,7 @@ def run_options(
         allowed=allowed_projects(args),
         each=args.each,
         release_age=release_age_from(args),
+        signer=signer_from(args),
     )
 
 
@@ -354,6 +357,7 @@ def run(args: argparse.Namespace, wanted: RequirementSet | None = None) -> int:
     if args.fallback_prebuilt and not args.keep_going:
         raise UsageError("--fallback-prebuilt needs --keep-going")
     allowed_projects(args)  # a bad list is a usage error before anything starts
+    signer_from(args)  # and so is a key that cannot sign
     probes = IsolationProbes(args)
     limits = http_limits(args)
     wanted = wanted or requirement_set(args)

@@ -28,6 +28,7 @@ from ..outputlock import locked_output_dir
 from ..plugins import Plugins
 from ..progress import TeeReporter
 from ..sequence import OrderEntry, SequenceBuilder, SequenceError, compare, read_build_order
+from ..signing import Signer
 from ..single_build import BuildConfig
 from ..timeline import Edge, RunRecorder
 from .common import (
@@ -47,6 +48,7 @@ from .common import (
     settings_layers,
     unpack_limits,
 )
+from .provenance_command import add_sign_key_option, signer_from
 from .run_record import RunRecord, progress_reporter, recorded_run
 
 
@@ -63,6 +65,7 @@ def register_sequence(commands: Any) -> None:
     sequence.add_argument("--output-dir", type=absolute_path, required=True, metavar="DIR")
     add_rebuild_options(sequence)
     sequence.add_argument("--force", action="store_true", help="rebuild every wheel")
+    add_sign_key_option(sequence)
     sequence.set_defaults(
         handler=run_build_sequence, private_dir=lambda args: args.output_dir / ".work"
     )
@@ -205,10 +208,16 @@ def add_keep_work_option(parser: argparse.ArgumentParser) -> None:
 
 
 def sequence(
-    args: argparse.Namespace, output_dir: Path, entries: Any, force: bool, *, record: bool = False
+    args: argparse.Namespace,
+    output_dir: Path,
+    entries: Any,
+    force: bool,
+    *,
+    record: bool = False,
+    signer: Signer | None = None,
 ) -> Any:
     """Rebuild ``entries`` into ``output_dir``; with ``record``, write its run log and
-    report there when it ends, succeeded or failed."""
+    report there when it ends, succeeded or failed; ``signer`` signs the provenance."""
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent
@@ -239,6 +248,7 @@ def sequence(
                     keep_work=args.keep_work,
                     cluster=cluster,
                     slot_watch=recorder,
+                    signer=signer,
                 ).run()
             finally:
                 reporter.close()
@@ -259,8 +269,9 @@ def build_edges(entries: Sequence[OrderEntry]) -> list[Edge]:
 
 
 def run_build_sequence(args: argparse.Namespace) -> int:
+    signer = signer_from(args)  # a key that cannot sign is a usage error before any build
     entries = read_build_order(args.build_order)
-    rebuilt = sequence(args, args.output_dir, entries, args.force, record=True)
+    rebuilt = sequence(args, args.output_dir, entries, args.force, record=True, signer=signer)
     built = sum(1 for r in rebuilt if not r.reused)
     if not args.quiet:
         print(
