@@ -69,6 +69,7 @@ from .releaseage import ReleaseAge
 from .resolve import Resolution
 from .runrecord import RunRecord, write_run_record
 from .sandbox import Sandbox
+from .sbom.index import write_index_sbom
 from .scheduler import Scheduler
 from .settings import Settings
 from .signing import Signer
@@ -412,6 +413,7 @@ class Bootstrapper:
                 each=self.options.each,
             )
             write_run_record(self.options.output_dir, self._record(requirements, constraints))
+            write_index_sbom(self.options.output_dir, result.graph)
         checks = (
             [([r], f, f"install-check-{f.stem}") for (r, _), f in zip(closures, files, strict=True)]
             if self.options.each

@@ -54,8 +54,9 @@ from .wheeledit import WheelEdit, edit_wheel
 LOG_TAIL_LINES = 25
 #: The per-package directories of a work dir, removed once a package is stored.
 SCRATCH_PARTS = ("src", "out", "envs", "scratch")
-#: Bumped when the way wheels are made changes, so that earlier builds are not reused.
-BUILD_RECIPE = 2
+#: Bumped when the way wheels are made changes, so that earlier builds are not reused
+#: (3: wheels carry their SBOM, see :mod:`.sbom.wheel`).
+BUILD_RECIPE = 3
 #: Backend hosts kept between a package's hooks at most: each is an idle interpreter
 #: with its backend imported, so they are few (a package's hooks mostly follow in a row).
 MAX_KEPT_HOSTS = 8
@@ -441,9 +442,11 @@ class PackageBuilder:
         plan: BuildPlan,
         log: BinaryIO,
         grant: Grant | None = None,
+        dist_info_files: Mapping[str, bytes] | None = None,
     ) -> Path:
         """Build the wheel in an env of exactly ``wheels`` and apply the plan's wheel
-        edits; returns it (in a scratch dir). ``grant``: the cores leased for it."""
+        edits; returns it (in a scratch dir). ``grant``: the cores leased for it;
+        ``dist_info_files``: files to add to its ``.dist-info`` (by path there)."""
         out = self.out_dir(release)
         # Emptied, not replaced: a backend host kept from the package's earlier hooks
         # may see this very directory through a mount of its own.
@@ -463,13 +466,13 @@ class PackageBuilder:
             if not plan.edit.is_empty:
                 wheel = edit_wheel(wheel, out, plan.edit)
                 log.write(f"== rewrote it as {wheel.name} (requires and rebuild number)\n".encode())
-            normalize_wheel(wheel, tree.epoch)
-        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            normalize_wheel(wheel, tree.epoch, dist_info_files)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:
             maker = "the plugin" if from_plugin else "the build backend"
-            log.write(f"== {wheel.name} is not a readable zip file: {e}\n".encode())
+            why = str(e) if isinstance(e, ValueError) else f"not a readable zip file ({e})"
+            log.write(f"== {wheel.name} is not a wheel: {why}\n".encode())
             raise BuildError(
-                f"{release.name}: {maker} wrote {wheel.name}, which is not a wheel: "
-                f"not a readable zip file ({e})",
+                f"{release.name}: {maker} wrote {wheel.name}, which is not a wheel: {why}",
                 package=release.name,
             ) from None
         return wheel

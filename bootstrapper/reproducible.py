@@ -3,14 +3,17 @@ wheel archive."""
 
 from __future__ import annotations
 
+import base64
 import calendar
+import csv
 import gzip
+import hashlib
 import os
 import stat
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .fsutil import replacing
@@ -54,13 +57,16 @@ def _order(name: str) -> tuple[int, str]:
     return (0, name)
 
 
-def normalize_wheel(wheel: Path, epoch: int) -> None:
+def normalize_wheel(wheel: Path, epoch: int, added: Mapping[str, bytes] | None = None) -> None:
     """Rewrite ``wheel`` in place so that only file contents can vary: entries in a fixed
     order, every timestamp ``epoch``, permissions 0644 or 0755, one compression setting,
-    no directory entries. Contents, and so RECORD, are unchanged."""
+    no directory entries. Contents are unchanged, but for the files ``added`` (by path
+    in the ``.dist-info`` directory), which RECORD then lists."""
     when = time.gmtime(max(epoch, ZIP_EPOCH))[:6]
     with zipfile.ZipFile(wheel) as zf:
         entries = [(info, zf.read(info)) for info in zf.infolist() if not info.is_dir()]
+    if added:
+        entries = _with_dist_info_files(entries, added, wheel.name)
     entries.sort(key=lambda entry: _order(entry[0].filename))
     with replacing(wheel) as tmp, zipfile.ZipFile(tmp, "w") as out:
         for info, data in entries:
@@ -70,6 +76,40 @@ def normalize_wheel(wheel: Path, epoch: int) -> None:
             clean.create_system = 3  # unix, so the permissions are read back
             clean.compress_type = zipfile.ZIP_DEFLATED
             out.writestr(clean, data, compresslevel=6)
+
+
+def _with_dist_info_files(
+    entries: list[tuple[zipfile.ZipInfo, bytes]], added: Mapping[str, bytes], wheel: str
+) -> list[tuple[zipfile.ZipInfo, bytes]]:
+    """``entries`` with the files ``added`` in their ``.dist-info`` directory (replacing
+    any of the same path) and their rows in its RECORD; every other row is kept as it
+    is, so only the new files are hashed."""
+    records = [
+        info.filename
+        for info, _ in entries
+        if info.filename.count("/") == 1 and info.filename.endswith(".dist-info/RECORD")
+    ]
+    if len(records) != 1:
+        raise ValueError(f"{wheel} has {len(records) or 'no'} .dist-info/RECORD files, not one")
+    record_name = records[0]
+    dist_info = record_name.rsplit("/", 1)[0]
+    paths = {f"{dist_info}/{path}": data for path, data in added.items()}
+    kept = [(i, d) for i, d in entries if i.filename not in paths and i.filename != record_name]
+    old_rows = next(d for i, d in entries if i.filename == record_name).decode("utf-8")
+    rows, own_row = [], f"{record_name},,"
+    for line in old_rows.splitlines():
+        path = next(csv.reader([line]), [""])[0]
+        if path == record_name:
+            own_row = line
+        elif line and path not in paths:
+            rows.append(line)
+    for path, data in sorted(paths.items()):
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append(f"{path},sha256={digest},{len(data)}")
+        kept.append((zipfile.ZipInfo(path), data))
+    rows.append(own_row)  # last, as it was
+    kept.append((zipfile.ZipInfo(record_name), ("\n".join(rows) + "\n").encode("utf-8")))
+    return kept
 
 
 def first_difference(left: Path, right: Path) -> str | None:

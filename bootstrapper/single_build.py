@@ -32,6 +32,7 @@ from .plugins import Plugins
 from .progress import Reporter
 from .records import BuildRecord, EnvWheel
 from .sandbox import Sandbox
+from .sbom.wheel import SBOM_RECIPE, WHEEL_SBOM, PatchText, WheelInputs, wheel_sbom
 from .store import WheelStore
 from .wheelfile import read_wheel_metadata
 
@@ -226,7 +227,13 @@ def run_unit(
             tree = prepared or builder.prepare(release, unit.source.path, unit.plan, log)
             with builder.lease(unit.plan.settings.demand(), log) as grant:
                 wheel = builder.build(
-                    release, tree, sorted(e.path for e in unit.build_env), unit.plan, log, grant
+                    release,
+                    tree,
+                    sorted(e.path for e in unit.build_env),
+                    unit.plan,
+                    log,
+                    grant,
+                    dist_info_files=unit_sbom(unit),
                 )
         finished = now()
         record = make_record(
@@ -253,6 +260,25 @@ def run_unit(
     return UnitOutput(
         wheel, dataclasses.replace(record, fallback=unit.fallback), builder.log_path(release)
     )
+
+
+def unit_sbom(unit: BuildUnit) -> dict[str, bytes]:
+    """The SBOM the wheel of ``unit`` carries (PEP 770), by its path in the
+    ``.dist-info`` directory; none for a plan of a recipe before SBOMs (a recorded
+    build order rebuilt as it was built)."""
+    if unit.plan_fingerprint().get("recipe", 0) < SBOM_RECIPE:
+        return {}
+    release = unit.release
+    inputs = WheelInputs(
+        name=release.name,
+        version=str(unit.plan.edit.new_version(release.version)),
+        source_version=str(release.version),
+        source=unit.source.path.name,
+        source_sha256=unit.source.sha256,
+        build_env=unit.env_wheels(),
+        patches=[PatchText(p.path.name, p.sha256, p.path.read_bytes()) for p in unit.plan.patches],
+    )
+    return {WHEEL_SBOM: wheel_sbom(inputs)}
 
 
 class UnitRunner(Protocol):

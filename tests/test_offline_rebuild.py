@@ -977,6 +977,7 @@ def test_two_bootstraps_of_one_tree_give_byte_identical_wheels(
             "noisy/run.sh",
             "noisy-1.0.dist-info/METADATA",
             "noisy-1.0.dist-info/WHEEL",
+            "noisy-1.0.dist-info/sboms/bootstrapper.cdx.json",  # PEP 770
             "noisy-1.0.dist-info/RECORD",
         ]
         assert {i.date_time for i in infos} == {EPOCH_DATE}

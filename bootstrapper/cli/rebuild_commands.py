@@ -27,6 +27,7 @@ from ..job import WheelIndex, build_one
 from ..outputlock import locked_output_dir
 from ..plugins import Plugins
 from ..progress import TeeReporter
+from ..sbom.index import read_graph, write_index_sbom
 from ..sequence import OrderEntry, SequenceBuilder, SequenceError, compare, read_build_order
 from ..signing import Signer
 from ..single_build import BuildConfig
@@ -233,7 +234,7 @@ def sequence(
         with recording as run_record:
             run_record.edges = build_edges(entries)
             try:
-                return SequenceBuilder(
+                built = SequenceBuilder(
                     entries,
                     sources_dir=args.sources or base / "sdists",
                     patches_dir=args.patches or base / "patches",
@@ -252,6 +253,10 @@ def sequence(
                 ).run()
             finally:
                 reporter.close()
+            if record:
+                # The dependencies are those of the run that recorded the build order.
+                write_index_sbom(output_dir, read_graph(base / "graph.json"))
+            return built
 
 
 def build_edges(entries: Sequence[OrderEntry]) -> list[Edge]:
