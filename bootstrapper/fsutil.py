@@ -177,6 +177,9 @@ def replacing(path: Path) -> Iterator[Path]:
     exception, so readers never see a half-written file; it is removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # mkstemp makes it 0600; what replaces ``path`` is published (wheels, pages) and a
+    # web server running as another user must read it.
+    os.fchmod(fd, 0o644)
     os.close(fd)
     tmp = Path(name)
     try:

@@ -360,3 +360,14 @@ def test_no_profile_without_the_option(tmp_path: Path, index: FixtureIndex, boot
 
     assert run.code == 0, run.stderr
     assert not (run.output / "logs" / "profile.json").exists()
+
+
+def test_files_written_through_replacing_are_readable_by_others(tmp_path: Path) -> None:
+    """Published wheels and pages are served by web servers running as other users."""
+    from bootstrapper.fsutil import replacing
+
+    target = tmp_path / "wheel.whl"
+    # As wheel normalizing and editing do: a zip written to the temporary path.
+    with replacing(target) as tmp, zipfile.ZipFile(tmp, "w") as zf:
+        zf.writestr("x", "y")
+    assert target.stat().st_mode & 0o777 == 0o644
