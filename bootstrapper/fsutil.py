@@ -226,12 +226,16 @@ def write_text_if_changed(path: Path, text: str) -> bool:
     return write_if_changed(path, text.encode("utf-8"))
 
 
-def atomic_copy(src: Path, dest: Path) -> None:
-    """Copy (hard-link when possible) ``src`` to ``dest`` atomically."""
+def atomic_copy(src: Path, dest: Path, *, link: bool = True) -> None:
+    """Copy (hard-link when possible, unless ``link`` is false) ``src`` to ``dest``
+    atomically. A file the user keeps editing (a patch, a plugin's archive) is copied:
+    a link would change with it, and what a build used must stay as it was."""
     known = HASHES.known(src)
     with replacing(dest) as tmp:
         tmp.unlink()
         try:
+            if not link:
+                raise OSError("a copy was asked for")
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
@@ -258,15 +262,19 @@ def sweep_temporary_files(directory: Path, *, recursive: bool = False) -> None:
                 os.unlink(entry.path)
 
 
-def copy_unless_identical(src: Path, dest: Path, sha256: str | None = None) -> None:
+def copy_unless_identical(
+    src: Path, dest: Path, sha256: str | None = None, *, link: bool = True
+) -> None:
     """Make ``dest`` a copy of ``src`` (atomically), unless it already is one: the same
-    file (a hard link) or the same bytes. ``sha256`` is ``src``'s, when known."""
+    file (a hard link, when ``link`` allows one) or the same bytes. ``sha256`` is
+    ``src``'s, when known."""
     if dest.exists():
-        if os.path.samefile(src, dest):
+        same = os.path.samefile(src, dest)
+        if same and link:
             return
-        if sha256_file(dest) == (sha256 or sha256_file(src)):
+        if not same and sha256_file(dest) == (sha256 or sha256_file(src)):
             return
-    atomic_copy(src, dest)
+    atomic_copy(src, dest, link=link)
 
 
 def empty_dir(directory: Path) -> None:

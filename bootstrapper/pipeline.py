@@ -355,7 +355,8 @@ class PackagePipeline:
         release = package.release
         for patch in package.plan.patches:
             dest = archived_patch(self._output_dir, release.name, release.version, patch)
-            copy_unless_identical(patch.path, dest, patch.sha256)
+            # A copy: the user's patch file may be edited in place later.
+            copy_unless_identical(patch.path, dest, patch.sha256, link=False)
 
     async def _step(
         self, log: BinaryIO, fn: Callable[Concatenate[Release, P], T], release: Release,

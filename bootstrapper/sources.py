@@ -107,7 +107,7 @@ def fetch_planned_source(
             )
         dest = store.downloads_dir / path.name
         if path.resolve() != dest.resolve():
-            atomic_copy(path, dest)
+            atomic_copy(path, dest, link=False)  # the plugin's file is not ours to share
         return dest, sha256_file(dest)
     spec = settings.source
     if spec is None or release.prebuilt:

@@ -494,6 +494,9 @@ def test_build_order_and_build_records_say_what_went_into_each_wheel(shared: Sha
     }
     archived = out / "patches" / "patched-pkg" / "1.0" / PATCH_NAME
     assert archived.read_bytes() == shared.patch.read_bytes()
+    # A copy, not a link to the user's file: editing that in place later must not
+    # change what this build recorded it used.
+    assert not archived.samefile(shared.patch)
 
     for entry in order:
         wheel = out / "wheels" / entry["wheel"]
