@@ -15,13 +15,16 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    # Imported where keys are used: every run starts the CLI, few runs sign.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
@@ -37,6 +40,8 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def key_id(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
 
@@ -60,6 +65,8 @@ class Verifier:
     keyid: str
 
     def verifies(self, signature: bytes, data: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
         try:
             self.key.verify(signature, data)
         except InvalidSignature:
@@ -77,6 +84,10 @@ def _read_pem(path: Path, what: str) -> bytes:
 def load_signer(path: Path) -> Signer:
     """The Ed25519 private key in ``path`` (PEM, PKCS#8, unencrypted: what ``openssl
     genpkey -algorithm ed25519`` writes)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     data = _read_pem(path, "signing key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -98,6 +109,10 @@ def load_signer(path: Path) -> Signer:
 def load_verifier(path: Path) -> Verifier:
     """The Ed25519 public key in ``path`` (PEM; a private key's file gives its public
     half)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     data = _read_pem(path, "public key")
     key: Any
     try:

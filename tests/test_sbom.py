@@ -477,3 +477,32 @@ def test_a_wheel_without_record_cannot_take_files(tmp_path: Path) -> None:
         zf.writestr("pkg-1.0.dist-info/METADATA", "Name: pkg\n")
     with pytest.raises(ValueError, match=r"no \.dist-info/RECORD"):
         normalize_wheel(wheel, 0, {WHEEL_SBOM: b"{}"})
+
+
+def test_the_index_sbom_is_not_made_again_from_the_same_inputs(
+    tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-run of an unchanged tree does not even load the CycloneDX library; a change
+    to what the SBOM says (here, a wheel's record) makes it again."""
+    from bootstrapper.sbom import index as sbom_index
+
+    index.add_all([Project("app", dependencies=["lib"]), Project("lib")], tmp_path / "sdists")
+    run = bootstrap("app")
+    assert run.code == 0, run.stderr
+    made: list[int] = []
+    real = sbom_index.index_sbom
+
+    def counting(*args: Any) -> str:
+        made.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(sbom_index, "index_sbom", counting)
+    graph = sbom_index.read_graph(run.output / "graph.json")
+    assert sbom_index.write_index_sbom(run.output, graph) is False
+    assert made == []
+    record = next((run.output / "wheels").glob("lib-*.whl.build.json"))
+    data = json.loads(record.read_text())
+    data["finished"] = "2000-01-01T00:00:00Z"
+    record.write_text(json.dumps(data))
+    sbom_index.write_index_sbom(run.output, graph)
+    assert made == [1]

@@ -17,6 +17,7 @@ graph has no kinds of edge, so the build requirements are marked with properties
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from packaging.utils import (
 )
 
 from ..credentials import redact_text, redact_url
-from ..fsutil import sha256_file, write_text_if_changed
+from ..fsutil import atomic_write_text, sha256_file, write_text_if_changed
 from ..graph import DependencyGraph, EdgeKind
 from ..records import BuildRecord, records_in
 
@@ -211,8 +212,45 @@ def read_graph(path: Path) -> DependencyGraph | None:
     return graph
 
 
+#: What the last ``sbom.cdx.json`` was made from (private): a run whose inputs are the
+#: same does not make it again (the CycloneDX library alone takes a tenth of a second to
+#: import, on every re-run).
+INPUTS_FILE = Path(".work") / "sbom-inputs"
+
+
 def write_index_sbom(output_dir: Path, graph: DependencyGraph | None) -> bool:
     """Write ``DIR/sbom.cdx.json`` for the wheels published in ``DIR/wheels``, unless it
     holds the same bytes already; returns whether it wrote."""
-    text = index_sbom(published_wheels(output_dir / "wheels"), graph)
-    return write_text_if_changed(output_dir / INDEX_SBOM, text)
+    wheels = published_wheels(output_dir / "wheels")
+    target, inputs = output_dir / INDEX_SBOM, output_dir / INPUTS_FILE
+    fingerprint = _fingerprint(wheels, graph)
+    try:
+        kept = inputs.read_text(encoding="utf-8").split()
+        if kept == [fingerprint, sha256_file(target)]:
+            return False
+    except OSError:
+        pass
+    wrote = write_text_if_changed(target, index_sbom(wheels, graph))
+    atomic_write_text(inputs, f"{fingerprint} {sha256_file(target)}\n")
+    return wrote
+
+
+def _fingerprint(wheels: Sequence[PublishedWheel], graph: DependencyGraph | None) -> str:
+    """A digest of everything :func:`index_sbom` reads."""
+    from .. import __version__
+
+    digest = hashlib.sha256(f"{__version__}\n".encode())
+    for wheel in wheels:
+        record = wheel.record.to_json() if wheel.record is not None else ""
+        digest.update(
+            json.dumps(
+                [wheel.filename, wheel.sha256, hashlib.sha256(wheel.metadata).hexdigest(), record]
+            ).encode()
+        )
+    if graph is not None:
+        # In a stable order: a concurrent run adds edges in any order.
+        edges = sorted(f"{u} {v} {kind} {req}" for u, v, kind, req in graph.edges())
+        roots = sorted(f"{key} {req}" for key, req in graph.roots())
+        nodes = sorted(f"{n.key} {n.wheel}" for n in graph.nodes())
+        digest.update(json.dumps([edges, roots, nodes]).encode())
+    return digest.hexdigest()
