@@ -36,7 +36,7 @@ from packaging.utils import (
 from ..credentials import redact_text, redact_url
 from ..fsutil import atomic_write_text, sha256_file, write_text_if_changed
 from ..graph import DependencyGraph, EdgeKind
-from ..records import BuildRecord, records_in
+from ..records import RECORD_SUFFIX, BuildRecord, records_in
 
 if TYPE_CHECKING:
     from cyclonedx.model import Property
@@ -221,32 +221,36 @@ INPUTS_FILE = Path(".work") / "sbom-inputs"
 def write_index_sbom(output_dir: Path, graph: DependencyGraph | None) -> bool:
     """Write ``DIR/sbom.cdx.json`` for the wheels published in ``DIR/wheels``, unless it
     holds the same bytes already; returns whether it wrote."""
-    wheels = published_wheels(output_dir / "wheels")
+    wheels_dir = output_dir / "wheels"
     target, inputs = output_dir / INDEX_SBOM, output_dir / INPUTS_FILE
-    fingerprint = _fingerprint(wheels, graph)
+    fingerprint = _fingerprint(wheels_dir, graph)
     try:
         kept = inputs.read_text(encoding="utf-8").split()
         if kept == [fingerprint, sha256_file(target)]:
             return False
     except OSError:
         pass
-    wrote = write_text_if_changed(target, index_sbom(wheels, graph))
+    wrote = write_text_if_changed(target, index_sbom(published_wheels(wheels_dir), graph))
     atomic_write_text(inputs, f"{fingerprint} {sha256_file(target)}\n")
     return wrote
 
 
-def _fingerprint(wheels: Sequence[PublishedWheel], graph: DependencyGraph | None) -> str:
-    """A digest of everything :func:`index_sbom` reads."""
+def _fingerprint(wheels_dir: Path, graph: DependencyGraph | None) -> str:
+    """A digest of everything :func:`index_sbom` reads: each published wheel, its
+    metadata and its build record (by their sha256, which the hash cache answers without
+    reading an unchanged file), and the graph."""
     from .. import __version__
 
     digest = hashlib.sha256(f"{__version__}\n".encode())
-    for wheel in wheels:
-        record = wheel.record.to_json() if wheel.record is not None else ""
-        digest.update(
-            json.dumps(
-                [wheel.filename, wheel.sha256, hashlib.sha256(wheel.metadata).hexdigest(), record]
-            ).encode()
-        )
+    names = sorted(e.name for e in os.scandir(wheels_dir)) if wheels_dir.is_dir() else []
+    present = set(names)
+    for name in names:
+        if name.endswith(".whl") and name + _METADATA_SUFFIX in present:
+            parts = [name]
+            for suffix in ("", _METADATA_SUFFIX, RECORD_SUFFIX):
+                if name + suffix in present:
+                    parts.append(sha256_file(wheels_dir / (name + suffix)))
+            digest.update(" ".join(parts).encode() + b"\n")
     if graph is not None:
         # In a stable order: a concurrent run adds edges in any order.
         edges = sorted(f"{u} {v} {kind} {req}" for u, v, kind, req in graph.edges())
