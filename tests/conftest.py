@@ -122,6 +122,19 @@ def pip_install(
 ) -> subprocess.CompletedProcess[str]:
     """Install from the produced index alone (``output/index``), with pip, into a fresh
     venv; ``prefix`` runs pip inside another command (a network namespace)."""
+    return pip_from(
+        (output / index).as_uri() + "/", venv, *requirements, options=options, prefix=prefix
+    )
+
+
+def pip_from(
+    index_url: str,
+    venv: Path,
+    *requirements: str,
+    options: Sequence[str] = (),
+    prefix: Sequence[str] = (),
+) -> subprocess.CompletedProcess[str]:
+    """Install from ``index_url`` alone, with pip, into a fresh venv."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     return subprocess.run(
         [
@@ -136,7 +149,7 @@ def pip_install(
             "--no-cache-dir",
             *options,
             "--index-url",
-            (output / index).as_uri() + "/",
+            index_url,
             *requirements,
         ],
         capture_output=True,

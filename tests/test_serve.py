@@ -27,7 +27,7 @@ from bootstrapper.serve import IndexServer, RangeNotSatisfiable, parse_range
 from bootstrapper.simple_json import JSON_MEDIA_TYPE
 from bootstrapper.wheelfile import read_wheel_metadata
 
-from .conftest import clean_env, installed, standard_tree, uv_install
+from .conftest import installed, pip_from, standard_tree, uv_install
 from .support import FixtureIndex, Project, wait_for, wheel_of
 
 JSON = Choice(Form.JSON, JSON_MEDIA_TYPE)
@@ -437,29 +437,6 @@ def json_pages_served(log: Path, since: int = 0) -> set[str]:
         if match and match[2] == JSON_MEDIA_TYPE:
             found.add(match[1])
     return found
-
-
-def pip_from(index_url: str, venv: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv / "bin" / "python"),
-            "install",
-            "--isolated",
-            "--no-cache-dir",
-            "--index-url",
-            index_url,
-            *requirements,
-        ],
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        check=False,
-    )
 
 
 def test_the_log_escapes_what_a_client_wrote(served: tuple[Path, Client, list[str]]) -> None:

@@ -18,9 +18,9 @@ import pytest
 
 from bootstrapper.simple_json import JSON_MEDIA_TYPE
 
-from .conftest import ROOT, installed, standard_tree, uv_install
+from .conftest import ROOT, installed, pip_from, standard_tree, uv_install
 from .support import FixtureIndex
-from .test_serve import BROWSER, PIP_ACCEPT, UV_ACCEPT, Client, pip_from
+from .test_serve import BROWSER, PIP_ACCEPT, UV_ACCEPT, Client
 
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
