@@ -114,4 +114,6 @@ def render_svg(dot: str, dest: Path) -> None:
     try:
         atomic_write_bytes(dest, result.stdout)
     except OSError as e:
-        raise RenderError(f"cannot write {dest}: {e.strerror or e}") from None
+        blocked = next((p for p in dest.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocked} is a file, not a directory" if blocked else e.strerror or e
+        raise RenderError(f"cannot write {dest}: {reason}") from None

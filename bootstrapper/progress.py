@@ -120,6 +120,8 @@ class StreamReporter:
         #: When each package first started work in a slot; those reused.
         self._first_started: dict[NodeKey, float] = {}
         self._reused_keys: set[NodeKey] = set()
+        #: Packages whose wheel this run is building (not only asking their backend).
+        self._building: set[NodeKey] = set()
         self._failed: set[NodeKey] = set()
         self._lock = threading.Lock()
         self._queued: set[NodeKey] = set()
@@ -164,7 +166,7 @@ class StreamReporter:
             ],
             running={k: now - self._first_started.get(k, now) for k in self._active},
             reused=self._reused_keys,
-            rebuilt=self._first_started.keys(),
+            rebuilt=self._building - self._reused_keys,
         )
         return "" if seconds is None else f" ETA {format_duration(seconds)}"
 
@@ -186,6 +188,8 @@ class StreamReporter:
         with self._lock:
             self._active[key] = (what, time.monotonic())
             self._first_started.setdefault(key, self._active[key][1])
+            if what == "building":
+                self._building.add(key)
         self._emit(f"{what} {key}" if not self._live else None)
 
     def finished(self, key: NodeKey, reused: bool, where: str | None = None) -> None:

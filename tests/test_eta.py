@@ -197,6 +197,21 @@ def test_the_status_line_shows_the_eta_once_it_can_tell() -> None:
     assert re.search(r"ETA (5\ds|1m00s)", status_line(stream)), status_line(stream)
 
 
+def test_a_package_only_asked_for_its_requirements_then_reused_is_no_rebuild() -> None:
+    """Discovery starts before reuse is known: it tells nothing of whether the rest will
+    be rebuilt, so it does not make the estimate count them at their full time."""
+    stream = io.StringIO()
+    history = History.of({key("a"): 120.0, key("b"): 60.0, key("c"): 60.0})
+    reporter = StreamReporter(stream, live=True, forecast=Forecast(history, 1))
+    for name in ("a", "b", "c"):
+        reporter.queued(key(name))
+    reporter.started(key("a"), "discovering build requirements")
+    reporter.finished(key("a"), reused=True)
+    # a was reused: the rest will likely be too (no ETA of two minutes for b and c).
+    line = status_line(stream)
+    assert "ETA 2m" not in line and "ETA 1m" not in line, line
+
+
 def test_no_eta_without_a_forecast_or_history() -> None:
     for forecast in (None, Forecast(History(), 2)):
         stream = io.StringIO()

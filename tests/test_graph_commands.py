@@ -602,6 +602,16 @@ def test_to_dot_renders_svg_with_graphviz(in_root: Tree, tmp_path: Path) -> None
         assert f">{label}</text>" in svg
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_to_dot_svg_under_a_file_says_which_file_is_in_the_way(
+    in_root: Tree, tmp_path: Path
+) -> None:
+    (tmp_path / "notes").write_text("")
+    result = run("graph", "to-dot", "--svg", tmp_path / "notes" / "tree.svg")
+    assert result.code == 1
+    assert f"{tmp_path / 'notes'} is a file, not a directory" in result.err
+
+
 def test_to_dot_svg_without_graphviz_says_how_to_get_it(
     in_root: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
