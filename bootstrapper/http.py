@@ -21,6 +21,7 @@ from types import TracebackType
 
 import httpx
 
+from . import fsutil
 from .credentials import Credentials, origin, split_credentials
 from .errors import FetchError, HashMismatchError
 from .fsutil import replacing
@@ -324,6 +325,9 @@ class HttpClient:
                     )
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, dest)
+                # Hashed as it was written: a later look (this run's or the next's, by
+                # the kept digests) need not read it again.
+                fsutil.HASHES.remember(dest, sha256.hexdigest())
                 return sha256.hexdigest()
             except _Transient as e:
                 retrying.failed(str(e), retry_after=e.retry_after)
@@ -564,4 +568,6 @@ def _copy_local(url: str, dest: Path, algorithm: str, expected: str | None) -> s
     verify_bytes(data, {algorithm: expected} if expected else {}, dest.name)
     with replacing(dest) as tmp:
         tmp.write_bytes(data)
-    return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
+    fsutil.HASHES.remember(dest, digest)
+    return digest

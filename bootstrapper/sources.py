@@ -10,7 +10,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
-from . import fsutil
 from .candidates import Release
 from .credentials import redact_text, redact_url
 from .errors import BootstrapError, FetchError
@@ -60,7 +59,6 @@ class SourceStore:
                 except BootstrapError as e:
                     e.package = e.package or release.name
                     raise
-                fsutil.HASHES.remember(dest, sha256)  # the next run need not read it again
             self._verified[file.filename] = sha256
             return dest, sha256
 
