@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -191,24 +191,39 @@ def tag_rank(tags: Sequence[Tag]) -> dict[Tag, int]:
     return found[1]
 
 
+def most_preferred(
+    wheels: Iterable[DistFile],
+    tags: Sequence[Tag],
+    *,
+    then: Callable[[DistFile], int] = lambda wheel: 0,
+) -> DistFile | None:
+    """The wheel of ``wheels`` most preferred by this interpreter's ``tags`` (one
+    installable nowhere ranks last), ties broken by ``then`` (lower first), then by
+    order."""
+    rank = tag_rank(tags)
+    best: tuple[tuple[int, int], DistFile] | None = None
+    for file in wheels:
+        _, _, _, file_tags = parse_wheel_filename(file.filename)
+        score = (min((rank.get(t, len(rank)) for t in file_tags), default=len(rank)), then(file))
+        if best is None or score < best[0]:
+            best = (score, file)
+    return best[1] if best else None
+
+
 def metadata_wheel(
     release: Release, tags: Sequence[Tag], *, pep658: bool = True
 ) -> DistFile | None:
     """The upstream wheel whose metadata best stands for what we will build: the most
     preferred one for this interpreter, else any; with ``pep658``, among those whose
     index serves their metadata (PEP 658) only."""
-    if not release.wheels:
-        return None
-    rank = tag_rank(tags)
-    best: tuple[int, DistFile] | None = None
-    for file in release.wheels:
-        if (pep658 and file.metadata_hashes is None) or file.yanked:
-            continue
-        _, _, _, file_tags = parse_wheel_filename(file.filename)
-        score = min((rank.get(t, len(rank)) for t in file_tags), default=len(rank))
-        if best is None or score < best[0]:
-            best = (score, file)
-    return best[1] if best else None
+    return most_preferred(
+        (
+            f
+            for f in release.wheels
+            if not f.yanked and (not pep658 or f.metadata_hashes is not None)
+        ),
+        tags,
+    )
 
 
 def allowed(

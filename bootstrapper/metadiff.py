@@ -32,7 +32,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from .candidates import tag_rank
+from .candidates import most_preferred
 from .errors import BootstrapError
 from .fsutil import write_text_if_changed
 from .index import DistFile, IndexClient
@@ -207,19 +207,7 @@ def best_wheel(wheels: Sequence[DistFile], tags: Sequence[Tag]) -> DistFile | No
     """The wheel that best stands for what we built: the most preferred for this
     interpreter, else any; one whose index serves its metadata (PEP 658) before one of
     the same rank that must be read by ranges."""
-    if not wheels:
-        return None
-    rank = tag_rank(tags)
-    best: tuple[tuple[int, int], DistFile] | None = None
-    for file in wheels:
-        _, _, _, file_tags = parse_wheel_filename(file.filename)
-        score = (
-            min((rank.get(t, len(rank)) for t in file_tags), default=len(rank)),
-            0 if file.metadata_hashes is not None else 1,
-        )
-        if best is None or score < best[0]:
-            best = (score, file)
-    return best[1] if best else None
+    return most_preferred(wheels, tags, then=lambda w: 0 if w.metadata_hashes is not None else 1)
 
 
 def upstream_metadata(index: IndexClient, ranges: RangeSource, wheel: DistFile) -> CoreMetadata:
