@@ -126,6 +126,8 @@ class Result:
     #: Each top-level requirement with the closure it was resolved in (all the same
     #: one, unless each requirement was resolved on its own).
     closures: list[tuple[Requirement, Resolution]] = field(default_factory=list)
+    #: The constraints file of each closure, in order (once the outputs are written).
+    constraints_files: list[Path] = field(default_factory=list)
 
 
 class Bootstrapper:
@@ -397,7 +399,7 @@ class Bootstrapper:
                 result.build_order,
                 {key: wheel.record for key, wheel in result.built.items()},
             )
-            files = write_constraints(
+            files = result.constraints_files = write_constraints(
                 self.options.output_dir,
                 [
                     (

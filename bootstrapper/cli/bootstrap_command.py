@@ -27,7 +27,6 @@ from ..http import HttpClient, HttpLimits
 from ..index import PYPI_SIMPLE
 from ..isolation import isolation_prefix, readonly_view_problem
 from ..outputlock import locked_output_dir
-from ..outputs import CONSTRAINTS_DIR, constraints_file_names
 from ..patches import patched_packages
 from ..plugins import Plugins
 from ..profiling import PROFILE_FILE, Profile
@@ -508,11 +507,8 @@ def install_lines(output_dir: Path, result: Result, each: bool) -> str:
         return f"install with: {index} " + " ".join(
             shlex.quote(redact_text(str(r))) for r, _ in result.closures
         )
-    requirements = [redact_text(str(r)) for r, _ in result.closures]
     return "\n".join(
-        f"install with: {index} -c {shlex.quote(str(output_dir / CONSTRAINTS_DIR / name))} "
-        + shlex.quote(requirement)
-        for requirement, name in zip(
-            requirements, constraints_file_names(requirements), strict=True
-        )
+        f"install with: {index} -c {shlex.quote(str(path))} "
+        + shlex.quote(redact_text(str(requirement)))
+        for (requirement, _), path in zip(result.closures, result.constraints_files, strict=True)
     )
