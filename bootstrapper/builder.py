@@ -6,11 +6,11 @@ Each step writes to the package's log; the scheduler decides when the steps run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import platform
 import shutil
-import sys
 import threading
 import time
 import zipfile
@@ -32,6 +32,7 @@ from .candidates import Release
 from .cores import CoreBudget, Demand, Grant, demand_json, format_size
 from .errors import BootstrapError, BuildError, VendoringError
 from .fsutil import empty_dir, sha256_file
+from .interpreters import Interpreter, current, probe
 from .patches import AppliedPatch, Patch, apply_patches, find_patches
 from .pep517 import Backend
 from .plugins import PluginContext, Plugins
@@ -125,11 +126,6 @@ class _KeptHost:
         )
 
 
-def _own(release: Release) -> str:
-    """What names a package's own directories and log."""
-    return f"{release.name}-{release.version}"
-
-
 def _wheel_key(wheels: Sequence[Path]) -> tuple[str, ...]:
     return tuple(sorted(str(w) for w in wheels))
 
@@ -171,8 +167,12 @@ class PackageBuilder:
         sandbox: Sandbox | None = None,
         unpack_limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
         cores: CoreBudget | None = None,
+        suffix: str = "",
     ) -> None:
         self._work = work_dir
+        #: Ends the name of each log and work directory: the interpreter's, when a run
+        #: builds for several (one version is then built once for each).
+        self._suffix = suffix
         #: The run's core budget (None: the backend's tools choose their own parallelism).
         self.cores = cores
         self.sandbox = sandbox or Sandbox()
@@ -194,7 +194,16 @@ class PackageBuilder:
         self._hosts_lock = threading.Lock()
 
     def log_path(self, release: Release) -> Path:
-        return self.logs_dir / f"{_own(release)}.log"
+        return self.logs_dir / f"{self._own(release)}.log"
+
+    def _own(self, release: Release) -> str:
+        """What names a package's own directories and log."""
+        return f"{release.name}-{release.version}{self._suffix}"
+
+    @functools.cached_property
+    def interpreter(self) -> Interpreter:
+        """The interpreter this builder's environments are made with."""
+        return probe(Path(self._envs.python))
 
     @contextmanager
     def log(self, release: Release, *, fresh: bool = False) -> Iterator[BinaryIO]:
@@ -554,7 +563,7 @@ class PackageBuilder:
 
     def _own_dir(self, part: str, release: Release) -> Path:
         """The package's own directory in ``part`` (one of SCRATCH_PARTS) of the work dir."""
-        return self._work / part / _own(release)
+        return self._work / part / self._own(release)
 
     def scratch_dir(self, release: Release) -> Path:
         """The package's own HOME and TMPDIR live here during its build."""
@@ -608,7 +617,7 @@ class PackageBuilder:
         process that answered the package's previous hook when that ran in the same tree
         and environment, else a new one. Unless this is the ``last`` hook (or it fails),
         the host is kept for the next."""
-        own = _own(release)
+        own = self._own(release)
         extra = build_environment(
             plan,
             tree.epoch,
@@ -674,7 +683,7 @@ class PackageBuilder:
     def end_backend(self, release: Release) -> None:
         """End the backend host kept for ``release``, if any."""
         with self._hosts_lock:
-            kept = self._hosts.pop(_own(release), None)
+            kept = self._hosts.pop(self._own(release), None)
         if kept is not None:
             kept.backend.close()
 
@@ -758,6 +767,7 @@ def make_record(
     patches_applied: Sequence[AppliedPatch] = (),
     vendored: VendoredCrates | None = None,
     pass_env: Sequence[str] = (),
+    python: str | None = None,
     finished: str | None = None,
     grant: Grant | None = None,
 ) -> BuildRecord:
@@ -777,8 +787,7 @@ def make_record(
         backend_requires=tuple(str(r) for r in backend_requires),
         discovery_env=tuple(discovery_env),
         build_env=tuple(build_env),
-        python=f"{sys.implementation.name} {platform.python_version()} ({sys.platform}, "
-        f"{platform.machine()})",
+        python=python or current().description,
         tool_versions=tool_versions(),
         started=started,
         finished=finished or now(),

@@ -43,12 +43,14 @@ def check_installable(
     constraints: Path | None = None,
     *,
     stamp: Path | None = None,
+    python: Path | None = None,
 ) -> bool:
     """Install ``requirements`` (with ``constraints``) from ``simple_dir`` alone, offline,
     into a fresh environment; raise InstallCheckError with the installer's reason.
 
     With ``stamp``, a check that passed on exactly the same index is not repeated;
-    returns whether the check ran."""
+    returns whether the check ran. The environment is made with ``python`` (default:
+    this interpreter)."""
     if not requirements:
         return False
     digest = index_digest(simple_dir, requirements, constraints)
@@ -67,7 +69,7 @@ def check_installable(
                 "--quiet",
                 "--no-python-downloads",
                 "--python",
-                sys.executable,
+                str(python or sys.executable),
                 str(venv),
             ],
             [

@@ -137,18 +137,24 @@ class BuildConfig:
         logs_dir: Path,
         plugins: Plugins | None = None,
         cores: CoreBudget | None = None,
+        *,
+        python: Path | None = None,
+        suffix: str = "",
     ) -> PackageBuilder:
         """A builder working in ``work_dir`` (its own uv cache there); the installed
-        plugins unless ``plugins`` is given; its backends share ``cores``."""
+        plugins unless ``plugins`` is given; its backends share ``cores``; environments
+        made with ``python`` (default: this interpreter), logs and work directories
+        named with ``suffix``."""
         return PackageBuilder(
             work_dir,
             logs_dir,
-            EnvFactory(work_dir / "uv-cache"),
+            EnvFactory(work_dir / "uv-cache", **({"python": str(python)} if python else {})),
             Plugins.discover() if plugins is None else plugins,
             isolation=self.isolation,
             sandbox=self.sandbox,
             unpack_limits=self.unpack_limits,
             cores=cores,
+            suffix=suffix,
         )
 
 
@@ -254,6 +260,7 @@ def run_unit(
             patches_applied=tree.patches if tree else (),
             vendored=tree.vendored if tree else None,
             pass_env=builder.sandbox.pass_env if tree else (),
+            python=builder.interpreter.description,
             finished=finished,
             grant=grant,
         )

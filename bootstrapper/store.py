@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -25,11 +26,21 @@ class WheelStore:
     private work directory was removed.
     """
 
-    def __init__(self, built_dir: Path, published_dir: Path) -> None:
+    def __init__(
+        self,
+        built_dir: Path,
+        published_dir: Path,
+        *,
+        accepts: Callable[[str], bool] | None = None,
+    ) -> None:
         self.built_dir = built_dir
         self._dirs = (built_dir, published_dir)
+        #: Which wheels (by file name) this store finds: those of the target interpreter,
+        #: when several share the directories (``--python``); None finds every one.
+        self._accepts = accepts
         self._lock = threading.Lock()
-        self._records: dict[Key, tuple[Path, BuildRecord]] | None = None
+        # Several wheels of a version when they were built for several interpreters.
+        self._records: dict[Key, list[tuple[Path, BuildRecord]]] | None = None
         # Wheels already proven intact in this run, with the (size, mtime) they had then:
         # resolution and the build step both look a version up, and a wheel can be large.
         self._verified: dict[Path, tuple[int, int]] = {}
@@ -37,27 +48,32 @@ class WheelStore:
         # resolution, the reuse and publishing each need it.
         self._metadata: dict[Path, tuple[tuple[int, int, int, int], bytes, CoreMetadata]] = {}
 
-    def _scan(self) -> dict[Key, tuple[Path, BuildRecord]]:
-        found: dict[Key, tuple[Path, BuildRecord]] = {}
-        for wheel, record in records_in(reversed(self._dirs)):  # the private store wins
-            if wheel.is_file():
+    def _scan(self) -> dict[Key, list[tuple[Path, BuildRecord]]]:
+        found: dict[Key, dict[str, tuple[Path, BuildRecord]]] = {}
+        for wheel, record in records_in(self._dirs):  # the private store first: it wins
+            if wheel.is_file() and (self._accepts is None or self._accepts(wheel.name)):
                 # Keyed by the source version: a rebuild scheme may have changed the
-                # wheel's. Of several rebuilds, the latest one stands.
+                # wheel's. Of one file name, the private store's stands.
                 key = (canonicalize_name(record.name), Version(record.version))
-                if key not in found or _newer(record, found[key][1]):
-                    found[key] = (wheel, record)
-        return found
+                found.setdefault(key, {}).setdefault(wheel.name, (wheel, record))
+        return {key: list(by_name.values()) for key, by_name in found.items()}
 
-    def lookup(self, name: NormalizedName, version: Version) -> tuple[Path, BuildRecord] | None:
-        """The earlier wheel of this version and its record, if its bytes still match."""
+    def lookup(
+        self, name: NormalizedName, version: Version, *, wheel: str | None = None
+    ) -> tuple[Path, BuildRecord] | None:
+        """The earlier wheel of this version and its record, if its bytes still match:
+        of several builds, the latest one, or the one named ``wheel``."""
         with timed("store lookups"):
-            return self._lookup(name, version)
+            return self._lookup(name, version, wheel)
 
-    def _lookup(self, name: NormalizedName, version: Version) -> tuple[Path, BuildRecord] | None:
+    def _lookup(
+        self, name: NormalizedName, version: Version, wanted: str | None
+    ) -> tuple[Path, BuildRecord] | None:
         with self._lock:
             if self._records is None:
                 self._records = self._scan()
-            entry = self._records.get((name, version))
+            entries = self._records.get((name, version), ())
+            entry = _latest(e for e in entries if wanted is None or e[0].name == wanted)
         if entry is None:
             return None
         wheel, record = entry
@@ -110,12 +126,21 @@ class WheelStore:
         with self._lock:
             self._verified.pop(dest, None)
             if self._records is not None:
-                self._records[key] = (dest, record)
+                kept = [e for e in self._records.get(key, ()) if e[0].name != dest.name]
+                self._records[key] = [*kept, (dest, record)]
         return dest
 
     @staticmethod
     def record_path(wheel: Path) -> Path:
         return wheel.with_name(wheel.name + RECORD_SUFFIX)
+
+
+def _latest(entries: Iterable[tuple[Path, BuildRecord]]) -> tuple[Path, BuildRecord] | None:
+    found: tuple[Path, BuildRecord] | None = None
+    for entry in entries:
+        if found is None or _newer(entry[1], found[1]):
+            found = entry
+    return found
 
 
 def _newer(record: BuildRecord, than: BuildRecord) -> bool:
