@@ -14,16 +14,13 @@ import functools
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Awaitable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.tags import sys_tags
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
@@ -55,6 +52,7 @@ from .graph import DependencyGraph, Node, NodeKey
 from .http import HttpClient
 from .index import PYPI_SIMPLE, IndexClient
 from .installcheck import check_installable
+from .interpreters import Interpreter, current, is_pure
 from .metadata import CoreMetadata
 from .metadiff import diff_run, read_diffs, write_diffs
 from .metasource import MetadataOracle
@@ -65,6 +63,8 @@ from .profiling import timed, timed_call
 from .progress import NullReporter, Reporter, SlotWatch
 from .provenance import write_provenance
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
+from .pythons import joined_graph, joined_order, joined_pins, joined_report
+from .records import BuildRecord
 from .releaseage import ReleaseAge
 from .resolve import Resolution
 from .runrecord import RunRecord, write_run_record
@@ -73,7 +73,7 @@ from .sbom.index import write_index_sbom
 from .scheduler import Scheduler
 from .settings import Settings
 from .signing import Signer
-from .single_build import BuildConfig, BuiltWheel, unit_runner
+from .single_build import BuildConfig, BuiltWheel, recorded_for, unit_runner
 from .sources import SourceStore
 from .store import WheelStore
 
@@ -113,6 +113,8 @@ class Options:
     release_age: ReleaseAge | None = None
     #: Signs each wheel's provenance (a DSSE envelope); None writes it unsigned.
     signer: Signer | None = None
+    #: The interpreters to build for (``--python``), in order; empty: this one.
+    pythons: tuple[Interpreter, ...] = ()
 
 
 @dataclass
@@ -128,6 +130,10 @@ class Result:
     closures: list[tuple[Requirement, Resolution]] = field(default_factory=list)
     #: The constraints file of each closure, in order (once the outputs are written).
     constraints_files: list[Path] = field(default_factory=list)
+    #: Every wheel the run published, for every Python (``built`` has the first's).
+    wheels: list[BuiltWheel] = field(default_factory=list)
+    #: The Pythons the run built for (``3.12``), in order.
+    pythons: tuple[str, ...] = ()
 
 
 class Bootstrapper:
@@ -155,100 +161,36 @@ class Bootstrapper:
         self.reporter = reporter or NullReporter()
         self._http = http
         self.index = IndexClient(options.index_url, http)
-        tags = self.tags = list(sys_tags())
-        self.finder = IndexFinder(
-            self.index,
-            Version(".".join(map(str, sys.version_info[:3]))),
-            prebuilt=lambda name: self.settings.for_package(name, options.variant).prebuilt,
-            external_source=lambda name: (
-                self.settings.for_package(name, options.variant).source is not None
-            ),
-            tags=tags,
-            release_age=options.release_age,
-        )
         self.sources = SourceStore(http, self.work_dir / "downloads", out / "sdists")
         self.publisher = IndexWriter(out)
-        self.store = WheelStore(self.work_dir / "built", self.publisher.wheels_dir)
-        config = BuildConfig(options.isolation, options.sandbox, options.unpack_limits)
+        self.config = BuildConfig(options.isolation, options.sandbox, options.unpack_limits)
         # Builds on this machine share its cores; on a cluster, each worker has its own.
         self.cores = CoreBudget(options.sandbox.cores) if cluster is None else None
-        self.builder = config.builder(self.work_dir, self.logs_dir, self.plugins, self.cores)
-        self.oracle = MetadataOracle(
-            self.index,
-            self.sources,
-            tags,
-            stored=self._stored_metadata,
-            adjust=self._as_settings_will_make_it,
-            ranges=http,
-        )
-        self.environment = {k: str(v) for k, v in default_environment().items()}
-        self.graph = DependencyGraph()
-        self.failures = FailureLog()
-        self.scheduler: Scheduler[BuiltWheel] = Scheduler(options.jobs)
-        self.sets = BuildSets(
-            finder=self.finder,
-            oracle=self.oracle,
-            scheduler=self.scheduler,
-            graph=self.graph,
-            reporter=self.reporter,
-            environment=self.environment,
-            allow_prereleases=options.allow_prereleases,
-            keep_going=options.keep_going,
-            speculation_threads=options.jobs,
-            allowed=options.allowed,
-        )
-        self.pipeline = PackagePipeline(
-            builder=self.builder,
-            sets=self.sets,
-            scheduler=self.scheduler,
-            sources=self.sources,
-            store=self.store,
-            http=http,
-            plugins=self.plugins,
-            finder=self.finder,
-            oracle=self.oracle,
-            failures=self.failures,
-            reporter=self.reporter,
-            plan_for=functools.partial(
-                make_plan, self.settings, self.patch_layers, options.variant
-            ),
-            output_dir=out,
-            keep_work=options.keep_work,
-            fallback_prebuilt=options.fallback_prebuilt,
-            run=unit_runner(config, cluster, self.reporter),
-            prepare_metadata=cluster is None,
-            allowed=options.allowed,
-            slot_watch=slot_watch,
-        )
-        self.sets.builds_with(self._ensure)
+        self.cluster = cluster
+        self.slot_watch = slot_watch
+        self.interpreters = options.pythons or (current(),)
+        #: Pure wheels an earlier Python's part of the run published: the later ones
+        #: take them as they are.
+        self.pure: dict[NodeKey, BuiltWheel] = {}
+        #: The part of the run for the Python being built for now.
+        self.part = PythonPart(self, self.interpreters[0])
 
-    def _ensure(self, release: Release, chain: Sequence[str]) -> Awaitable[BuiltWheel]:
-        """The package's one task of the run (its pipeline), created on first need."""
-        key = key_of(release)
-        return self.scheduler.ensure(
-            key,
-            lambda: self.pipeline.build(release, tuple(chain)),
-            lambda: self.reporter.queued(key),
-        )
+    @property
+    def several(self) -> bool:
+        """Whether the run builds for several Pythons."""
+        return len(self.interpreters) > 1
 
-    # -- entry point ---------------------------------------------------------------
+    @property
+    def graph(self) -> DependencyGraph:
+        return self.part.graph
 
-    def run(
-        self,
-        requirements: Sequence[Requirement],
-        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
-    ) -> Result:
-        self._prepare_dirs()
-        with kept_hashes(self.work_dir / HASHES_FILE):
-            try:
-                return asyncio.run(self._run(requirements, constraints or {}))
-            finally:
-                self.scheduler.close()
-                if self.cores is not None:
-                    self.cores.close()
-                self.sets.close()
-                self.index.close()
-                self.builder.close(keep_work=self.options.keep_work)
+    @property
+    def scheduler(self) -> Scheduler[BuiltWheel]:
+        return self.part.scheduler
+
+    @property
+    def sets(self) -> BuildSets:
+        return self.part.sets
 
     def _claim_variant(self) -> None:
         """One output directory holds one variant, so a CPU and a CUDA tree never mix."""
@@ -283,11 +225,377 @@ class Bootstrapper:
         for directory in (self.logs_dir, self.work_dir / "built", self.publisher.wheels_dir):
             directory.mkdir(parents=True, exist_ok=True)
 
-    async def _run(
+    # -- entry point ---------------------------------------------------------------
+
+    def run(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet] | None = None,
+    ) -> Result:
+        self._prepare_dirs()
+        with kept_hashes(self.work_dir / HASHES_FILE):
+            try:
+                parts = []
+                for n, interpreter in enumerate(self.interpreters):
+                    if n:
+                        self.part = PythonPart(self, interpreter)
+                    if self.several:
+                        self.reporter.message(f"building for Python {interpreter.label}")
+                    settled = self.part.run(requirements, constraints or {})
+                    parts.append(settled)
+                    self.pure.update(
+                        (key, wheel)
+                        for key, wheel in settled.built.items()
+                        if is_pure(wheel.path.name) and key not in self.pure
+                    )
+                return self._conclude(requirements, constraints or {}, parts)
+            finally:
+                if self.cores is not None:
+                    self.cores.close()
+                self.index.close()
+
+    def _conclude(
         self,
         requirements: Sequence[Requirement],
         constraints: Mapping[NormalizedName, SpecifierSet],
+        parts: Sequence[Settled],
     ) -> Result:
+        """Publish what every Python's part settled, write the run's files, and check
+        that the index installs what was asked, on each Python."""
+        first, several = parts[0], self.several
+        labels = [p.interpreter.label for p in parts]
+        graph = (
+            joined_graph([(p.interpreter.label, p.graph) for p in parts])
+            if several
+            else first.graph
+        )
+        order = joined_order([(p.order, p.records) for p in parts])
+        # A pure wheel one Python's part took from an earlier one's is one wheel.
+        wheels = list({w.path.name: w for p in parts for w in p.built.values()}.values())
+        result = Result(
+            graph=graph,
+            install=first.install,
+            built=dict(first.built),
+            build_order=[key for key, _ in order],
+            report=(
+                joined_report([(p.interpreter.label, p.report) for p in parts])
+                if several
+                else first.report
+            ),
+            closures=first.closures,
+            wheels=wheels,
+            pythons=tuple(labels),
+        )
+        if not any(p.roots for p in parts):
+            return result  # nothing whole to publish: the previous outputs stay as they were
+        # Publish only complete closures (after the whole run succeeded, or with
+        # keep_going those of the requirements that did); the private store already
+        # keeps every finished build.
+        self._publish(sorted(wheels, key=lambda w: w.path.name))
+        roots = list(dict.fromkeys(r for p in parts for r in p.roots))
+        with timed("outputs"):
+            write_outputs(self.options.output_dir, [str(r) for r in roots], graph, order)
+            pins_of = [{redact_text(str(r)): pins for r, pins in p.pins()} for p in parts]
+            wanted = list(dict.fromkeys(r for pins in pins_of for r in pins))
+            files = result.constraints_files = write_constraints(
+                self.options.output_dir,
+                [
+                    (
+                        requirement,
+                        joined_pins(
+                            [
+                                (label, pins[requirement])
+                                for label, pins in zip(labels, pins_of, strict=True)
+                                if requirement in pins
+                            ]
+                        )
+                        if several
+                        else pins_of[0][requirement],
+                    )
+                    for requirement in wanted
+                ],
+                each=self.options.each,
+            )
+            write_run_record(self.options.output_dir, self._record(requirements, constraints))
+            write_index_sbom(self.options.output_dir, graph)
+        file_of = dict(zip(wanted, files, strict=True))
+        for part in parts:
+            self.check_installable(part, file_of)
+        timed_call("metadata against upstream", self._compare, parts)
+        if result.report is None or result.report.ok:
+            remove_report(self.options.output_dir)
+        elif several:
+            write_report(self.options.output_dir, result.report)
+        return result
+
+    def check_installable(self, part: Settled, file_of: Mapping[str, Path]) -> None:
+        """Install what ``part`` published from the index alone, with its Python, the
+        way users will."""
+        work = self.work_dir
+        suffix = f"-py{part.interpreter.label}" if self.several else ""
+        checks: list[tuple[list[Requirement], Path, str]] = []
+        if self.options.each:
+            for requirement in part.roots:
+                file = file_of.get(redact_text(str(requirement)))
+                if file is not None:
+                    checks.append(([requirement], file, f"install-check-{file.stem}{suffix}"))
+        elif part.roots and file_of:
+            checks.append((part.roots, next(iter(file_of.values())), f"install-check{suffix}"))
+        for wanted, constraints_file, stamp in checks:
+            timed_call(
+                "install check",
+                check_installable,
+                self.publisher.simple_dir,
+                wanted,
+                constraints_file,
+                stamp=work / stamp,
+                python=part.interpreter.executable,
+            )
+
+    def _record(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> RunRecord:
+        """What this run was asked for (``DIR/run.json``), for find-updates and update."""
+        return RunRecord.of(
+            tuple(requirements),
+            tuple(Requirement(f"{name}{spec}") for name, spec in sorted(constraints.items())),
+            self.options.index_url,
+            pre=self.options.allow_prereleases,
+            variant=self.options.variant,
+            release_age=self.options.release_age,
+            each=self.options.each,
+            pythons=tuple(i.label for i in self.options.pythons),
+        )
+
+    def _compare(self, parts: Sequence[Settled]) -> None:
+        """Compare the published wheels' metadata with the upstream wheels' of the same
+        versions (``DIR/logs/metadata-diff.json``, which the report shows), each for its
+        own Python; a later run asks the index again only for wheels that changed on
+        either side."""
+        out = self.options.output_dir
+        earlier, diffs, seen = read_diffs(out), [], set[str]()
+        for part in parts:
+            wheels = [
+                (wheel.metadata, key.version, wheel.record.wheel_sha256, wheel.record.plan)
+                for key, wheel in sorted(part.built.items())
+                if wheel.record.wheel_sha256 not in seen
+            ]
+            seen.update(w[2] for w in wheels)
+            diffs.extend(diff_run(wheels, self.index, self._http, part.interpreter.tags, earlier))
+        write_diffs(out, diffs)
+
+    def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
+        with timed("publishing"):
+            self._publish_timed(wheels)
+
+    def _publish_timed(self, wheels: Sequence[BuiltWheel]) -> None:
+        sources = []
+        for built in wheels:
+            sdist = (
+                self.part.builder.vendored_dir
+                if built.record.vendored
+                else self.sources.downloads_dir
+            ) / built.record.sdist
+            if not sdist.exists():
+                continue
+            # An upstream wheel taken as it is travels too (build-sequence needs it), but
+            # apart from the sources: it is not one.
+            self.sources.archive(sdist)
+            if not sdist.name.endswith(".whl"):
+                sources.append(built.key.name)
+        SourceIndexWriter(self.sources.sdists_dir).update(
+            sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
+        )
+        store = self.part.store
+        published = self.publisher.publish(
+            ((w.path, store.metadata(w.path)[0], store.record_path(w.path)) for w in wheels),
+            {
+                w.path.name: KnownWheel(w.record.wheel_sha256, str(w.metadata.requires_python))
+                for w in wheels
+                if w.record.wheel == w.path.name
+            },
+        )
+        write_provenance(
+            zip(published, (w.record for w in wheels), strict=True), self.options.signer
+        )
+
+    def _as_settings_will_make_it(self, metadata: CoreMetadata) -> CoreMetadata:
+        edits = self.settings.for_package(metadata.name, self.options.variant).requires
+        if not edits:
+            return metadata
+        return dataclasses.replace(metadata, requires_dist=edits.apply(metadata.requires_dist))
+
+
+@dataclass
+class Settled:
+    """What one Python's part of a run settled: the graph, wheels and closures of the
+    requirements it can publish."""
+
+    interpreter: Interpreter
+    graph: DependencyGraph
+    install: Resolution
+    built: dict[NodeKey, BuiltWheel]
+    order: list[NodeKey]
+    report: RunReport | None
+    closures: list[tuple[Requirement, Resolution]]
+    #: The top-level requirements whose closures are whole (all of them, but with
+    #: keep_going).
+    roots: list[Requirement]
+
+    @property
+    def records(self) -> dict[NodeKey, BuildRecord]:
+        return {key: wheel.record for key, wheel in self.built.items()}
+
+    def pins(self) -> list[tuple[Requirement, list[tuple[str, Version]]]]:
+        """Each closure's pins: every project at the version of its published wheel."""
+        return [
+            (
+                requirement,
+                [
+                    (name, self.built[key_of(release)].metadata.version)
+                    for name, release in closure.pins.items()
+                    if key_of(release) in self.built
+                ],
+            )
+            for requirement, closure in self.closures
+        ]
+
+
+class PythonPart:
+    """The part of a run for one target Python: resolution with its markers and tags,
+    build environments made with it, its own scheduler. The run's index, sources,
+    publisher and core budget are shared by every part."""
+
+    def __init__(self, run: Bootstrapper, interpreter: Interpreter) -> None:
+        self.run_ = run
+        self.interpreter = interpreter
+        options = run.options
+        self.options = options
+        self.reporter = run.reporter
+        out = options.output_dir
+        tags = self.tags = list(interpreter.tags)
+        self.finder = IndexFinder(
+            run.index,
+            interpreter.version,
+            prebuilt=lambda name: run.settings.for_package(name, options.variant).prebuilt,
+            external_source=lambda name: (
+                run.settings.for_package(name, options.variant).source is not None
+            ),
+            tags=tags,
+            release_age=options.release_age,
+        )
+        self.store = WheelStore(
+            run.work_dir / "built", run.publisher.wheels_dir, accepts=interpreter.accepts
+        )
+        self.builder = run.config.builder(
+            run.work_dir,
+            run.logs_dir,
+            run.plugins,
+            run.cores,
+            python=None if interpreter.is_current() else interpreter.executable,
+            suffix=f"-py{interpreter.label}" if run.several else "",
+        )
+        self.oracle = MetadataOracle(
+            run.index,
+            run.sources,
+            tags,
+            stored=self._stored_metadata,
+            adjust=run._as_settings_will_make_it,
+            ranges=run._http,
+        )
+        self.environment = dict(interpreter.environment)
+        self.graph = DependencyGraph()
+        self.failures = FailureLog()
+        self.scheduler: Scheduler[BuiltWheel] = Scheduler(options.jobs)
+        self.sets = BuildSets(
+            finder=self.finder,
+            oracle=self.oracle,
+            scheduler=self.scheduler,
+            graph=self.graph,
+            reporter=self.reporter,
+            environment=self.environment,
+            allow_prereleases=options.allow_prereleases,
+            keep_going=options.keep_going,
+            speculation_threads=options.jobs,
+            allowed=options.allowed,
+        )
+        self.plan_for = functools.partial(
+            make_plan, run.settings, run.patch_layers, options.variant
+        )
+        self.pipeline = PackagePipeline(
+            builder=self.builder,
+            sets=self.sets,
+            scheduler=self.scheduler,
+            sources=run.sources,
+            store=self.store,
+            http=run._http,
+            plugins=run.plugins,
+            finder=self.finder,
+            oracle=self.oracle,
+            failures=self.failures,
+            reporter=self.reporter,
+            plan_for=self.plan_for,
+            output_dir=out,
+            keep_work=options.keep_work,
+            fallback_prebuilt=options.fallback_prebuilt,
+            run=unit_runner(run.config, run.cluster, self.reporter),
+            prepare_metadata=run.cluster is None,
+            allowed=options.allowed,
+            slot_watch=run.slot_watch,
+        )
+        self.sets.builds_with(self._ensure)
+
+    def _ensure(self, release: Release, chain: Sequence[str]) -> Awaitable[BuiltWheel]:
+        """The package's one task of this part (its pipeline, or the pure wheel an
+        earlier Python's part made of the same source and plan), created on first need."""
+        key = key_of(release)
+        pure = self.run_.pure.get(key)
+        if pure is not None and self._same_build(pure, release):
+            return self.scheduler.ensure(
+                key, functools.partial(self._take_pure, pure), lambda: self.reporter.queued(key)
+            )
+        return self.scheduler.ensure(
+            key,
+            lambda: self.pipeline.build(release, tuple(chain)),
+            lambda: self.reporter.queued(key),
+        )
+
+    def _same_build(self, wheel: BuiltWheel, release: Release) -> bool:
+        expected = release.sdist.hashes.get("sha256")
+        return (
+            expected is not None
+            and not release.prebuilt
+            and recorded_for(
+                wheel.record, expected.lower(), self.plan_for(release).fingerprint(release.version)
+            )
+        )
+
+    async def _take_pure(self, wheel: BuiltWheel) -> BuiltWheel:
+        """A pure wheel built for an earlier Python serves this one as it is."""
+        self.sets.needs.pop(wheel.key, None)  # it needs no build environment here
+        self.oracle.record_built(wheel.source_metadata)
+        self.reporter.finished(wheel.key, reused=True)
+        return wheel
+
+    def run(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> Settled:
+        try:
+            return asyncio.run(self._settle(requirements, constraints))
+        finally:
+            self.scheduler.close()
+            self.sets.close()
+            self.builder.close(keep_work=self.options.keep_work)
+
+    async def _settle(
+        self,
+        requirements: Sequence[Requirement],
+        constraints: Mapping[NormalizedName, SpecifierSet],
+    ) -> Settled:
         self.scheduler.start()
         roots = list(requirements)
         try:
@@ -345,9 +653,10 @@ class Bootstrapper:
                     logger.error(
                         "keep-going: %s %s: %s", failure.status, failure.label, failure.error
                     )
-                await self.scheduler.in_thread(
-                    functools.partial(write_report, self.options.output_dir, report)
-                )
+                if not self.run_.several:
+                    await self.scheduler.in_thread(
+                        functools.partial(write_report, self.options.output_dir, report)
+                    )
         if self.options.each:
             closures = [(r, closure) for r, closure in closures if r in roots]
         else:
@@ -375,74 +684,16 @@ class Bootstrapper:
                 )
             )
         graph = self.graph.restricted(published)
-        result = Result(
+        return Settled(
+            interpreter=self.interpreter,
             graph=graph,
             install=install.resolution,
             built={k: self.scheduler.result(k) for k in published},
-            build_order=graph.build_order(),
+            order=graph.build_order(),
             report=report,
             closures=closures,
+            roots=roots,
         )
-        if not roots:
-            return result  # nothing whole to publish: the previous outputs stay as they were
-        # Publish only complete closures (after the whole run succeeded, or with
-        # keep_going those of the requirements that did); the private store already
-        # keeps every finished build.
-        await self.scheduler.in_thread(
-            functools.partial(self._publish, [result.built[k] for k in sorted(published)])
-        )
-        with timed("outputs"):
-            write_outputs(
-                self.options.output_dir,
-                [str(r) for r in roots],
-                result.graph,
-                result.build_order,
-                {key: wheel.record for key, wheel in result.built.items()},
-            )
-            files = result.constraints_files = write_constraints(
-                self.options.output_dir,
-                [
-                    (
-                        redact_text(str(requirement)),
-                        [
-                            (name, result.built[key_of(release)].metadata.version)
-                            for name, release in closure.pins.items()
-                            if key_of(release) in result.built
-                        ],
-                    )
-                    for requirement, closure in closures
-                ],
-                each=self.options.each,
-            )
-            write_run_record(self.options.output_dir, self._record(requirements, constraints))
-            write_index_sbom(self.options.output_dir, result.graph)
-        checks = (
-            [([r], f, f"install-check-{f.stem}") for (r, _), f in zip(closures, files, strict=True)]
-            if self.options.each
-            else [(roots, files[0], "install-check")]
-            if files
-            else []
-        )
-        for wanted, constraints_file, stamp in checks:
-            await self.scheduler.in_thread(
-                functools.partial(
-                    timed_call,
-                    "install check",
-                    check_installable,
-                    self.publisher.simple_dir,
-                    wanted,
-                    constraints_file,
-                    stamp=self.work_dir / stamp,
-                )
-            )
-        await self.scheduler.in_thread(
-            functools.partial(timed_call, "metadata against upstream", self._compare, result)
-        )
-        if report is None or report.ok:
-            await self.scheduler.in_thread(
-                functools.partial(remove_report, self.options.output_dir)
-            )
-        return result
 
     async def _settle_alone(
         self, requirement: Requirement, constraints: Mapping[NormalizedName, SpecifierSet]
@@ -472,72 +723,6 @@ class Bootstrapper:
             raise
         except BootstrapError:
             pass  # the resolution meets it again, and explains it in its own terms
-
-    def _record(
-        self,
-        requirements: Sequence[Requirement],
-        constraints: Mapping[NormalizedName, SpecifierSet],
-    ) -> RunRecord:
-        """What this run was asked for (``DIR/run.json``), for find-updates and update."""
-        return RunRecord.of(
-            tuple(requirements),
-            tuple(Requirement(f"{name}{spec}") for name, spec in sorted(constraints.items())),
-            self.options.index_url,
-            pre=self.options.allow_prereleases,
-            variant=self.options.variant,
-            release_age=self.options.release_age,
-            each=self.options.each,
-        )
-
-    def _compare(self, result: Result) -> None:
-        """Compare the published wheels' metadata with the upstream wheels' of the same
-        versions (``DIR/logs/metadata-diff.json``, which the report shows); a later run
-        asks the index again only for wheels that changed on either side."""
-        wheels = [
-            (wheel.metadata, key.version, wheel.record.wheel_sha256, wheel.record.plan)
-            for key, wheel in sorted(result.built.items())
-        ]
-        out = self.options.output_dir
-        write_diffs(out, diff_run(wheels, self.index, self._http, self.tags, read_diffs(out)))
-
-    def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
-        with timed("publishing"):
-            self._publish_timed(wheels)
-
-    def _publish_timed(self, wheels: Sequence[BuiltWheel]) -> None:
-        sources = []
-        for built in wheels:
-            sdist = (
-                self.builder.vendored_dir if built.record.vendored else self.sources.downloads_dir
-            ) / built.record.sdist
-            if not sdist.exists():
-                continue
-            # An upstream wheel taken as it is travels too (build-sequence needs it), but
-            # apart from the sources: it is not one.
-            self.sources.archive(sdist)
-            if not sdist.name.endswith(".whl"):
-                sources.append(built.key.name)
-        SourceIndexWriter(self.sources.sdists_dir).update(
-            sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
-        )
-        store = self.store
-        published = self.publisher.publish(
-            ((w.path, store.metadata(w.path)[0], store.record_path(w.path)) for w in wheels),
-            {
-                w.path.name: KnownWheel(w.record.wheel_sha256, str(w.metadata.requires_python))
-                for w in wheels
-                if w.record.wheel == w.path.name
-            },
-        )
-        write_provenance(
-            zip(published, (w.record for w in wheels), strict=True), self.options.signer
-        )
-
-    def _as_settings_will_make_it(self, metadata: CoreMetadata) -> CoreMetadata:
-        edits = self.settings.for_package(metadata.name, self.options.variant).requires
-        if not edits:
-            return metadata
-        return dataclasses.replace(metadata, requires_dist=edits.apply(metadata.requires_dist))
 
     def _stored_metadata(self, release: Release) -> CoreMetadata | None:
         """The metadata of the wheel an earlier run built from this very sdist."""

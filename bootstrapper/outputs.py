@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,50 +15,52 @@ from packaging.version import Version
 
 from .fsutil import write_text_if_changed
 from .graph import DependencyGraph, NodeKey
+from .pythons import MarkedPin
 from .records import BuildRecord
 
 
-def build_order_entries(
-    order: Sequence[NodeKey], records: Mapping[NodeKey, BuildRecord]
-) -> list[dict[str, Any]]:
-    """One entry per wheel, in build order, with what it was built from and with."""
+def build_order_entries(order: Iterable[tuple[NodeKey, BuildRecord]]) -> list[dict[str, Any]]:
+    """One entry per wheel, in build order, with what it was built from and with (and
+    by which Python)."""
     return [
         {
             "name": key.name,
             "version": str(key.version),
-            "wheel": records[key].wheel,
-            "wheel_sha256": records[key].wheel_sha256,
-            "sdist": records[key].sdist,
-            "sdist_sha256": records[key].sdist_sha256,
-            "upstream_sha256": records[key].source_sha256,
-            "vendored": records[key].vendored,
-            "source_url": records[key].source_url,
-            "build_backend": records[key].build_backend,
-            "build_system_requires": list(records[key].build_system_requires),
-            "backend_requires": list(records[key].backend_requires),
-            "build_requires": [f"{w.name}=={w.version}" for w in records[key].build_env],
+            "wheel": record.wheel,
+            "wheel_sha256": record.wheel_sha256,
+            "sdist": record.sdist,
+            "sdist_sha256": record.sdist_sha256,
+            "upstream_sha256": record.source_sha256,
+            "vendored": record.vendored,
+            "source_url": record.source_url,
+            "build_backend": record.build_backend,
+            "build_system_requires": list(record.build_system_requires),
+            "backend_requires": list(record.backend_requires),
+            "build_requires": [f"{w.name}=={w.version}" for w in record.build_env],
             "build_env": [
                 {"name": w.name, "version": w.version, "wheel": w.filename, "sha256": w.sha256}
-                for w in records[key].build_env
+                for w in record.build_env
             ],
-            "rebuild": records[key].rebuild,
-            "plan": records[key].plan,
-            **({"fallback": records[key].fallback} if records[key].fallback else {}),
-            **({"resources": records[key].resources} if records[key].resources else {}),
+            "rebuild": record.rebuild,
+            "plan": record.plan,
+            "python": record.python_label,
+            **({"fallback": record.fallback} if record.fallback else {}),
+            **({"resources": record.resources} if record.resources else {}),
             # exclusive / cores / memory, so that build-sequence schedules it the same way
-            **(
-                {"scheduling": records[key].cores["settings"]}
-                if "settings" in records[key].cores
-                else {}
-            ),
+            **({"scheduling": record.cores["settings"]} if "settings" in record.cores else {}),
         }
-        for key in order
+        for key, record in order
     ]
 
 
-def constraints_text(pins: Iterable[tuple[str, Version]]) -> str:
-    """``name==version`` lines, sorted by name, one per project."""
-    return "".join(f"{name}=={version}\n" for name, version in sorted(pins))
+def constraints_text(pins: Iterable[tuple[str, Version] | MarkedPin]) -> str:
+    """``name==version`` lines, sorted by name, one per project (or, for a run for
+    several Pythons, one per version with the marker of the Pythons it is for)."""
+    lines = []
+    for name, version, *marker in sorted(pins, key=lambda p: (p[0], p[1])):
+        limit = f"; {marker[0]}" if marker and marker[0] else ""
+        lines.append(f"{name}=={version}{limit}\n")
+    return "".join(lines)
 
 
 def line_per_item(document: dict[str, Any] | list[Any]) -> str:
@@ -86,14 +88,13 @@ def write_outputs(
     output_dir: Path,
     roots: Sequence[str],
     graph: DependencyGraph,
-    order: Sequence[NodeKey],
-    records: Mapping[NodeKey, BuildRecord],
+    order: Iterable[tuple[NodeKey, BuildRecord]],
 ) -> None:
     """Write graph.json and build-order.json atomically (each reader sees an old or a new
     file); one that holds the same bytes already is left as it is."""
     write_text_if_changed(output_dir / "graph.json", line_per_item(graph.to_json(roots)))
     write_text_if_changed(
-        output_dir / "build-order.json", line_per_item(build_order_entries(order, records))
+        output_dir / "build-order.json", line_per_item(build_order_entries(order))
     )
 
 
@@ -104,7 +105,7 @@ CONSTRAINTS_INDEX = "index.json"
 
 def write_constraints(
     output_dir: Path,
-    closures: Sequence[tuple[str, Iterable[tuple[str, Version]]]],
+    closures: Sequence[tuple[str, Iterable[tuple[str, Version] | MarkedPin]]],
     *,
     each: bool,
 ) -> list[Path]:

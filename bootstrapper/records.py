@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,6 +74,13 @@ class BuildRecord:
     #: The Dask worker the wheel was built on (``--dask``); None on the coordinating machine.
     worker: str | None = None
     schema: int = RECORD_SCHEMA
+
+    @property
+    def python_label(self) -> str:
+        """The Python the wheel was built with, as ``3.12`` (from :attr:`python`,
+        ``cpython 3.12.7 (linux, x86_64)``); empty if the record does not say."""
+        match = re.search(r"\b(\d+)\.(\d+)", self.python)
+        return f"{match[1]}.{match[2]}" if match else ""
 
     @property
     def source_sha256(self) -> str:

@@ -41,6 +41,9 @@ class RunRecord:
     release_age: ReleaseAge | None = None
     #: Each requirement was resolved on its own (``--each``).
     each: bool = False
+    #: The Pythons built for (``--python``, as ``3.12``); empty: the one bootstrapper
+    #: ran under.
+    pythons: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -53,6 +56,7 @@ class RunRecord:
         variant: str | None,
         release_age: ReleaseAge | None,
         each: bool = False,
+        pythons: tuple[str, ...] = (),
     ) -> RunRecord:
         """The record of a run given ``index_url`` as the user typed it."""
         clean = redact_url(index_url)
@@ -65,6 +69,7 @@ class RunRecord:
             variant=variant,
             release_age=release_age,
             each=each,
+            pythons=pythons,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +87,7 @@ class RunRecord:
             "min_release_age_days": age.min_release_age_days if age else None,
             "uploaded_before": _timestamp(age.uploaded_before if age else None),
             "each": self.each,
+            "pythons": list(self.pythons),
         }
 
     @classmethod
@@ -110,6 +116,7 @@ class RunRecord:
             variant=variant,
             release_age=age,
             each=bool(data.get("each", False)),
+            pythons=tuple(_strings(data.get("pythons", []))),
         )
 
 
