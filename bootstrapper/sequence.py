@@ -30,6 +30,7 @@ from .errors import BootstrapError, UsageError
 from .fsutil import HASHES_FILE, kept_hashes, sha256_file
 from .graph import NodeKey
 from .index import DistFile
+from .interpreters import Interpreter, current, find
 from .patches import Patch
 from .plugins import Plugins
 from .progress import NullReporter, NullSlotWatch, Reporter, SlotWatch
@@ -83,10 +84,19 @@ class OrderEntry:
     resources: Mapping[str, float] = field(default_factory=dict)
     #: What the build needs of the machine's cores (``exclusive``, ``cores``, ``memory``).
     demand: Demand = field(default_factory=Demand)
+    #: The Python it was built with (``3.12``); empty in orders written before it was
+    #: recorded: then the one rebuilding.
+    python: str = ""
 
     @property
     def key(self) -> NodeKey:
         return NodeKey(self.name, self.version)
+
+    @property
+    def task(self) -> tuple[NodeKey, str]:
+        """What names its build in a rebuild: one version may be built for several
+        Pythons."""
+        return (self.key, self.python)
 
     @property
     def prebuilt(self) -> bool:
@@ -114,6 +124,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                 backend_requires=tuple(item.get("backend_requires", ())),
                 resources={str(k): float(v) for k, v in item.get("resources", {}).items()},
                 demand=demand_from_json(item.get("scheduling", {})),
+                python=str(item.get("python", "")),
             )
             for item in raw
         ]
@@ -208,8 +219,11 @@ class SequenceBuilder:
         cluster: DaskCluster | None = None,
         slot_watch: SlotWatch | None = None,
         signer: Signer | None = None,
+        pythons: Mapping[str, Interpreter] | None = None,
     ) -> None:
         self.entries = list(entries)
+        #: The interpreter of each Python the order names, by ``3.12``.
+        self.pythons = dict(pythons) if pythons is not None else interpreters_for(self.entries)
         #: Signs each wheel's provenance; None writes it unsigned.
         self.signer = signer
         #: Told when a build asks for, takes and gives back a job slot (the timeline).
@@ -222,17 +236,31 @@ class SequenceBuilder:
         self.publisher = IndexWriter(output_dir)
         config = BuildConfig(tuple(isolation), sandbox or Sandbox(), unpack_limits)
         self.cores = CoreBudget(config.sandbox.cores) if cluster is None else None
-        self.builder = config.builder(
-            output_dir / ".work", output_dir / "logs", plugins, self.cores
-        )
+        several = len({e.python for e in self.entries}) > 1
+        self.builders = {
+            label: config.builder(
+                output_dir / ".work",
+                output_dir / "logs",
+                plugins,
+                self.cores,
+                python=None if interpreter.is_current() else interpreter.executable,
+                suffix=f"-py{label}" if several else "",
+            )
+            for label, interpreter in self.pythons.items()
+        }
         self._run_unit = unit_runner(config, cluster, self.reporter)
         # Rebuilt wheels go straight beside the index, where the ones kept are found.
         self.store = WheelStore(self.publisher.wheels_dir, self.publisher.wheels_dir)
-        self._destination = Destination(self.store, self.builder.cleanup, keep_work, self.reporter)
+        self._destinations = {
+            label: Destination(self.store, builder.cleanup, keep_work, self.reporter)
+            for label, builder in self.builders.items()
+        }
         self._keep_work = keep_work
         self._jobs = max(1, jobs)
         self._pool = ThreadPoolExecutor(max_workers=max(4, self._jobs * 2))
-        self._by_name_version = {(e.name, str(e.version)): e for e in self.entries}
+        #: The entry of each version for each Python; pure wheels serve every Python.
+        self._by_task = {(e.name, str(e.version), e.python): e for e in self.entries}
+        self._by_name_version = {(e.name, str(e.version)): e for e in reversed(self.entries)}
 
     def run(self) -> list[BuiltWheel]:
         for scratch in SCRATCH_PARTS:
@@ -250,20 +278,21 @@ class SequenceBuilder:
             # Builds already running finish (a subprocess cannot be stopped cleanly)
             # before this returns, so nothing writes into the output afterwards.
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self.builder.close(keep_work=self._keep_work)
+            for builder in self.builders.values():
+                builder.close(keep_work=self._keep_work)
             if self.cores is not None:
                 self.cores.close()
 
     async def _run(self) -> list[BuiltWheel]:
         semaphore = asyncio.Semaphore(self._jobs)
-        tasks: dict[NodeKey, asyncio.Future[BuiltWheel]] = {}
+        tasks: dict[tuple[NodeKey, str], asyncio.Future[BuiltWheel]] = {}
 
         async def build(entry: OrderEntry) -> BuiltWheel:
             try:
                 deps = [self._dependency(entry, w) for w in entry.build_env]
                 for dep in deps:
                     if dep is not None:
-                        await tasks[dep.key]
+                        await tasks[dep.task]
                 self.slot_watch.slot_asked(entry.key)
                 async with semaphore:
                     self.slot_watch.slot_taken(entry.key)
@@ -276,7 +305,7 @@ class SequenceBuilder:
                 raise
 
         for entry in self.entries:  # build order: every dependency is created first
-            tasks[entry.key] = asyncio.ensure_future(build(entry))
+            tasks[entry.task] = asyncio.ensure_future(build(entry))
             self.reporter.queued(entry.key)
         try:
             results = await asyncio.gather(*tasks.values())
@@ -291,8 +320,16 @@ class SequenceBuilder:
         write_provenance(zip(published, (r.record for r in results), strict=True), self.signer)
         return list(results)
 
+    def _entry_of(self, wheel: EnvWheel, python: str) -> OrderEntry | None:
+        """The entry that builds ``wheel`` of a build environment for ``python``: the
+        one for that Python, else the only one (a pure wheel serves every Python)."""
+        name = canonicalize_name(wheel.name)
+        return self._by_task.get((name, wheel.version, python)) or self._by_name_version.get(
+            (name, wheel.version)
+        )
+
     def _dependency(self, entry: OrderEntry, wheel: EnvWheel) -> OrderEntry | None:
-        dep = self._by_name_version.get((canonicalize_name(wheel.name), wheel.version))
+        dep = self._entry_of(wheel, entry.python)
         # Not rebuilt here: then it must already be in the output index.
         if dep is None and not (self.publisher.wheels_dir / wheel.filename).is_file():
             raise SequenceError(
@@ -310,7 +347,7 @@ class SequenceBuilder:
         rebuilt here under the names this rebuild gave them)."""
         inputs = []
         for wheel in entry.build_env:
-            dep = self._by_name_version.get((canonicalize_name(wheel.name), wheel.version))
+            dep = self._entry_of(wheel, entry.python)
             filename = dep.wheel if dep is not None else wheel.filename
             path = self.publisher.wheels_dir / filename
             if not path.is_file():
@@ -339,6 +376,7 @@ class SequenceBuilder:
         return FileRef(sdist, entry.sdist_sha256)
 
     def _build_one(self, entry: OrderEntry) -> BuiltWheel:
+        builder = self.builders[entry.python]
         source = self._source(entry)
         release = Release(
             entry.name,
@@ -359,11 +397,11 @@ class SequenceBuilder:
             plan_json=entry.plan,
         )
         if not self.force:
-            found = self.store.lookup(entry.name, entry.version)
-            if found is not None and found[0].name == entry.wheel and reusable(found[1], unit):
-                return reuse(unit, found, self.reporter, self.builder.log_path(release))
+            found = self.store.lookup(entry.name, entry.version, wheel=entry.wheel)
+            if found is not None and reusable(found[1], unit):
+                return reuse(unit, found, self.reporter, builder.log_path(release))
         self.reporter.started(entry.key, "building")
-        with self.builder.log(release, fresh=True) as log:
+        with builder.log(release, fresh=True) as log:
             recorded = {w.filename: w.sha256 for w in entry.build_env}
             for wheel_in_env in unit.env_wheels():
                 if recorded.get(wheel_in_env.filename) != wheel_in_env.sha256:
@@ -371,8 +409,37 @@ class SequenceBuilder:
                         f"note: {wheel_in_env.filename} in the build environment is not "
                         "byte-identical to the one recorded in the build order\n".encode()
                     )
-            output = self._run_unit(unit, self.builder, log=log)
-        return finish(unit, output, self._destination)
+            output = self._run_unit(unit, builder, log=log)
+        return finish(unit, output, self._destinations[entry.python])
+
+
+def interpreters_for(
+    entries: Sequence[OrderEntry], given: Mapping[str, Interpreter] | None = None
+) -> dict[str, Interpreter]:
+    """The interpreter of each Python the entries name (``3.12``): the one ``given``
+    for it, else found as ``--python 3.12`` finds it; an entry that names none is
+    rebuilt with this one."""
+    found: dict[str, Interpreter] = {}
+    for label in dict.fromkeys(e.python for e in entries):
+        if given and label in given:
+            found[label] = given[label]
+        elif not label or label == current().label:
+            found[label] = current()
+        else:
+            found[label] = _find(label, entries)
+    return found
+
+
+def _find(label: str, entries: Sequence[OrderEntry]) -> Interpreter:
+    try:
+        return find(label)
+    except UsageError:
+        names = sorted({str(e.name) for e in entries if e.python == label})
+        raise UsageError(
+            f"the build order was built with Python {label} ({', '.join(names[:5])}"
+            f"{', ...' if len(names) > 5 else ''}), which is not on PATH, known to uv "
+            "or in pyenv; give it with --python PATH"
+        ) from None
 
 
 def compare(original_dir: Path, rebuilt: Sequence[BuiltWheel]) -> list[tuple[str, str | None]]:

@@ -119,11 +119,18 @@ def pip_install(
     index: str = "simple",
     options: Sequence[str] = (),
     prefix: Sequence[str] = (),
+    python: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Install from the produced index alone (``output/index``), with pip, into a fresh
-    venv; ``prefix`` runs pip inside another command (a network namespace)."""
+    venv (of ``python``); ``prefix`` runs pip inside another command (a network
+    namespace)."""
     return pip_from(
-        (output / index).as_uri() + "/", venv, *requirements, options=options, prefix=prefix
+        (output / index).as_uri() + "/",
+        venv,
+        *requirements,
+        options=options,
+        prefix=prefix,
+        python=python,
     )
 
 
@@ -133,9 +140,13 @@ def pip_from(
     *requirements: str,
     options: Sequence[str] = (),
     prefix: Sequence[str] = (),
+    python: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Install from ``index_url`` alone, with pip, into a fresh venv."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    """Install from ``index_url`` alone, with pip, into a fresh venv (of ``python``,
+    default this one)."""
+    subprocess.run(
+        [str(python or sys.executable), "-m", "venv", "--without-pip", str(venv)], check=True
+    )
     return subprocess.run(
         [
             *prefix,

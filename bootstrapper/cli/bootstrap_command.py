@@ -25,6 +25,7 @@ from ..errors import BootstrapError, UsageError
 from ..failures import FAILURES_FILE, summary
 from ..http import HttpClient, HttpLimits
 from ..index import PYPI_SIMPLE
+from ..interpreters import Interpreter, find_all
 from ..isolation import isolation_prefix, readonly_view_problem
 from ..outputlock import locked_output_dir
 from ..patches import patched_packages
@@ -169,6 +170,17 @@ def add_run_options(boot: argparse.ArgumentParser) -> None:
         help="the review gate: build only the projects FILE lists (one name per line, "
         "# starts a comment); a run that needs another stops before building it, naming "
         "each such project and what pulled it in (with --keep-going, each fails alone)",
+    )
+    boot.add_argument(
+        "--python",
+        dest="pythons",
+        action="append",
+        default=[],
+        metavar="VERSION_OR_PATH",
+        help="build for this Python (a version such as 3.12, found on PATH, by uv or in "
+        "pyenv, or an interpreter's path); repeat it to build one index for several: "
+        "compiled packages are built for each, pure ones once (default: the Python "
+        "bootstrapper runs under)",
     )
     add_sign_key_option(boot)
     add_settings_options(boot)
@@ -333,7 +345,20 @@ def run_options(
         each=args.each,
         release_age=release_age_from(args),
         signer=signer_from(args),
+        pythons=pythons_from(args),
     )
+
+
+def pythons_from(args: argparse.Namespace) -> tuple[Interpreter, ...]:
+    """``--python``, each found and asked what it is (a UsageError says which could
+    not be)."""
+    pythons = find_all(args.pythons)
+    if args.dask and any(not p.is_current() for p in pythons):
+        raise UsageError(
+            "--python with --dask: Dask workers build with their own Python; run one "
+            "bootstrap per Python, each with workers of that Python"
+        )
+    return pythons
 
 
 def allowed_projects(args: argparse.Namespace) -> AllowedProjects | None:
@@ -357,6 +382,7 @@ def run(args: argparse.Namespace, wanted: RequirementSet | None = None) -> int:
         raise UsageError("--fallback-prebuilt needs --keep-going")
     allowed_projects(args)  # a bad list is a usage error before anything starts
     signer_from(args)  # and so is a key that cannot sign
+    pythons_from(args)  # and an interpreter that cannot be found
     probes = IsolationProbes(args)
     limits = http_limits(args)
     wanted = wanted or requirement_set(args)
@@ -484,13 +510,14 @@ def run_recorded(
                 file=sys.stderr,
             )
         return EXIT_FAILURE
-    built = sum(1 for w in result.built.values() if not w.reused)
-    reused = len(result.built) - built
+    built = sum(1 for w in result.wheels if not w.reused)
+    reused = len(result.wheels) - built
     if not args.quiet:
         installed = {name for _, closure in result.closures for name in closure.pins}
+        pythons = f" for Python {', '.join(result.pythons)}" if len(result.pythons) > 1 else ""
         print(
-            f"bootstrapped {len(installed)} packages for install "
-            f"({len(result.built)} wheels: {built} built, {reused} reused) "
+            f"bootstrapped {len(installed)} packages for install{pythons} "
+            f"({len(result.wheels)} wheels: {built} built, {reused} reused) "
             f"in {time.monotonic() - started:.1f}s\n"
             f"index: {output_dir / 'simple'}\n"
             f"{named}" + install_lines(output_dir, result, args.each),

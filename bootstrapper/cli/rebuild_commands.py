@@ -22,13 +22,21 @@ from ..builder import make_plan
 from ..errors import UsageError
 from ..graph import NodeKey
 from ..http import HttpClient
+from ..interpreters import current, find_all
 from ..isolation import required_isolation
 from ..job import WheelIndex, build_one
 from ..outputlock import locked_output_dir
 from ..plugins import Plugins
 from ..progress import TeeReporter
 from ..sbom.index import read_graph, write_index_sbom
-from ..sequence import OrderEntry, SequenceBuilder, SequenceError, compare, read_build_order
+from ..sequence import (
+    OrderEntry,
+    SequenceBuilder,
+    SequenceError,
+    compare,
+    interpreters_for,
+    read_build_order,
+)
 from ..signing import Signer
 from ..single_build import BuildConfig
 from ..timeline import Edge, RunRecorder
@@ -193,6 +201,16 @@ def add_rebuild_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build with network access (where no network namespace can be made, this is required)",
     )
+    parser.add_argument(
+        "--python",
+        dest="pythons",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="the interpreter to rebuild with for the entries built with its Python "
+        "version (each entry names its Python; by default it is looked for on PATH, by uv "
+        "and in pyenv); repeatable",
+    )
     add_sandbox_options(parser)
     add_unpack_options(parser)
     add_keep_work_option(parser)
@@ -222,6 +240,18 @@ def sequence(
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     base = args.build_order.parent
+    pythons = find_all(args.pythons)
+    if args.dask and (
+        any(not i.is_current() for i in pythons)
+        or any(e.python not in ("", current().label) for e in entries)
+    ):
+        raise UsageError(
+            "--dask rebuilds with the workers' own Python: give a build order of that "
+            "Python alone (this one names "
+            + ", ".join(sorted({e.python for e in entries if e.python}))
+            + ")"
+        )
+    interpreters = interpreters_for(entries, {i.label: i for i in pythons})
     with locked_output_dir(output_dir), dask_cluster(args.dask, args.quiet) as cluster:
         jobs = jobs_for(args, cluster)
         recorder = RunRecorder("build-sequence", jobs=jobs)
@@ -250,6 +280,7 @@ def sequence(
                     cluster=cluster,
                     slot_watch=recorder,
                     signer=signer,
+                    pythons=interpreters,
                 ).run()
             finally:
                 reporter.close()

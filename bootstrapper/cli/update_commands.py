@@ -108,6 +108,8 @@ class _Run:
     each: bool
     #: The run's own minimum release age, reused unless the command line gives one.
     min_release_age_days: float | None
+    #: The Pythons the run built for (``--python``); empty: the one it ran under.
+    pythons: tuple[str, ...] = ()
 
 
 def _the_run(args: argparse.Namespace) -> _Run:
@@ -130,6 +132,7 @@ def _the_run(args: argparse.Namespace) -> _Run:
         variant=record.variant,
         each=record.each,
         min_release_age_days=_recorded_age(record),
+        pythons=record.pythons,
     )
 
 
@@ -233,6 +236,7 @@ def run_update(args: argparse.Namespace) -> int:
     args.pre = run.pre
     args.variant = run.variant
     args.each = args.each or run.each
+    args.pythons = args.pythons or list(run.pythons)
     if args.exclude_newer is None and args.min_release_age is None:
         args.min_release_age = run.min_release_age_days
     wanted = RequirementSet(list(run.requirements), list(run.constraints))
