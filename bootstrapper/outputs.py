@@ -45,6 +45,8 @@ def build_order_entries(
             "plan": records[key].plan,
             **({"fallback": records[key].fallback} if records[key].fallback else {}),
             **({"resources": records[key].resources} if records[key].resources else {}),
+            # what build-sequence repeats after the build (the wheel built, the exclusions)
+            **({"repair": records[key].repair} if records[key].repair else {}),
             # exclusive / cores / memory, so that build-sequence schedules it the same way
             **(
                 {"scheduling": records[key].cores["settings"]}

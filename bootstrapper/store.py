@@ -40,7 +40,9 @@ class WheelStore:
     def _scan(self) -> dict[Key, tuple[Path, BuildRecord]]:
         found: dict[Key, tuple[Path, BuildRecord]] = {}
         for wheel, record in records_in(reversed(self._dirs)):  # the private store wins
-            if wheel.is_file():
+            # A repaired wheel is not a build: the wheel it was made from is kept beside
+            # it, and that one is what a re-run may reuse (and repair again, or not).
+            if wheel.is_file() and not record.repaired:
                 # Keyed by the source version: a rebuild scheme may have changed the
                 # wheel's. Of several rebuilds, the latest one stands.
                 key = (canonicalize_name(record.name), Version(record.version))
