@@ -66,6 +66,7 @@ from .progress import NullReporter, Reporter, SlotWatch
 from .provenance import write_provenance
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
 from .releaseage import ReleaseAge
+from .repair import repair_run
 from .resolve import Resolution
 from .runrecord import RunRecord, write_run_record
 from .sandbox import Sandbox
@@ -356,8 +357,12 @@ class Bootstrapper:
             name = canonicalize_name(requirement.name)
             if name in closure.pins:
                 self.graph.add_root(key_of(closure.pins[name]), requirement)
+        built = {key: self.scheduler.result(key) for key in sorted(published)}
+        if roots:
+            # Every closure is settled: what each wheel's install closure ships is known.
+            built = await self.scheduler.in_thread(functools.partial(self._repair, built))
         for key in sorted(published):
-            wheel = self.scheduler.result(key)
+            wheel = built[key]
             self.graph.add_node(
                 Node(
                     key=key,
@@ -378,7 +383,7 @@ class Bootstrapper:
         result = Result(
             graph=graph,
             install=install.resolution,
-            built={k: self.scheduler.result(k) for k in published},
+            built=built,
             build_order=graph.build_order(),
             report=report,
             closures=closures,
@@ -499,6 +504,18 @@ class Bootstrapper:
         ]
         out = self.options.output_dir
         write_diffs(out, diff_run(wheels, self.index, self._http, self.tags, read_diffs(out)))
+
+    def _repair(self, built: Mapping[NodeKey, BuiltWheel]) -> dict[NodeKey, BuiltWheel]:
+        """``built`` with the wheels whose settings say ``repair`` made portable."""
+        with timed("repairing"):
+            return repair_run(
+                built,
+                self.graph.edges(),
+                lambda name: self.settings.for_package(name, self.options.variant),
+                self.work_dir,
+                self.publisher.wheels_dir,
+                self.options.jobs,
+            )
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         with timed("publishing"):

@@ -36,6 +36,7 @@ from .progress import NullReporter, NullSlotWatch, Reporter, SlotWatch
 from .provenance import write_provenance
 from .publish import IndexWriter
 from .records import EnvWheel
+from .repair import repair_recorded
 from .reproducible import first_difference
 from .sandbox import Sandbox, end_running_backends
 from .settings import PackageSettings, RequirementEdits, SourceSpec
@@ -83,10 +84,17 @@ class OrderEntry:
     resources: Mapping[str, float] = field(default_factory=dict)
     #: What the build needs of the machine's cores (``exclusive``, ``cores``, ``memory``).
     demand: Demand = field(default_factory=Demand)
+    #: The record's ``repair`` (see :mod:`.repair`): repeated after the build.
+    repair: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> NodeKey:
         return NodeKey(self.name, self.version)
+
+    @property
+    def built_wheel(self) -> str:
+        """The wheel the build makes (``wheel`` is the repaired one, when it was)."""
+        return str(self.repair["from_wheel"]) if self.repair.get("repaired") else self.wheel
 
     @property
     def prebuilt(self) -> bool:
@@ -114,6 +122,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                 backend_requires=tuple(item.get("backend_requires", ())),
                 resources={str(k): float(v) for k, v in item.get("resources", {}).items()},
                 demand=demand_from_json(item.get("scheduling", {})),
+                repair=item.get("repair", {}),
             )
             for item in raw
         ]
@@ -285,6 +294,16 @@ class SequenceBuilder:
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
+        results = await self._in_thread(
+            functools.partial(
+                repair_recorded,
+                results,
+                {e.key: e.repair for e in self.entries},
+                self.output_dir / ".work",
+                self.publisher.wheels_dir,
+                self._jobs,
+            )
+        )
         published = self.publisher.publish(
             (r.path, read_wheel_metadata(r.path), WheelStore.record_path(r.path)) for r in results
         )
@@ -311,7 +330,7 @@ class SequenceBuilder:
         inputs = []
         for wheel in entry.build_env:
             dep = self._by_name_version.get((canonicalize_name(wheel.name), wheel.version))
-            filename = dep.wheel if dep is not None else wheel.filename
+            filename = dep.built_wheel if dep is not None else wheel.filename
             path = self.publisher.wheels_dir / filename
             if not path.is_file():
                 raise SequenceError(
@@ -354,13 +373,17 @@ class SequenceBuilder:
             # Only the build environment is known: the rebuild asks the backend nothing.
             discovery_env=tuple(e.wheel for e in env),
             backend_requires=tuple(Requirement(r) for r in entry.backend_requires),
-            expected_wheel=entry.wheel,
+            expected_wheel=entry.built_wheel,
             # The plan exactly as recorded, so the rebuild's record says the same.
             plan_json=entry.plan,
         )
         if not self.force:
             found = self.store.lookup(entry.name, entry.version)
-            if found is not None and found[0].name == entry.wheel and reusable(found[1], unit):
+            if (
+                found is not None
+                and found[0].name == entry.built_wheel
+                and reusable(found[1], unit)
+            ):
                 return reuse(unit, found, self.reporter, self.builder.log_path(release))
         self.reporter.started(entry.key, "building")
         with self.builder.log(release, fresh=True) as log:
