@@ -30,7 +30,7 @@ from typing import Any
 
 from packaging.utils import NormalizedName, parse_wheel_filename
 
-from ..fsutil import atomic_copy, copy_unless_identical, sha256_file, write_text_if_changed
+from ..fsutil import copy_unless_identical, sha256_file, write_text_if_changed
 from ..graph import EdgeKind, NodeKey
 from ..records import RECORD_SUFFIX, BuildRecord
 from ..reproducible import ZIP_EPOCH, normalize_wheel
@@ -200,12 +200,13 @@ def _repair_all(
 ) -> dict[NodeKey, BuiltWheel]:
     if not requests:
         return {}
-    if any(_skip_reason(r.built, scans) is None for r in requests):
-        version = auditwheel_version(
-            [r.built.key.name for r in requests if _skip_reason(r.built, scans) is None]
-        )
-    else:
-        version = ""
+    # Checked once for all: the message names every package that needs the tools.
+    to_make = [
+        r.built.key.name
+        for r in requests
+        if _skip_reason(r.built, scans) is None and _kept(root / _cache_key(r)) is None
+    ]
+    version = auditwheel_version(to_make) if to_make else ""
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(".tmp-*"):  # what a killed run left half made
         shutil.rmtree(stale, ignore_errors=True)
@@ -251,7 +252,7 @@ def _repair_one(request: RepairJob, root: Path, version: str, scans: _Scans) -> 
     if skip is not None:
         # The same wheel, with a record that says why it was not repaired.
         place.mkdir(exist_ok=True)
-        atomic_copy(built.path, place / built.path.name)
+        copy_unless_identical(built.path, place / built.path.name, record.wheel_sha256)
         note = {"requested": True, "repaired": False, "reason": skip, "plat": request.plat}
         return dataclasses.replace(
             built, path=place / built.path.name, record=dataclasses.replace(record, repair=note)
