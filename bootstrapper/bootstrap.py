@@ -66,6 +66,7 @@ from .publish import IndexWriter, KnownWheel, SourceIndexWriter
 from .pythons import joined_graph, joined_order, joined_pins, joined_report
 from .records import BuildRecord
 from .releaseage import ReleaseAge
+from .repair import repair_run
 from .resolve import Resolution
 from .runrecord import RunRecord, write_run_record
 from .sandbox import Sandbox
@@ -665,8 +666,12 @@ class PythonPart:
             name = canonicalize_name(requirement.name)
             if name in closure.pins:
                 self.graph.add_root(key_of(closure.pins[name]), requirement)
+        built = {key: self.scheduler.result(key) for key in sorted(published)}
+        if roots:
+            # Every closure is settled: what each wheel's install closure ships is known.
+            built = await self.scheduler.in_thread(functools.partial(self._repair, built))
         for key in sorted(published):
-            wheel = self.scheduler.result(key)
+            wheel = built[key]
             self.graph.add_node(
                 Node(
                     key=key,
@@ -688,7 +693,7 @@ class PythonPart:
             interpreter=self.interpreter,
             graph=graph,
             install=install.resolution,
-            built={k: self.scheduler.result(k) for k in published},
+            built=built,
             order=graph.build_order(),
             report=report,
             closures=closures,
@@ -723,6 +728,19 @@ class PythonPart:
             raise
         except BootstrapError:
             pass  # the resolution meets it again, and explains it in its own terms
+
+    def _repair(self, built: Mapping[NodeKey, BuiltWheel]) -> dict[NodeKey, BuiltWheel]:
+        """``built`` with the wheels whose settings say ``repair`` made portable."""
+        run = self.run_
+        with timed("repairing"):
+            return repair_run(
+                built,
+                self.graph.edges(),
+                lambda name: run.settings.for_package(name, self.options.variant),
+                run.work_dir,
+                run.publisher.wheels_dir,
+                self.options.jobs,
+            )
 
     def _stored_metadata(self, release: Release) -> CoreMetadata | None:
         """The metadata of the wheel an earlier run built from this very sdist."""

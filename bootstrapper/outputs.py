@@ -46,6 +46,8 @@ def build_order_entries(order: Iterable[tuple[NodeKey, BuildRecord]]) -> list[di
             "python": record.python_label,
             **({"fallback": record.fallback} if record.fallback else {}),
             **({"resources": record.resources} if record.resources else {}),
+            # what build-sequence repeats after the build (the wheel built, the exclusions)
+            **({"repair": record.repair} if record.repair else {}),
             # exclusive / cores / memory, so that build-sequence schedules it the same way
             **({"scheduling": record.cores["settings"]} if "settings" in record.cores else {}),
         }

@@ -42,6 +42,12 @@ SOURCES, WHEELS, PATCHES = "sdists", "wheels", "patches"
 ROLE_SOURCE = "source"
 ROLE_BUILD_ENV = "build-environment"
 ROLE_PATCH = "patch"
+#: The wheel the build made, of which the subject is the repaired form (``repair``).
+ROLE_REPAIRED_FROM = "repaired-from"
+
+
+#: The parts of a record's ``repair`` that were asked for (the rest is what was done).
+_REPAIR_ASKED = ("requested", "plat", "exclude", "excluded")
 
 
 def provenance_path(wheel: Path) -> Path:
@@ -112,6 +118,15 @@ def resolved_dependencies(record: BuildRecord) -> list[dict[str, Any]]:
                 ROLE_PATCH,
             )
         )
+    if record.repaired:
+        # Kept beside the repaired wheel (unlisted): what the build itself made.
+        found.append(
+            _descriptor(
+                f"{WHEELS}/{record.repair['from_wheel']}",
+                record.repair["from_sha256"],
+                ROLE_REPAIRED_FROM,
+            )
+        )
     return found
 
 
@@ -129,6 +144,9 @@ def statement(record: BuildRecord) -> dict[str, Any]:
         external["source"]["uri"] = url
     if record.pass_env:
         external["passEnv"] = list(record.pass_env)
+    if record.repair:
+        # What was asked of the repair (repair: true, and its platform and exclusions) ...
+        external["repair"] = {k: v for k, v in record.repair.items() if k in _REPAIR_ASKED}
     internal: dict[str, Any] = {
         "buildBackend": record.build_backend,
         "buildSystemRequires": list(record.build_system_requires),
@@ -148,6 +166,9 @@ def statement(record: BuildRecord) -> dict[str, Any]:
         internal["vendored"] = record.vendored
     if record.worker:
         internal["worker"] = record.worker
+    if record.repair:
+        # ... and what it did: the tool, the platform reached, the libraries grafted.
+        internal["repair"] = {k: v for k, v in record.repair.items() if k not in _REPAIR_ASKED}
     metadata = {
         key: value
         for key, value in (("startedOn", record.started), ("finishedOn", record.finished))

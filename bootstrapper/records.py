@@ -73,6 +73,10 @@ class BuildRecord:
     cores: dict[str, Any] = field(default_factory=dict)
     #: The Dask worker the wheel was built on (``--dask``); None on the coordinating machine.
     worker: str | None = None
+    #: What ``repair: true`` did (see :mod:`.repair`): the wheel it was made from, the
+    #: auditwheel run, the libraries grafted and excluded; or why nothing was done.
+    #: Empty for a wheel published as built without being asked to be repaired.
+    repair: dict[str, Any] = field(default_factory=dict)
     schema: int = RECORD_SCHEMA
 
     @property
@@ -81,6 +85,12 @@ class BuildRecord:
         ``cpython 3.12.7 (linux, x86_64)``); empty if the record does not say."""
         match = re.search(r"\b(\d+)\.(\d+)", self.python)
         return f"{match[1]}.{match[2]}" if match else ""
+
+    @property
+    def repaired(self) -> bool:
+        """Whether this wheel is a repaired one (not what the build made: that one is
+        named in ``repair``)."""
+        return bool(self.repair.get("repaired"))
 
     @property
     def source_sha256(self) -> str:

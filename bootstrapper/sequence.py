@@ -37,6 +37,7 @@ from .progress import NullReporter, NullSlotWatch, Reporter, SlotWatch
 from .provenance import write_provenance
 from .publish import IndexWriter
 from .records import EnvWheel
+from .repair import repair_recorded
 from .reproducible import first_difference
 from .sandbox import Sandbox, end_running_backends
 from .settings import PackageSettings, RequirementEdits, SourceSpec
@@ -87,6 +88,8 @@ class OrderEntry:
     #: The Python it was built with (``3.12``); empty in orders written before it was
     #: recorded: then the one rebuilding.
     python: str = ""
+    #: The record's ``repair`` (see :mod:`.repair`): repeated after the build.
+    repair: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> NodeKey:
@@ -97,6 +100,11 @@ class OrderEntry:
         """What names its build in a rebuild: one version may be built for several
         Pythons."""
         return (self.key, self.python)
+
+    @property
+    def built_wheel(self) -> str:
+        """The wheel the build makes (``wheel`` is the repaired one, when it was)."""
+        return str(self.repair["from_wheel"]) if self.repair.get("repaired") else self.wheel
 
     @property
     def prebuilt(self) -> bool:
@@ -125,6 +133,7 @@ def read_build_order(path: Path) -> list[OrderEntry]:
                 resources={str(k): float(v) for k, v in item.get("resources", {}).items()},
                 demand=demand_from_json(item.get("scheduling", {})),
                 python=str(item.get("python", "")),
+                repair=item.get("repair", {}),
             )
             for item in raw
         ]
@@ -314,6 +323,7 @@ class SequenceBuilder:
                 task.cancel()
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             raise
+        results = await self._in_thread(functools.partial(self._repair, results))
         published = self.publisher.publish(
             (r.path, read_wheel_metadata(r.path), WheelStore.record_path(r.path)) for r in results
         )
@@ -327,6 +337,23 @@ class SequenceBuilder:
         return self._by_task.get((name, wheel.version, python)) or self._by_name_version.get(
             (name, wheel.version)
         )
+
+    def _repair(self, results: Sequence[BuiltWheel]) -> list[BuiltWheel]:
+        """``results`` (in the entries' order) with each wheel whose record asked for a
+        repair repaired again as recorded; one Python's wheels at a time, as one version
+        may have a wheel for each."""
+        repaired: dict[int, BuiltWheel] = {}
+        for python in dict.fromkeys(e.python for e in self.entries):
+            picked = [i for i, e in enumerate(self.entries) if e.python == python]
+            again = repair_recorded(
+                [results[i] for i in picked],
+                {self.entries[i].key: self.entries[i].repair for i in picked},
+                self.output_dir / ".work",
+                self.publisher.wheels_dir,
+                self._jobs,
+            )
+            repaired.update(zip(picked, again, strict=True))
+        return [repaired[i] for i in range(len(results))]
 
     def _dependency(self, entry: OrderEntry, wheel: EnvWheel) -> OrderEntry | None:
         dep = self._entry_of(wheel, entry.python)
@@ -348,7 +375,7 @@ class SequenceBuilder:
         inputs = []
         for wheel in entry.build_env:
             dep = self._entry_of(wheel, entry.python)
-            filename = dep.wheel if dep is not None else wheel.filename
+            filename = dep.built_wheel if dep is not None else wheel.filename
             path = self.publisher.wheels_dir / filename
             if not path.is_file():
                 raise SequenceError(
@@ -392,12 +419,12 @@ class SequenceBuilder:
             # Only the build environment is known: the rebuild asks the backend nothing.
             discovery_env=tuple(e.wheel for e in env),
             backend_requires=tuple(Requirement(r) for r in entry.backend_requires),
-            expected_wheel=entry.wheel,
+            expected_wheel=entry.built_wheel,
             # The plan exactly as recorded, so the rebuild's record says the same.
             plan_json=entry.plan,
         )
         if not self.force:
-            found = self.store.lookup(entry.name, entry.version, wheel=entry.wheel)
+            found = self.store.lookup(entry.name, entry.version, wheel=entry.built_wheel)
             if found is not None and reusable(found[1], unit):
                 return reuse(unit, found, self.reporter, builder.log_path(release))
         self.reporter.started(entry.key, "building")

@@ -39,6 +39,8 @@ KEYS = (
     "exclusive",
     "cores",
     "memory",
+    "repair",
+    "repair-plat",
     "variants",
 )
 VARIANT_KEYS = tuple(k for k in KEYS if k != "variants")
@@ -109,6 +111,12 @@ class PackageSettings:
     exclusive: bool = False
     cores: int | None = None
     memory: int | None = None
+    #: Make the compiled wheel portable with ``auditwheel repair`` before publishing
+    #: (see :mod:`.repair`), for this platform tag (None: the best auditwheel finds).
+    #: Not part of the record's plan: the wheel built is the same; the record's
+    #: ``repair`` says what was done to it.
+    repair: bool = False
+    repair_plat: str | None = None
     #: Where it came from, for records and ``settings check``.
     files: tuple[str, ...] = ()
 
@@ -365,6 +373,20 @@ class _Validator:
                     found["cores"] = cores
             elif key == "memory":
                 found.update(self.memory(value))
+            elif key == "repair":
+                flag = self.boolean(value, "repair")
+                if flag is not None:
+                    found["repair"] = flag
+            elif key == "repair-plat":
+                plat = self.string(value, "repair-plat")
+                if plat is not None and not re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", plat):
+                    self.problem(
+                        value,
+                        f"repair-plat must be a platform tag such as manylinux_2_28_x86_64 "
+                        f"(got {plat!r})",
+                    )
+                elif plat is not None:
+                    found["repair_plat"] = plat
             elif key == "source":
                 source: dict[str, str] = {}
                 for name_node, value_node in self.mapping(value, "source"):

@@ -51,7 +51,10 @@ class WheelStore:
     def _scan(self) -> dict[Key, list[tuple[Path, BuildRecord]]]:
         found: dict[Key, dict[str, tuple[Path, BuildRecord]]] = {}
         for wheel, record in records_in(self._dirs):  # the private store first: it wins
-            if wheel.is_file() and (self._accepts is None or self._accepts(wheel.name)):
+            # A repaired wheel is not a build: the wheel it was made from is kept beside
+            # it, and that one is what a re-run may reuse (and repair again, or not).
+            accepted = self._accepts is None or self._accepts(wheel.name)
+            if wheel.is_file() and accepted and not record.repaired:
                 # Keyed by the source version: a rebuild scheme may have changed the
                 # wheel's. Of one file name, the private store's stands.
                 key = (canonicalize_name(record.name), Version(record.version))

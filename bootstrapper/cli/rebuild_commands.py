@@ -351,9 +351,12 @@ def run_verify(args: argparse.Namespace) -> int:
         output = args.keep or Path(tmp)
         # What is not rebuilt is taken as recorded, for the build environments.
         for entry in entries:
-            if entry not in selected and (originals / entry.wheel).is_file():
+            # The wheel built, not the repaired one: that is what build environments held.
+            if entry not in selected and (originals / entry.built_wheel).is_file():
                 (output / "wheels").mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(originals / entry.wheel, output / "wheels" / entry.wheel)
+                shutil.copyfile(
+                    originals / entry.built_wheel, output / "wheels" / entry.built_wheel
+                )
         rebuilt = sequence(args, output, selected, True)
         results = compare(originals, rebuilt)
     differing = 0

@@ -69,6 +69,9 @@ def run_settings_check(args: argparse.Namespace) -> int:
     if package.demand() != Demand():
         # Nor is what a build asks of the core budget: it decides when, not what, is built.
         report["scheduling"] = demand_json(package.demand())
+    if package.repair:
+        # Nor is the repair: the wheel built is the same, its record says what was done.
+        report["repair"] = {"plat": package.repair_plat or "auto"}
     print(json.dumps(report, indent=2))
     return EXIT_OK
 
