@@ -114,15 +114,7 @@ def probe(executable: Path) -> Interpreter:
         return current()
     library = str(Path(packaging.__file__).parent.parent)
     try:
-        result = subprocess.run(
-            [str(executable), "-I", "-S", "-c", _PROBE, library],
-            capture_output=True,
-            text=True,
-            env=clean_environ(os.environ),
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
+        result = _ask([str(executable), "-I", "-S", "-c", _PROBE, library])
     except (OSError, subprocess.TimeoutExpired) as e:
         raise UsageError(f"cannot run the interpreter {executable}: {e}") from None
     if result.returncode != 0:
@@ -196,6 +188,19 @@ def find_all(specs: Sequence[str]) -> tuple[Interpreter, ...]:
     return tuple(found)
 
 
+def _ask(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a short question (to an interpreter, to uv) without the user's settings."""
+    return subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        env=clean_environ(os.environ),
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
 def _matches(version: Version, wanted: str) -> bool:
     parts = [int(p) for p in wanted.split(".")]
     return list(version.release[: len(parts)]) == parts
@@ -213,15 +218,7 @@ def _candidates(major: str, minor: str, wanted: str) -> list[Path]:
 
 def _by_uv(wanted: str) -> list[Path]:
     try:
-        result = subprocess.run(
-            [find_uv(), "python", "find", "--no-config", "--no-python-downloads", wanted],
-            capture_output=True,
-            text=True,
-            env=clean_environ(os.environ),
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
+        result = _ask([find_uv(), "python", "find", "--no-config", "--no-python-downloads", wanted])
     except (OSError, subprocess.TimeoutExpired):
         return []
     line = result.stdout.strip()

@@ -233,3 +233,25 @@ def test_an_unknown_python_is_a_usage_error(
     assert main(["bootstrap", "--index-url", index.url, "--python", "./nope", "app"]) == 2
     assert "--python ./nope: no such file" in capsys.readouterr().err
     assert not (tmp_path / "bootstrap-output").exists()
+
+
+def test_pins_that_differ_by_python_carry_markers() -> None:
+    from packaging.version import Version
+
+    from bootstrapper.outputs import constraints_text
+    from bootstrapper.pythons import joined_pins
+
+    one, two = Version("1.0"), Version("2.0")
+    pins = joined_pins(
+        [
+            ("3.11", [("a", one), ("b", one), ("only-old", one)]),
+            ("3.12", [("a", one), ("b", two)]),
+            ("3.13", [("a", one), ("b", two)]),
+        ]
+    )
+    assert constraints_text(pins).splitlines() == [
+        "a==1.0",
+        'b==1.0; python_version == "3.11"',
+        'b==2.0; python_version == "3.12" or python_version == "3.13"',
+        'only-old==1.0; python_version == "3.11"',
+    ]
