@@ -265,11 +265,9 @@ class Bootstrapper:
         that the index installs what was asked, on each Python."""
         first, several = parts[0], self.several
         labels = [p.interpreter.label for p in parts]
-        graph = (
-            joined_graph([(p.interpreter.label, p.graph) for p in parts])
-            if several
-            else first.graph
-        )
+        graph = first.graph
+        if several:
+            graph = joined_graph(list(zip(labels, (p.graph for p in parts), strict=True)))
         order = joined_order([(p.order, p.records) for p in parts])
         # A pure wheel one Python's part took from an earlier one's is one wheel.
         wheels = list({w.path.name: w for p in parts for w in p.built.values()}.values())
@@ -287,6 +285,8 @@ class Bootstrapper:
             wheels=wheels,
             pythons=tuple(labels),
         )
+        if result.report is not None and not result.report.ok:
+            write_report(self.options.output_dir, result.report)
         if not any(p.roots for p in parts):
             return result  # nothing whole to publish: the previous outputs stay as they were
         # Publish only complete closures (after the whole run succeeded, or with
@@ -309,9 +309,7 @@ class Bootstrapper:
                                 for label, pins in zip(labels, pins_of, strict=True)
                                 if requirement in pins
                             ]
-                        )
-                        if several
-                        else pins_of[0][requirement],
+                        ),
                     )
                     for requirement in wanted
                 ],
@@ -325,8 +323,6 @@ class Bootstrapper:
         timed_call("metadata against upstream", self._compare, parts)
         if result.report is None or result.report.ok:
             remove_report(self.options.output_dir)
-        elif several:
-            write_report(self.options.output_dir, result.report)
         return result
 
     def check_installable(self, part: Settled, file_of: Mapping[str, Path]) -> None:
@@ -476,7 +472,7 @@ class PythonPart:
         self.options = options
         self.reporter = run.reporter
         out = options.output_dir
-        tags = self.tags = list(interpreter.tags)
+        tags = list(interpreter.tags)
         self.finder = IndexFinder(
             run.index,
             interpreter.version,
@@ -653,10 +649,6 @@ class PythonPart:
                 for failure in report.failures:
                     logger.error(
                         "keep-going: %s %s: %s", failure.status, failure.label, failure.error
-                    )
-                if not self.run_.several:
-                    await self.scheduler.in_thread(
-                        functools.partial(write_report, self.options.output_dir, report)
                     )
         if self.options.each:
             closures = [(r, closure) for r, closure in closures if r in roots]

@@ -18,7 +18,7 @@ from bootstrapper.interpreters import Interpreter, current, find
 from bootstrapper.records import read_record
 
 from .conftest import installed, pip_install
-from .support import BACKEND_SOURCE, FixtureIndex, Project
+from .support import FixtureIndex, Project, build_tool
 
 
 def other_python() -> Interpreter:
@@ -40,12 +40,7 @@ def tree() -> list[Project]:
     per Python)."""
     tool = {"build_requires": ["tool"], "backend": "tool_backend"}
     return [
-        Project(
-            "tool",
-            tool={"modules": ["tool_backend"]},
-            files={"src/tool_backend.py": BACKEND_SOURCE},
-            pkg_info_version="2.2",
-        ),
+        build_tool(),
         Project("core", "1.0", pkg_info_version="2.2"),
         Project("core", "2.0", requires_python=">=3.12", pkg_info_version="2.2"),
         Project("compat", pkg_info_version="2.2"),
@@ -255,3 +250,35 @@ def test_pins_that_differ_by_python_carry_markers() -> None:
         'b==2.0; python_version == "3.12" or python_version == "3.13"',
         'only-old==1.0; python_version == "3.11"',
     ]
+
+
+def test_keep_going_with_nothing_published_still_writes_the_failures(
+    tmp_path: Path,
+    index: FixtureIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """fast builds on no Python: nothing is published, and failures.json says why for
+    each Python."""
+    other = other_python()
+    here, there = current().label, other.label
+    monkeypatch.chdir(tmp_path)
+    projects = [
+        Project("fast", tool={"per-python": True, "fail": "no build at all"})
+        if p.name == "fast"
+        else p
+        for p in tree()
+    ]
+    index.add_all(projects, tmp_path / "sdists")
+    code = main(
+        ["bootstrap", "--index-url", index.url, "--keep-going", "--python", here,
+         "--python", there, "app[speed]"]
+    )  # fmt: skip
+    assert code == 1
+    assert "not published" in capsys.readouterr().err
+    failures = json.loads((tmp_path / "bootstrap-output" / "failures.json").read_text())
+    assert [f["error"].split(")")[0] for f in failures["failures"]] == [
+        f"(Python {here}",
+        f"(Python {there}",
+    ]
+    assert failures["published"] == []
