@@ -242,12 +242,7 @@ def _failure(failure: Failure, data: ReportData) -> str:
             "</pre></details>"
         )
     if failure.log is not None:
-        link = data.log_links.get(str(failure.log))
-        parts.append(
-            f'<p><a class="log" href="{_e(link)}">full log: {_e(link)}</a></p>'
-            if link
-            else f'<p class="muted">full log: {_e(failure.log)}</p>'
-        )
+        parts.append(_log_link(data, str(failure.log)))
     parts.append("</article>")
     return "".join(parts)
 
@@ -261,14 +256,17 @@ def _run_error(data: ReportData) -> str:
     if error.details:
         parts.append(f'<pre class="error">{_e(error.details)}</pre>')
     if error.log:
-        link = data.log_links.get(error.log)
-        parts.append(
-            f'<p><a class="log" href="{_e(link)}">full log: {_e(link)}</a></p>'
-            if link
-            else f'<p class="muted">full log: {_e(error.log)}</p>'
-        )
+        parts.append(_log_link(data, error.log))
     parts.append("</article>")
     return "".join(parts)
+
+
+def _log_link(data: ReportData, log: str) -> str:
+    """A link to the full log where the report can reach it, else its path as text."""
+    link = data.log_links.get(log)
+    if link:
+        return f'<p><a class="log" href="{_e(link)}">full log: {_e(link)}</a></p>'
+    return f'<p class="muted">full log: {_e(log)}</p>'
 
 
 def _headline(data: ReportData, counts: Counter[Shown]) -> str:
