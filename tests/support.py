@@ -121,6 +121,17 @@ class Project:
         return path
 
 
+def build_tool(name: str = "tool") -> Project:
+    """A build tool project: its wheel holds ``tool_backend``, the fixture backend, for
+    projects that declare ``build_requires=[name], backend="tool_backend"``."""
+    return Project(
+        name,
+        tool={"modules": ["tool_backend"]},
+        files={"src/tool_backend.py": BACKEND_SOURCE},
+        pkg_info_version="2.2",
+    )
+
+
 def backend_package(
     version: str = "1.0", dependencies: Sequence[str] = ("fixture-helper",)
 ) -> Project:

@@ -15,7 +15,7 @@ from bootstrapper.cli import main
 from bootstrapper.errors import UsageError
 
 from .conftest import installed, pip_install
-from .support import BACKEND_SOURCE, FixtureIndex, Project
+from .support import FixtureIndex, Project, build_tool
 
 
 def test_the_list_takes_names_comments_and_blank_lines(tmp_path: Path) -> None:
@@ -49,12 +49,7 @@ def tree() -> list[Project]:
     return [
         Project("app", dependencies=["lib"], optional={"extra": ["extra-dep"]}),
         Project("lib", build_requires=["tool"], backend="tool_backend", pkg_info_version="2.2"),
-        Project(
-            "tool",
-            tool={"modules": ["tool_backend"]},
-            files={"src/tool_backend.py": BACKEND_SOURCE},
-            pkg_info_version="2.2",
-        ),
+        build_tool(),
         Project("extra-dep", pkg_info_version="2.2"),
         Project("other", pkg_info_version="2.2"),
     ]

@@ -12,7 +12,7 @@ from bootstrapper.cli import main
 from bootstrapper.outputs import constraints_file_names
 
 from .conftest import installed, pip_install
-from .support import BACKEND_SOURCE, FixtureIndex, Project
+from .support import FixtureIndex, Project, build_tool
 
 
 def test_constraints_file_names_are_readable_and_distinct() -> None:
@@ -32,12 +32,7 @@ def tree() -> list[Project]:
     build with the same tool."""
     tool = {"build_requires": ["tool"], "backend": "tool_backend"}
     return [
-        Project(
-            "tool",
-            tool={"modules": ["tool_backend"]},
-            files={"src/tool_backend.py": BACKEND_SOURCE},
-            pkg_info_version="2.2",
-        ),
+        build_tool(),
         Project("lib", "1.0", pkg_info_version="2.2"),
         Project("lib", "2.0", dependencies=["helper"], pkg_info_version="2.2"),
         Project("helper", pkg_info_version="2.2"),
