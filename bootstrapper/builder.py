@@ -144,6 +144,15 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def tool_versions() -> dict[str, str]:
+    """The versions of the tools that made a wheel, for its record (a copy: the caller
+    may change it)."""
+    return dict(_tool_versions())
+
+
+@functools.cache
+def _tool_versions() -> dict[str, str]:
+    # Asked once a process: reading the installed distributions' metadata takes about a
+    # millisecond, which every build record paid.
     versions = {"python": platform.python_version()}
     for dist in ("bootstrapper", "uv"):
         try:
