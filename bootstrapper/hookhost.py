@@ -34,9 +34,13 @@ if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
 
 import importlib
 import json
-import traceback
-from collections.abc import Callable
-from typing import Any
+
+# Not typing's: importing it, and these, at run time costs every package's backend a few
+# milliseconds (type checkers take any constant of this name as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: The hooks a host answers; anything else is refused as a protocol error.
 HOOKS = ("get_requires_for_build_wheel", "prepare_metadata_for_build_wheel", "build_wheel")
@@ -48,6 +52,14 @@ class Unavailable(Exception):
 
 class Invalid(Exception):
     """The backend was found, but not where ``backend-path`` says, or is not an object."""
+
+
+def _print_exc() -> None:
+    """The exception being handled, with its traceback, on standard error (the module is
+    imported only when a backend fails)."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def _inside(path: str, roots: list[str]) -> bool:
@@ -67,10 +79,10 @@ def load_backend(spec: str, backend_path: list[str]) -> Any:
     try:
         backend: Any = importlib.import_module(module_name)
     except ImportError as e:
-        traceback.print_exc()
+        _print_exc()
         raise Unavailable(str(e)) from e
     except Exception as e:  # its code failed as it loaded
-        traceback.print_exc()
+        _print_exc()
         raise Unavailable(f"{type(e).__name__}: {e}") from e
     if backend_path:
         origin = getattr(backend, "__file__", None)
@@ -114,7 +126,7 @@ def _run_child(hook: Callable[..., Any], request: dict[str, Any], result_file: s
             print(e.code, file=sys.stderr)
         return e.code if isinstance(e.code, int) and e.code != 0 else 1
     except BaseException:  # the backend's failure, told in the log
-        traceback.print_exc()
+        _print_exc()
         return 1
     finally:
         sys.stdout.flush()
