@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 import shutil
 from collections.abc import Awaitable, Mapping, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from . import __version__
 from .allowlist import AllowedProjects
 from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits
 from .builder import SCRATCH_PARTS, make_plan
@@ -46,6 +49,7 @@ from .fsutil import (
     HASHES_FILE,
     atomic_write_text,
     kept_hashes,
+    sha256_file,
     sweep_temporary_files,
 )
 from .graph import DependencyGraph, Node, NodeKey
@@ -59,7 +63,7 @@ from .metasource import MetadataOracle
 from .outputs import write_constraints, write_outputs
 from .pipeline import PackagePipeline
 from .plugins import Plugins
-from .profiling import timed, timed_call
+from .profiling import count, timed, timed_call
 from .progress import NullReporter, Reporter, SlotWatch
 from .provenance import write_provenance
 from .publish import IndexWriter, KnownWheel, SourceIndexWriter
@@ -76,6 +80,7 @@ from .settings import Settings
 from .signing import Signer
 from .single_build import BuildConfig, BuiltWheel, recorded_for, unit_runner
 from .sources import SourceStore
+from .stamps import TreeStamp
 from .store import WheelStore
 
 if TYPE_CHECKING:
@@ -85,6 +90,8 @@ logger = logging.getLogger(__name__)
 
 #: The closure of no requirement.
 EMPTY = Resolution({}, {}, {}, {})
+#: What the last publication was given and left (private; see ``stamps.TreeStamp``).
+PUBLISHED_STAMP = "published"
 
 
 @dataclass(frozen=True)
@@ -316,14 +323,22 @@ class Bootstrapper:
                 each=self.options.each,
             )
             write_run_record(self.options.output_dir, self._record(requirements, constraints))
-            write_index_sbom(self.options.output_dir, graph)
         file_of = dict(zip(wanted, files, strict=True))
-        for part in parts:
-            self.check_installable(part, file_of)
-        timed_call("metadata against upstream", self._compare, parts)
+        # The install check is an installer's process: what is left to write here needs
+        # only the published index, and is done while it runs.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="install-check") as pool:
+            checked = pool.submit(self._check_all, parts, file_of)
+            with timed("outputs"):
+                write_index_sbom(self.options.output_dir, graph)
+            timed_call("metadata against upstream", self._compare, parts)
+            checked.result()
         if result.report is None or result.report.ok:
             remove_report(self.options.output_dir)
         return result
+
+    def _check_all(self, parts: Sequence[Settled], file_of: Mapping[str, Path]) -> None:
+        for part in parts:
+            self.check_installable(part, file_of)
 
     def check_installable(self, part: Settled, file_of: Mapping[str, Path]) -> None:
         """Install what ``part`` published from the index alone, with its Python, the
@@ -385,16 +400,53 @@ class Bootstrapper:
 
     def _publish(self, wheels: Sequence[BuiltWheel]) -> None:
         with timed("publishing"):
+            # A re-run that publishes the same wheels over an index left as it was would
+            # rewrite every page, provenance and link with the same bytes: it is skipped.
+            stamp = TreeStamp(
+                self.work_dir / PUBLISHED_STAMP,
+                [self.publisher.wheels_dir, self.publisher.simple_dir, self.sources.sdists_dir],
+            )
+            inputs = self._publication_inputs(wheels)
+            if stamp.holds(inputs):
+                count("publications skipped")
+                return
             self._publish_timed(wheels)
+            stamp.record(inputs)
+
+    def _source_of(self, built: BuiltWheel) -> Path:
+        """The archive ``built`` was made from, as this run keeps it."""
+        directory = (
+            self.part.builder.vendored_dir if built.record.vendored else self.sources.downloads_dir
+        )
+        return directory / built.record.sdist
+
+    def _publication_inputs(self, wheels: Sequence[BuiltWheel]) -> str:
+        """A digest of what publishing ``wheels`` reads: each wheel, its build record and
+        its source (by their sha256, which the hash cache answers without reading an
+        unchanged file), the signing key, and this bootstrapper's version."""
+        signer = self.options.signer
+        lines = [f"bootstrapper {__version__}", f"signer {signer.keyid if signer else '-'}"]
+        store = self.part.store
+        for built in wheels:
+            record = store.record_path(built.path)
+            sdist = self._source_of(built)
+            lines.append(
+                " ".join(
+                    [
+                        str(built.path),
+                        sha256_file(built.path),
+                        sha256_file(record) if record.is_file() else "-",
+                        str(sdist),
+                        built.record.sdist_sha256 if sdist.exists() else "-",
+                    ]
+                )
+            )
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
     def _publish_timed(self, wheels: Sequence[BuiltWheel]) -> None:
         sources = []
         for built in wheels:
-            sdist = (
-                self.part.builder.vendored_dir
-                if built.record.vendored
-                else self.sources.downloads_dir
-            ) / built.record.sdist
+            sdist = self._source_of(built)
             if not sdist.exists():
                 continue
             # An upstream wheel taken as it is travels too (build-sequence needs it), but
