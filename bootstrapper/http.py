@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import hashlib
+import http.client
 import logging
 import math
 import os
@@ -19,12 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import certifi
 import httpx
 
 from . import fsutil
 from .credentials import Credentials, origin, split_credentials
 from .errors import FetchError, HashMismatchError
 from .fsutil import replacing
+from .pageget import ConnectTimeout, PageGetter, TooManyRedirects, UndecodableError, decode
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +91,8 @@ class HttpClient:
         # they would reach pip (a platform team's index is often behind one). The CA
         # bundle of SSL_CERT_FILE is also made the verify context explicitly. (These are
         # our requests only: a build sees an allow-list, see sandbox.sandbox_environ.)
-        cafile = os.environ.get("SSL_CERT_FILE")
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=cafile) if cafile else True
-        )
+        cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()  # httpx's default
+        verify = ssl.create_default_context(cafile=cafile)
         self._client = httpx.Client(
             # No bound on waiting for one of our own pooled connections: a slot taken by a
             # long download is not the server's fault.
@@ -104,6 +105,8 @@ class HttpClient:
             ),
             verify=verify,
         )
+        #: Pages and metadata: the same trust, without httpx's per-request layers.
+        self._pages = PageGetter(verify, USER_AGENT, max_idle=max_connections)
         self._credentials: dict[tuple[str, str, int | None], Credentials] = {}
         self._credentials_lock = threading.Lock()
 
@@ -120,6 +123,7 @@ class HttpClient:
 
     def close(self) -> None:
         self._client.close()
+        self._pages.close()
 
     def remember(self, url: str) -> str:
         """``url`` without its userinfo; credentials it carried are kept for its origin
@@ -130,9 +134,16 @@ class HttpClient:
                 self._credentials[origin(clean)] = credentials
         return clean
 
-    def _auth(self, url: str) -> httpx.BasicAuth | None:
+    def _credentials_for(self, url: str) -> Credentials | None:
         with self._credentials_lock:
-            credentials = self._credentials.get(origin(url))
+            return self._credentials.get(origin(url))
+
+    def _basic_credentials(self, url: str) -> tuple[str, str] | None:
+        credentials = self._credentials_for(url)
+        return None if credentials is None else (credentials.username, credentials.password)
+
+    def _auth(self, url: str) -> httpx.BasicAuth | None:
+        credentials = self._credentials_for(url)
         if credentials is None:
             return None
         return httpx.BasicAuth(credentials.username, credentials.password)
@@ -167,6 +178,10 @@ class HttpClient:
         auth: httpx.BasicAuth | None,
     ) -> httpx.Response:
         remaining = max(1.0, deadline - time.monotonic())
+        if self._pages.handles(url):
+            page = self._get_page(url, headers, deadline, min(self._limits.timeout, remaining))
+            if page is not None:
+                return page
         timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
         with self._client.stream(
             "GET", url, headers=headers, timeout=timeout, auth=auth
@@ -174,12 +189,7 @@ class HttpClient:
             try:
                 body = b"".join(_watched(response.iter_bytes(), self._limits, deadline))
             except httpx.DecodingError as e:
-                encoding = response.headers.get("content-encoding", "")
-                raise FetchError(
-                    f"cannot fetch {url}: the server says its answer is "
-                    f"Content-Encoding {encoding!r}, but it does not decode as that ({e}); "
-                    "the server is misconfigured (ask its operator, or use another index)"
-                ) from None
+                raise _undecodable(url, response.headers.get("content-encoding", ""), e) from None
             kept = [
                 (k, v)
                 for k, v in response.headers.multi_items()
@@ -188,6 +198,36 @@ class HttpClient:
             return httpx.Response(
                 response.status_code, headers=kept, content=body, request=response.request
             )
+
+    def _get_page(
+        self, url: str, headers: Mapping[str, str] | None, deadline: float, timeout: float
+    ) -> httpx.Response | None:
+        """:meth:`_get_once` by the page getter; None for a redirect, left to httpx."""
+        try:
+            answer = self._pages.get(
+                url, headers or {}, timeout, self._basic_credentials, MAX_REDIRECTS
+            )
+            if answer is None:
+                return None
+            try:
+                body = b"".join(_watched(answer.chunks(), self._limits, deadline))
+            finally:
+                answer.close()
+        except TooManyRedirects as e:
+            raise _too_many_redirects(url, e.url) from None
+        except TimeoutError as e:  # worded as httpx words it
+            kind = "ConnectTimeout" if isinstance(e, ConnectTimeout) else "ReadTimeout"
+            raise _Transient(f"no answer within {self._limits.timeout:g}s ({kind})") from None
+        except (OSError, http.client.HTTPException) as e:
+            raise _Transient(f"{type(e).__name__}: {e}") from None
+        try:
+            content = decode(body, answer.header("content-encoding"))
+        except UndecodableError as e:
+            raise _undecodable(url, e.encoding, e) from None
+        kept = [(k, v) for k, v in answer.headers if k.lower() not in _DROPPED_HEADERS]
+        return httpx.Response(
+            answer.status, headers=kept, content=content, request=httpx.Request("GET", answer.url)
+        )
 
     def get_range(self, url: str, first: int | None, length: int) -> ByteRange:
         """``length`` bytes of ``url`` from offset ``first``, or its last ``length`` bytes
@@ -481,15 +521,27 @@ def _watched(
 def _describe(error: httpx.HTTPError, url: str, limits: HttpLimits) -> str:
     """A failed try in words; raises at once for failures another try cannot mend."""
     if isinstance(error, httpx.TooManyRedirects):
-        raise FetchError(
-            f"cannot fetch {url}: too many redirects (more than {MAX_REDIRECTS}, the last "
-            f"to {error.request.url}); the server sends it round in a loop"
-        ) from None
+        raise _too_many_redirects(url, str(error.request.url)) from None
     if isinstance(error, httpx.UnsupportedProtocol):
         raise FetchError(f"cannot fetch {url}: {error}") from None
     if isinstance(error, httpx.TimeoutException):
         return f"no answer within {limits.timeout:g}s ({type(error).__name__})"
     return f"{type(error).__name__}: {error}"
+
+
+def _too_many_redirects(url: str, last: str) -> FetchError:
+    return FetchError(
+        f"cannot fetch {url}: too many redirects (more than {MAX_REDIRECTS}, the last "
+        f"to {last}); the server sends it round in a loop"
+    )
+
+
+def _undecodable(url: str, encoding: str, error: Exception) -> FetchError:
+    return FetchError(
+        f"cannot fetch {url}: the server says its answer is "
+        f"Content-Encoding {encoding!r}, but it does not decode as that ({error}); "
+        "the server is misconfigured (ask its operator, or use another index)"
+    )
 
 
 class _Transient(Exception):

@@ -1,0 +1,155 @@
+"""Pages through the standard library's HTTP/1.1: kept-alive connections, encodings,
+redirects, a server that closes a kept connection, and proxies left to httpx."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from bootstrapper.errors import FetchError
+from bootstrapper.http import HttpClient, HttpLimits
+from bootstrapper.pageget import PageGetter, UndecodableError, decode
+
+PAGE = b'{"meta": {"api-version": "1.1"}, "name": "x", "files": []}' * 20
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    connections = 0
+    #: Close the connection after each answer (as an HTTP/1.0 server does).
+    close_each = False
+    requests: list[tuple[str, dict[str, str]]]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, dict(self.headers.items())))
+        body, headers = PAGE, {"Content-Type": "application/vnd.pypi.simple.v1+json"}
+        if self.path.startswith("/gzip/"):
+            body, headers["Content-Encoding"] = gzip.compress(PAGE), "gzip"
+        elif self.path.startswith("/deflate/"):
+            body, headers["Content-Encoding"] = zlib.compress(PAGE), "deflate"
+        elif self.path.startswith("/moved/"):
+            self.send_response(301)
+            self.send_header("Location", "/simple/" + self.path.removeprefix("/moved/"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.server.close_each:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.requests = []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _url(server: _Server, path: str) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+def test_pages_share_kept_alive_connections(server: _Server) -> None:
+    with HttpClient() as http:
+        for n in range(10):
+            response = http.get(_url(server, f"/simple/p{n}/"))
+            assert response.status_code == 200
+            assert response.content == PAGE
+    assert server.connections == 1
+    _, headers = server.requests[0]
+    assert headers["User-Agent"].startswith("bootstrapper/")
+    assert "gzip" in headers["Accept-Encoding"]
+
+
+def test_a_server_that_closes_each_connection_gets_a_new_one(server: _Server) -> None:
+    server.close_each = True
+    with HttpClient() as http:
+        for n in range(3):
+            assert http.get(_url(server, f"/simple/p{n}/")).content == PAGE
+    assert server.connections == 3
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_encoded_pages_are_decoded(server: _Server, encoding: str) -> None:
+    with HttpClient() as http:
+        response = http.get(_url(server, f"/{encoding}/x/"))
+    assert response.content == PAGE
+    assert "content-encoding" not in response.headers
+
+
+def test_a_redirect_is_followed_and_the_page_is_where_it_led(server: _Server) -> None:
+    with HttpClient() as http:
+        response = http.get(_url(server, "/moved/x/"))
+    assert response.content == PAGE
+    assert str(response.url) == _url(server, "/simple/x/")
+    assert [path for path, _ in server.requests] == ["/moved/x/", "/simple/x/"]
+    assert server.connections == 1
+
+
+def test_credentials_go_to_their_origin_only(server: _Server) -> None:
+    port = server.server_address[1]
+    with HttpClient() as http:
+        http.remember(f"http://user:secret@127.0.0.1:{port}/simple/")
+        http.get(_url(server, "/simple/x/"))
+        http.get(f"http://localhost:{port}/simple/y/")  # another origin: none sent
+    (_, first), (_, second) = server.requests
+    assert first["Authorization"] == "Basic dXNlcjpzZWNyZXQ="
+    assert "Authorization" not in second
+
+
+def test_a_dead_port_is_a_fetch_error_after_the_tries() -> None:
+    with (
+        HttpClient(HttpLimits(retries=1, backoff=0.01)) as http,
+        pytest.raises(FetchError) as caught,
+    ):
+        http.get("http://127.0.0.1:9/simple/x/")
+    assert "ConnectionRefusedError" in caught.value.message
+
+
+def test_a_proxy_in_the_environment_leaves_pages_to_httpx(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    getter = PageGetter(None, "agent")  # type: ignore[arg-type]
+    assert not getter.handles("https://pypi.org/simple/x/")
+    assert getter.handles("http://127.0.0.1/simple/x/")
+    assert not getter.handles("file:///tmp/simple/x/")
+
+
+def test_decode_refuses_what_is_not_in_its_encoding() -> None:
+    assert decode(b"plain", "") == b"plain"
+    assert decode(zlib.compress(b"z")[2:-4], "deflate") == b"z"  # raw deflate, as some send
+    with pytest.raises(UndecodableError):
+        decode(b"not gzip", "gzip")
+    with pytest.raises(UndecodableError):
+        decode(gzip.compress(PAGE)[:-20], "gzip")  # cut short
+    with pytest.raises(UndecodableError):
+        decode(b"x", "br")
