@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -126,9 +128,9 @@ def read_record(path: Path) -> BuildRecord | None:
 def records_in(directories: Iterable[Path]) -> Iterator[tuple[Path, BuildRecord]]:
     """Every build record (``*.whl.build.json``) in ``directories``, in their order, with
     the path of the wheel beside it. A record file hard-linked into several directories
-    (a published record most often is the stored one) is read once and given again as
-    the same object; unreadable ones are left out."""
-    read: dict[tuple[int, int], BuildRecord | None] = {}
+    (a published record most often is the stored one), or listed again, is read once
+    while it is unchanged and given again as the same object; unreadable ones are left
+    out."""
     for directory in directories:
         if not directory.is_dir():
             continue
@@ -137,9 +139,31 @@ def records_in(directories: Iterable[Path]) -> Iterator[tuple[Path, BuildRecord]
                 stat = path.stat()
             except OSError:
                 continue
-            file_id = (stat.st_dev, stat.st_ino)
-            if file_id not in read:
-                read[file_id] = read_record(path)
-            record = read[file_id]
+            record = _READ.record(path, stat)
             if record is not None:
                 yield path.with_name(path.name[: -len(RECORD_SUFFIX)]), record
+
+
+class _ReadRecords:
+    """The records this process has read, by the file and its state (device, inode,
+    size, mtime, ctime): the store, the report, the SBOM and the ETA each list the same
+    records in a run, and a file is parsed again only once it changed."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        self._read: dict[tuple[int, int, int, int, int], BuildRecord | None] = {}
+        self._limit = limit
+
+    def record(self, path: Path, stat: os.stat_result) -> BuildRecord | None:
+        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        with self._lock:
+            if key in self._read:
+                return self._read[key]
+        record = read_record(path)
+        with self._lock:
+            if len(self._read) >= self._limit:
+                self._read.clear()
+            return self._read.setdefault(key, record)
+
+
+_READ = _ReadRecords()
