@@ -134,19 +134,15 @@ class HttpClient:
                 self._credentials[origin(clean)] = credentials
         return clean
 
-    def _credentials_for(self, url: str) -> Credentials | None:
-        with self._credentials_lock:
-            return self._credentials.get(origin(url))
-
     def _basic_credentials(self, url: str) -> tuple[str, str] | None:
-        credentials = self._credentials_for(url)
+        """The user name and password kept for ``url``'s origin, if any."""
+        with self._credentials_lock:
+            credentials = self._credentials.get(origin(url))
         return None if credentials is None else (credentials.username, credentials.password)
 
     def _auth(self, url: str) -> httpx.BasicAuth | None:
-        credentials = self._credentials_for(url)
-        if credentials is None:
-            return None
-        return httpx.BasicAuth(credentials.username, credentials.password)
+        credentials = self._basic_credentials(url)
+        return None if credentials is None else httpx.BasicAuth(*credentials)
 
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET with retries on transient failures; the response body is read. ``file:``

@@ -176,24 +176,20 @@ class PageGetter:
             token = base64.b64encode(":".join(credentials).encode()).decode("ascii")
             sent["Authorization"] = f"Basic {token}"
         connection, reused = self._take(origin, timeout)
-        try:
-            connection.request("GET", target, headers=sent)
-            response = connection.getresponse()
-        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            connection.close()
-            if not reused:
-                raise
-            # The server closed a kept-alive connection meanwhile: one new connection.
-            connection = self._new(origin, timeout)
+        while True:
             try:
                 connection.request("GET", target, headers=sent)
                 response = connection.getresponse()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                connection.close()
+                if not reused:
+                    raise
+                # The server closed a kept-alive connection meanwhile: one new connection.
+                connection, reused = self._new(origin, timeout), False
             except BaseException:
                 connection.close()
                 raise
-        except BaseException:
-            connection.close()
-            raise
 
         def release(reusable: bool) -> None:
             if reusable:
