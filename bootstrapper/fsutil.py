@@ -27,7 +27,15 @@ def hash_file(path: Path, algorithm: str = "sha256") -> str:
 
 
 #: size, inode, device, mtime and ctime (nanoseconds).
-_Key = tuple[int, int, int, int, int]
+FileState = tuple[int, int, int, int, int]
+
+
+def file_state(stat: os.stat_result) -> FileState:
+    """What a change of a file changes (``stat`` is its status): its size, inode, device,
+    mtime and ctime. The file, not the path: a hard link is the same file, and adding one
+    changes the ctime of both; ctime cannot be set back by a writer."""
+    return (stat.st_size, stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_ctime_ns)
+
 
 #: Where a run keeps the digests it used, in its private directory (``DIR/.work``).
 HASHES_FILE = "hashes.json"
@@ -45,23 +53,15 @@ class HashCache:
 
     def __init__(self, limit: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._digests: dict[_Key, str] = {}
+        self._digests: dict[FileState, str] = {}
         self._limit = limit
         #: The entries looked up or made since the last :meth:`kept_in` began.
-        self._used: set[_Key] = set()
+        self._used: set[FileState] = set()
 
     @staticmethod
-    def _key(path: Path) -> _Key:
-        # The file, not the path: a hard link (publishing links each wheel into
-        # DIR/wheels) is the same bytes, and adding one changes the ctime of both.
-        stat = os.stat(path)
-        return (
-            stat.st_size,
-            stat.st_ino,
-            stat.st_dev,
-            stat.st_mtime_ns,
-            stat.st_ctime_ns,
-        )
+    def _key(path: Path) -> FileState:
+        # Publishing links each wheel into DIR/wheels: the same file, the same digest.
+        return file_state(os.stat(path))
 
     def sha256(self, path: Path) -> str:
         key = self._key(path)
@@ -80,7 +80,7 @@ class HashCache:
                 self._used.add(key)
         return digest
 
-    def known(self, path: Path) -> tuple[_Key, str] | None:
+    def known(self, path: Path) -> tuple[FileState, str] | None:
         """The key and digest of ``path`` as it is now, if hashed already."""
         try:
             key = self._key(path)
@@ -90,7 +90,7 @@ class HashCache:
             digest = self._digests.get(key)
         return None if digest is None else (key, digest)
 
-    def relinked(self, path: Path, before: tuple[_Key, str]) -> None:
+    def relinked(self, path: Path, before: tuple[FileState, str]) -> None:
         """``path`` was hashed as ``before`` and has just gained or lost a hard link, by
         this process (a copy made by linking, a build's scratch directory removed): that
         changed its ctime only, so the digest stands for its new key."""
@@ -135,10 +135,10 @@ class HashCache:
                     atomic_write_text(path, json.dumps({"schema": 1, "sha256": entries}) + "\n")
 
     @staticmethod
-    def _load(path: Path) -> dict[_Key, str]:
+    def _load(path: Path) -> dict[FileState, str]:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            loaded: dict[_Key, str] = {}
+            loaded: dict[FileState, str] = {}
             for *parts, digest in data["sha256"]:
                 if len(parts) != 5 or not _is_sha256(digest):
                     raise ValueError(parts)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .fsutil import atomic_write_text
+from .fsutil import FileState, atomic_write_text, file_state
 
 RECORD_SUFFIX = ".build.json"
 RECORD_SCHEMA = 1
@@ -145,17 +145,17 @@ def records_in(directories: Iterable[Path]) -> Iterator[tuple[Path, BuildRecord]
 
 
 class _ReadRecords:
-    """The records this process has read, by the file and its state (device, inode,
-    size, mtime, ctime): the store, the report, the SBOM and the ETA each list the same
-    records in a run, and a file is parsed again only once it changed."""
+    """The records this process has read, by their file's state (``fsutil.file_state``):
+    the store, the report, the SBOM and the ETA each list the same records in a run,
+    and a file is parsed again only once it changed."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self._lock = threading.Lock()
-        self._read: dict[tuple[int, int, int, int, int], BuildRecord | None] = {}
+        self._read: dict[FileState, BuildRecord | None] = {}
         self._limit = limit
 
     def record(self, path: Path, stat: os.stat_result) -> BuildRecord | None:
-        key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        key = file_state(stat)
         with self._lock:
             if key in self._read:
                 return self._read[key]
