@@ -87,26 +87,14 @@ class HttpClient:
     ) -> None:
         self._limits = limits
         self._sleep = sleep
-        # httpx's default trust_env holds: HTTP(S)_PROXY / NO_PROXY reach the index as
-        # they would reach pip (a platform team's index is often behind one). The CA
-        # bundle of SSL_CERT_FILE is also made the verify context explicitly. (These are
-        # our requests only: a build sees an allow-list, see sandbox.sandbox_environ.)
-        cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()  # httpx's default
-        verify = ssl.create_default_context(cafile=cafile)
-        self._client = httpx.Client(
-            # No bound on waiting for one of our own pooled connections: a slot taken by a
-            # long download is not the server's fault.
-            timeout=httpx.Timeout(limits.timeout, pool=None),
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-            headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            verify=verify,
-        )
+        self._max_connections = max_connections
+        # Made on first use (a re-run whose index is plain http never needs the CA
+        # bundle, whose loading alone costs about 20 ms): see _verify and _httpx.
+        self._made_lock = threading.Lock()
+        self._context: ssl.SSLContext | None = None
+        self._client: httpx.Client | None = None
         #: Pages and metadata: the same trust, without httpx's per-request layers.
-        self._pages = PageGetter(verify, USER_AGENT, max_idle=max_connections)
+        self._pages = PageGetter(self._verify, USER_AGENT, max_idle=max_connections)
         self._credentials: dict[tuple[str, str, int | None], Credentials] = {}
         self._credentials_lock = threading.Lock()
 
@@ -122,8 +110,44 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        with self._made_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
         self._pages.close()
+
+    def _verify(self) -> ssl.SSLContext:
+        """The one CA trust of both paths: SSL_CERT_FILE's bundle, else certifi's
+        (httpx's default), made once."""
+        with self._made_lock:
+            if self._context is None:
+                cafile = os.environ.get("SSL_CERT_FILE") or certifi.where()
+                self._context = ssl.create_default_context(cafile=cafile)
+            return self._context
+
+    def _httpx(self) -> httpx.Client:
+        """The pooled httpx client of downloads, ranges and proxied pages, made once.
+
+        httpx's default trust_env holds: HTTP(S)_PROXY / NO_PROXY reach the index as they
+        would reach pip (a platform team's index is often behind one). (These are our
+        requests only: a build sees an allow-list, see sandbox.sandbox_environ.)"""
+        verify = self._verify()
+        with self._made_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    # No bound on waiting for one of our own pooled connections: a slot
+                    # taken by a long download is not the server's fault.
+                    timeout=httpx.Timeout(self._limits.timeout, pool=None),
+                    follow_redirects=True,
+                    max_redirects=MAX_REDIRECTS,
+                    headers={"User-Agent": USER_AGENT},
+                    limits=httpx.Limits(
+                        max_connections=self._max_connections,
+                        max_keepalive_connections=self._max_connections,
+                    ),
+                    verify=verify,
+                )
+            return self._client
 
     def remember(self, url: str) -> str:
         """``url`` without its userinfo; credentials it carried are kept for its origin
@@ -179,7 +203,7 @@ class HttpClient:
             if page is not None:
                 return page
         timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
-        with self._client.stream(
+        with self._httpx().stream(
             "GET", url, headers=headers, timeout=timeout, auth=auth
         ) as response:
             try:
@@ -264,7 +288,7 @@ class HttpClient:
     ) -> ByteRange:
         remaining = max(1.0, deadline - time.monotonic())
         timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
-        with self._client.stream(
+        with self._httpx().stream(
             "GET", url, headers=headers, timeout=timeout, auth=auth
         ) as response:
             if response.status_code in RETRY_STATUSES:
@@ -340,7 +364,7 @@ class HttpClient:
                 # "Content-Encoding: gzip" must not get it unpacked on the way).
                 with (
                     os.fdopen(fd, "wb") as out,
-                    self._client.stream(
+                    self._httpx().stream(
                         "GET", url, headers={"Accept-Encoding": "identity"}, auth=auth
                     ) as response,
                 ):

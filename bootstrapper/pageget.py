@@ -113,7 +113,10 @@ def _whole(decompressor: zlib._Decompress, body: bytes) -> bytes:
 class PageGetter:
     """Pooled connections per origin, shared by every thread of a run."""
 
-    def __init__(self, context: SSLContext, user_agent: str, *, max_idle: int = 16) -> None:
+    def __init__(
+        self, context: Callable[[], SSLContext], user_agent: str, *, max_idle: int = 16
+    ) -> None:
+        #: The TLS trust, asked for when an https connection is first made.
         self._context = context
         self._user_agent = user_agent
         self._max_idle = max_idle
@@ -213,7 +216,7 @@ class PageGetter:
     def _new(self, origin: Origin, timeout: float) -> http.client.HTTPConnection:
         scheme, host, port = origin
         connection = (
-            http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context)
+            http.client.HTTPSConnection(host, port, timeout=timeout, context=self._context())
             if scheme == "https"
             else http.client.HTTPConnection(host, port, timeout=timeout)
         )

@@ -4,10 +4,15 @@ redirects, a server that closes a kept connection, and proxies left to httpx."""
 from __future__ import annotations
 
 import gzip
+import hashlib
+import shutil
+import ssl
+import subprocess
 import threading
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,7 +143,7 @@ def test_a_proxy_in_the_environment_leaves_pages_to_httpx(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    getter = PageGetter(None, "agent")  # type: ignore[arg-type]
+    getter = PageGetter(ssl.create_default_context, "agent")
     assert not getter.handles("https://pypi.org/simple/x/")
     assert getter.handles("http://127.0.0.1/simple/x/")
     assert not getter.handles("file:///tmp/simple/x/")
@@ -153,3 +158,59 @@ def test_decode_refuses_what_is_not_in_its_encoding() -> None:
         decode(gzip.compress(PAGE)[:-20], "gzip")  # cut short
     with pytest.raises(UndecodableError):
         decode(b"x", "br")
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[_Server, Path]]:
+    """The same server over TLS, with a self-signed certificate for 127.0.0.1 (its
+    PEM is the CA bundle that trusts it)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.requests = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, cert
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_https_trusts_the_bundle_of_ssl_cert_file_on_both_paths(
+    tls_server: tuple[_Server, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, cert = tls_server
+    base = f"https://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with HttpClient(HttpLimits(retries=0)) as http:
+        assert http.get(f"{base}/simple/x/").content == PAGE  # the page getter
+        digest = hashlib.sha256(PAGE).hexdigest()
+        assert http.download(f"{base}/x.whl", tmp_path / "x.whl", {"sha256": digest}) == digest
+    assert (tmp_path / "x.whl").read_bytes() == PAGE  # by httpx
+
+
+def test_https_refuses_a_certificate_nothing_trusts(
+    tls_server: tuple[_Server, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)  # certifi's bundle
+    with (
+        HttpClient(HttpLimits(retries=0)) as http,
+        pytest.raises(FetchError) as caught,
+    ):
+        http.get(f"https://127.0.0.1:{server.server_address[1]}/simple/x/")
+    assert "CERTIFICATE_VERIFY_FAILED" in caught.value.message
+    assert server.requests == []
