@@ -228,6 +228,7 @@ class Bootstrapper:
             out / "sdists",
             self.work_dir / "built",
             self.work_dir / "downloads",
+            self.work_dir / "metadata",
         ):
             sweep_temporary_files(directory, recursive=directory.name == "simple")
         for directory in (self.logs_dir, self.work_dir / "built", self.publisher.wheels_dir):
@@ -536,7 +537,10 @@ class PythonPart:
             release_age=options.release_age,
         )
         self.store = WheelStore(
-            run.work_dir / "built", run.publisher.wheels_dir, accepts=interpreter.accepts
+            run.work_dir / "built",
+            run.publisher.wheels_dir,
+            accepts=interpreter.accepts,
+            metadata_dir=run.work_dir / "metadata",
         )
         self.builder = run.config.builder(
             run.work_dir,

@@ -208,7 +208,7 @@ def build_one(
             release, plan.settings, store, http, plugins, builder.context(release, plan)
         )
     )
-    kept = WheelStore(work / "built", output_dir / "wheels")
+    kept = WheelStore(work / "built", output_dir / "wheels", metadata_dir=work / "metadata")
     chain = (project,)
 
     def environment_for(requirements: Sequence[Requirement]) -> tuple[EnvInput, ...]:

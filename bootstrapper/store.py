@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from pathlib import Path
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .errors import BootstrapError
-from .fsutil import atomic_copy, sha256_file
+from .fsutil import atomic_copy, replacing, sha256_file
 from .metadata import CoreMetadata, parse_metadata
 from .profiling import timed
 from .records import RECORD_SUFFIX, BuildRecord, records_in
@@ -32,12 +34,16 @@ class WheelStore:
         published_dir: Path,
         *,
         accepts: Callable[[str], bool] | None = None,
+        metadata_dir: Path | None = None,
     ) -> None:
         self.built_dir = built_dir
         self._dirs = (built_dir, published_dir)
         #: Which wheels (by file name) this store finds: those of the target interpreter,
         #: when several share the directories (``--python``); None finds every one.
         self._accepts = accepts
+        #: Where each wheel's METADATA is kept by the wheel's sha256, once read from its
+        #: zip (see :func:`_read_kept`): a re-run then reads one small file per wheel.
+        self._metadata_dir = metadata_dir
         self._lock = threading.Lock()
         # Several wheels of a version when they were built for several interpreters.
         self._records: dict[Key, list[tuple[Path, BuildRecord]]] | None = None
@@ -103,11 +109,22 @@ class WheelStore:
             found = self._metadata.get(wheel)
         if found is not None and found[0] == state:
             return found[1], found[2]
-        data = read_wheel_metadata(wheel)
+        data = self._read_metadata(wheel)
         parsed = parse_metadata(data, wheel.name)
         with self._lock:
             self._metadata[wheel] = (state, data, parsed)
         return data, parsed
+
+    def _read_metadata(self, wheel: Path) -> bytes:
+        if self._metadata_dir is None:
+            return read_wheel_metadata(wheel)
+        kept = self._metadata_dir / f"{sha256_file(wheel)}.metadata"
+        data = _read_kept(kept)
+        if data is None:
+            data = read_wheel_metadata(wheel)
+            with suppress(OSError):
+                _keep(kept, data)
+        return data
 
     def add(self, wheel: Path, record: BuildRecord) -> Path:
         """Keep a freshly built wheel and its record; returns the stored wheel's path."""
@@ -150,3 +167,24 @@ def _newer(record: BuildRecord, than: BuildRecord) -> bool:
     """Of two builds of one version, the later one; on a tie (the times have one-second
     resolution), the higher rebuild."""
     return (record.finished, record.rebuild) >= (than.finished, than.rebuild)
+
+
+def _keep(path: Path, data: bytes) -> None:
+    """Keep ``data`` at ``path``, after a line with its own sha256: written without a
+    flush to the disk (a cache, written once per wheel), so a reader checks it whole."""
+    digest = hashlib.sha256(data).hexdigest().encode("ascii")
+    with replacing(path) as tmp:
+        tmp.write_bytes(b"sha256=" + digest + b"\n" + data)
+
+
+def _read_kept(path: Path) -> bytes | None:
+    """What :func:`_keep` kept at ``path``; None when there is nothing, or what is there
+    is not whole (a crash before the disk had it all)."""
+    try:
+        kept = path.read_bytes()
+    except OSError:
+        return None
+    head, _, data = kept.partition(b"\n")
+    if head != b"sha256=" + hashlib.sha256(data).hexdigest().encode("ascii"):
+        return None
+    return data

@@ -3,7 +3,9 @@ while the file is unchanged."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from unittest.mock import patch
 
 from bootstrapper.store import WheelStore
 
@@ -26,3 +28,42 @@ def test_metadata_is_read_again_when_the_wheel_changes(tmp_path: Path) -> None:
     assert [str(r) for r in store.metadata(wheel)[1].requires_dist] == ["two"]
     wheel.write_bytes(wheel_of(Project("lib", "1.0"), requires=["three"]))
     assert [str(r) for r in store.metadata(wheel)[1].requires_dist] == ["three"]
+
+
+def test_a_wheels_metadata_is_kept_by_its_digest_for_the_next_run(tmp_path: Path) -> None:
+    kept_dir = tmp_path / "metadata"
+    wheel = tmp_path / "lib-1.0-py3-none-any.whl"
+    wheel.write_bytes(wheel_of(Project("lib", "1.0"), requires=["one"]))
+    data, _ = WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir).metadata(
+        wheel
+    )
+    (kept,) = kept_dir.iterdir()
+    assert kept.name == f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}.metadata"
+
+    # The next run (a new store) takes it from there: the zip is not opened again.
+    with patch("bootstrapper.store.read_wheel_metadata", side_effect=AssertionError("read")):
+        again, parsed = WheelStore(
+            tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir
+        ).metadata(wheel)
+    assert again == data
+    assert [str(r) for r in parsed.requires_dist] == ["one"]
+
+
+def test_kept_metadata_that_is_not_whole_is_read_from_the_wheel_again(tmp_path: Path) -> None:
+    kept_dir = tmp_path / "metadata"
+    wheel = tmp_path / "lib-1.0-py3-none-any.whl"
+    wheel.write_bytes(wheel_of(Project("lib", "1.0"), requires=["one", "two"]))
+    data, _ = WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir).metadata(
+        wheel
+    )
+    (kept,) = kept_dir.iterdir()
+    whole = kept.read_bytes()
+    # Cut short after a crash (the second Requires-Dist lost), or emptied.
+    for damaged in (whole[: whole.index(b"Requires-Dist: two")], b""):
+        kept.write_bytes(damaged)
+        again, parsed = WheelStore(
+            tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir
+        ).metadata(wheel)
+        assert again == data
+        assert [str(r) for r in parsed.requires_dist] == ["one", "two"]
+        assert kept.read_bytes() == whole  # kept whole again
