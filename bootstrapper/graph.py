@@ -49,7 +49,13 @@ class NodeKey:
         return (NodeKey, (self.name, self.version))
 
     def __str__(self) -> str:
-        return f"{self.name}=={self.version}"
+        # Spelled once: the graph, the run log and the report spell every key many times,
+        # and a Version is spelled again from its parts each time.
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = f"{self.name}=={self.version}"
+            object.__setattr__(self, "_text", text)
+        return text
 
 
 @dataclass(frozen=True)
