@@ -15,19 +15,24 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import certifi
-import httpx
 
 from . import fsutil
 from .credentials import Credentials, origin, split_credentials
 from .errors import FetchError, HashMismatchError
 from .fsutil import replacing
 from .pageget import ConnectTimeout, PageGetter, TooManyRedirects, UndecodableError, decode
+
+if TYPE_CHECKING:
+    # Imported where a download, a range or a proxied page needs it: a re-run whose
+    # pages come through the page getter does not pay for importing it.
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +45,27 @@ MAX_RETRY_AFTER = 3600.0
 TRUSTED_HASHES = ("sha512", "sha384", "sha256")
 MAX_REDIRECTS = 20
 USER_AGENT = "bootstrapper/0.1 (+https://pypi.org/project/bootstrapper/)"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """The answer to a GET, its body read and decoded."""
+
+    status_code: int
+    #: Where the answer came from, redirects followed.
+    url: str
+    #: Header names in lower case (a repeated header's values joined by ", ").
+    headers: Mapping[str, str]
+    content: bytes
+
+
+def _fetched(status: int, url: str, headers: Iterable[tuple[str, str]], body: bytes) -> Fetched:
+    kept: dict[str, str] = {}
+    for key, value in headers:
+        key = key.lower()
+        if key not in _DROPPED_HEADERS:
+            kept[key] = f"{kept[key]}, {value}" if key in kept else value
+    return Fetched(status, url, kept, body)
 
 
 @dataclass(frozen=True)
@@ -71,7 +97,10 @@ _DROPPED_HEADERS = frozenset({"content-encoding", "content-length", "transfer-en
 
 
 class HttpClient:
-    """One pooled ``httpx.Client`` shared by every thread of a run.
+    """The run's HTTP, shared by every thread: pages and core metadata through the page
+    getter (kept-alive HTTP/1.1 of the standard library); downloads, ranges and pages
+    behind a proxy through one pooled ``httpx.Client``, made (and httpx imported) when
+    first needed.
 
     Credentials in a URL's userinfo are taken out of it on the way in
     (:meth:`remember`) and kept per origin: every request to that origin sends them, and
@@ -131,6 +160,8 @@ class HttpClient:
         httpx's default trust_env holds: HTTP(S)_PROXY / NO_PROXY reach the index as they
         would reach pip (a platform team's index is often behind one). (These are our
         requests only: a build sees an allow-list, see sandbox.sandbox_environ.)"""
+        import httpx
+
         verify = self._verify()
         with self._made_lock:
             if self._client is None:
@@ -165,63 +196,63 @@ class HttpClient:
         return None if credentials is None else (credentials.username, credentials.password)
 
     def _auth(self, url: str) -> httpx.BasicAuth | None:
+        import httpx
+
         credentials = self._basic_credentials(url)
         return None if credentials is None else httpx.BasicAuth(*credentials)
 
-    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
+    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Fetched:
         """GET with retries on transient failures; the response body is read. ``file:``
         URLs are read from the disk (a directory means its ``index.html``)."""
         url = self.remember(url)
         if url.startswith("file:"):
             return _read_local(url)
-        auth = self._auth(url)
         retrying = _Tries(self._limits, self._sleep)
         while True:
             try:
-                response = self._get_once(url, headers, retrying.deadline, auth)
+                response = self._get_once(url, headers, retrying.deadline)
             except _Transient as e:
                 retrying.failed(str(e), retry_after=e.retry_after)
-            except httpx.HTTPError as e:
-                retrying.failed(_describe(e, url, self._limits))
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                retrying.failed(f"HTTP {response.status_code}", retry_after=_retry_after(response))
+                retrying.failed(
+                    f"HTTP {response.status_code}",
+                    retry_after=_retry_after(response.status_code, response.headers),
+                )
             if not retrying.again():
                 raise FetchError(f"cannot fetch {url}: {retrying.summary()}")
 
-    def _get_once(
-        self,
-        url: str,
-        headers: Mapping[str, str] | None,
-        deadline: float,
-        auth: httpx.BasicAuth | None,
-    ) -> httpx.Response:
+    def _get_once(self, url: str, headers: Mapping[str, str] | None, deadline: float) -> Fetched:
         remaining = max(1.0, deadline - time.monotonic())
         if self._pages.handles(url):
             page = self._get_page(url, headers, deadline, min(self._limits.timeout, remaining))
             if page is not None:
                 return page
+        import httpx
+
         timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
-        with self._httpx().stream(
-            "GET", url, headers=headers, timeout=timeout, auth=auth
-        ) as response:
-            try:
-                body = b"".join(_watched(response.iter_bytes(), self._limits, deadline))
-            except httpx.DecodingError as e:
-                raise _undecodable(url, response.headers.get("content-encoding", ""), e) from None
-            kept = [
-                (k, v)
-                for k, v in response.headers.multi_items()
-                if k.lower() not in _DROPPED_HEADERS
-            ]
-            return httpx.Response(
-                response.status_code, headers=kept, content=body, request=response.request
-            )
+        try:
+            with self._httpx().stream(
+                "GET", url, headers=headers, timeout=timeout, auth=self._auth(url)
+            ) as response:
+                try:
+                    body = b"".join(_watched(response.iter_bytes(), self._limits, deadline))
+                except httpx.DecodingError as e:
+                    encoding = response.headers.get("content-encoding", "")
+                    raise _undecodable(url, encoding, e) from None
+                return _fetched(
+                    response.status_code,
+                    str(response.url),
+                    response.headers.multi_items(),
+                    body,
+                )
+        except httpx.HTTPError as e:
+            raise _Transient(_describe(e, url, self._limits)) from None
 
     def _get_page(
         self, url: str, headers: Mapping[str, str] | None, deadline: float, timeout: float
-    ) -> httpx.Response | None:
+    ) -> Fetched | None:
         """:meth:`_get_once` by the page getter; None for a redirect, left to httpx."""
         try:
             answer = self._pages.get(
@@ -244,10 +275,7 @@ class HttpClient:
             content = decode(body, answer.header("content-encoding"))
         except UndecodableError as e:
             raise _undecodable(url, e.encoding, e) from None
-        kept = [(k, v) for k, v in answer.headers if k.lower() not in _DROPPED_HEADERS]
-        return httpx.Response(
-            answer.status, headers=kept, content=content, request=httpx.Request("GET", answer.url)
-        )
+        return _fetched(answer.status, answer.url, answer.headers, content)
 
     def get_range(self, url: str, first: int | None, length: int) -> ByteRange:
         """``length`` bytes of ``url`` from offset ``first``, or its last ``length`` bytes
@@ -263,6 +291,8 @@ class HttpClient:
         url = self.remember(url)
         if url.startswith("file:"):
             return _read_local_range(url, first, length)
+        import httpx
+
         wanted = f"bytes=-{length}" if first is None else f"bytes={first}-{first + length - 1}"
         headers = {"Range": wanted, "Accept-Encoding": "identity"}
         auth = self._auth(url)
@@ -286,13 +316,18 @@ class HttpClient:
         deadline: float,
         auth: httpx.BasicAuth | None,
     ) -> ByteRange:
+        import httpx
+
         remaining = max(1.0, deadline - time.monotonic())
         timeout = httpx.Timeout(min(self._limits.timeout, remaining), pool=None)
         with self._httpx().stream(
             "GET", url, headers=headers, timeout=timeout, auth=auth
         ) as response:
             if response.status_code in RETRY_STATUSES:
-                raise _Transient(f"HTTP {response.status_code}", retry_after=_retry_after(response))
+                raise _Transient(
+                    f"HTTP {response.status_code}",
+                    retry_after=_retry_after(response.status_code, response.headers),
+                )
             size = response.headers.get("content-length", "")
             if (
                 response.status_code == 200
@@ -348,6 +383,8 @@ class HttpClient:
         expected = hashes[algorithm].lower() if algorithm in hashes else None
         if url.startswith("file:"):
             return _copy_local(url, dest, algorithm, expected)
+        import httpx
+
         dest.parent.mkdir(parents=True, exist_ok=True)
         auth = self._auth(url)
         retrying = _Tries(self._limits, self._sleep)
@@ -370,7 +407,8 @@ class HttpClient:
                 ):
                     if response.status_code in RETRY_STATUSES:
                         raise _Transient(
-                            f"HTTP {response.status_code}", retry_after=_retry_after(response)
+                            f"HTTP {response.status_code}",
+                            retry_after=_retry_after(response.status_code, response.headers),
                         )
                     if response.status_code != 200:
                         raise FetchError(f"cannot download {url}: HTTP {response.status_code}")
@@ -508,10 +546,11 @@ def retry_after_seconds(value: str, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    if response.status_code not in RETRY_AFTER_STATUSES:
+def _retry_after(status: int, headers: Mapping[str, str]) -> float | None:
+    """The wait a 429 or 503 asks for (``headers`` look names up in lower case)."""
+    if status not in RETRY_AFTER_STATUSES:
         return None
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     return None if value is None else retry_after_seconds(value, time.time())
 
 
@@ -540,6 +579,8 @@ def _watched(
 
 def _describe(error: httpx.HTTPError, url: str, limits: HttpLimits) -> str:
     """A failed try in words; raises at once for failures another try cannot mend."""
+    import httpx
+
     if isinstance(error, httpx.TooManyRedirects):
         raise _too_many_redirects(url, str(error.request.url)) from None
     if isinstance(error, httpx.UnsupportedProtocol):
@@ -605,17 +646,14 @@ def local_path(url: str) -> Path:
     return Path(urllib.request.url2pathname(parsed.path))
 
 
-def _read_local(url: str) -> httpx.Response:
+def _read_local(url: str) -> Fetched:
     path = local_path(url)
     if path.is_dir():
         path = path / "index.html"
-    request = httpx.Request("GET", url)
     if not path.is_file():
-        return httpx.Response(404, request=request)
+        return Fetched(404, url, {}, b"")
     content_type = "text/html" if path.suffix == ".html" else "application/octet-stream"
-    return httpx.Response(
-        200, content=path.read_bytes(), headers={"content-type": content_type}, request=request
-    )
+    return Fetched(200, url, {"content-type": content_type}, path.read_bytes())
 
 
 def _read_local_range(url: str, first: int | None, length: int) -> ByteRange:

@@ -9,6 +9,7 @@ import shutil
 import ssl
 import subprocess
 import threading
+import urllib.parse
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,14 +46,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.requests.append((self.path, dict(self.headers.items())))
+        path = urllib.parse.urlsplit(self.path).path  # absolute in a proxy's request
         body, headers = PAGE, {"Content-Type": "application/vnd.pypi.simple.v1+json"}
-        if self.path.startswith("/gzip/"):
+        if path.startswith("/gzip/"):
             body, headers["Content-Encoding"] = gzip.compress(PAGE), "gzip"
-        elif self.path.startswith("/deflate/"):
+        elif path.startswith("/deflate/"):
             body, headers["Content-Encoding"] = zlib.compress(PAGE), "deflate"
-        elif self.path.startswith("/moved/"):
+        elif path.startswith("/moved/"):
             self.send_response(301)
-            self.send_header("Location", "/simple/" + self.path.removeprefix("/moved/"))
+            self.send_header("Location", "/simple/" + path.removeprefix("/moved/"))
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
@@ -214,3 +216,20 @@ def test_https_refuses_a_certificate_nothing_trusts(
         http.get(f"https://127.0.0.1:{server.server_address[1]}/simple/x/")
     assert "CERTIFICATE_VERIFY_FAILED" in caught.value.message
     assert server.requests == []
+
+
+def test_a_page_through_a_proxy_is_fetched_by_httpx_with_the_same_answer(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server answers as a forward proxy would: a request in absolute form.
+    monkeypatch.setenv("HTTP_PROXY", _url(server, ""))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with HttpClient(HttpLimits(retries=0)) as http:
+        response = http.get("http://index.invalid/gzip/x/")
+    assert response.status_code == 200
+    assert response.content == PAGE  # decoded, as the page getter decodes it
+    assert response.headers["content-type"] == "application/vnd.pypi.simple.v1+json"
+    assert "content-encoding" not in response.headers
+    assert response.url == "http://index.invalid/gzip/x/"
+    assert [path for path, _ in server.requests] == ["http://index.invalid/gzip/x/"]
