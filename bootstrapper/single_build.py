@@ -327,7 +327,8 @@ def finish(unit: BuildUnit, output: UnitOutput, destination: Destination) -> Bui
     kept) and report."""
     release = unit.release
     wheel = output.wheel
-    metadata = parse_metadata(read_wheel_metadata(wheel), wheel.name)
+    metadata_bytes = read_wheel_metadata(wheel)
+    metadata = parse_metadata(metadata_bytes, wheel.name)
     expected = unit.plan.edit.new_version(release.version)
 
     def refuse(message: str) -> BuildError:
@@ -355,7 +356,7 @@ def finish(unit: BuildUnit, output: UnitOutput, destination: Destination) -> Bui
     # The bytes stored are the bytes the record vouches for (a wheel may have travelled).
     if sha256_file(wheel) != record.wheel_sha256:
         raise refuse(f"{release}: {wheel.name} does not match the sha256 of its build record")
-    stored = destination.store.add(wheel, record)
+    stored = destination.store.add(wheel, record, metadata=metadata_bytes)
     if not destination.keep_work:
         # The stored wheel is a hard link to the built one: removing that link changes
         # its ctime, and the digest the store just made must stand for the next run too.

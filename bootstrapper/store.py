@@ -118,16 +118,22 @@ class WheelStore:
     def _read_metadata(self, wheel: Path) -> bytes:
         if self._metadata_dir is None:
             return read_wheel_metadata(wheel)
-        kept = self._metadata_dir / f"{sha256_file(wheel)}.metadata"
-        data = _read_kept(kept)
+        digest = sha256_file(wheel)
+        data = _read_kept(self._metadata_dir / f"{digest}.metadata")
         if data is None:
             data = read_wheel_metadata(wheel)
-            with suppress(OSError):
-                _keep(kept, data)
+            self._keep_metadata(digest, data)
         return data
 
-    def add(self, wheel: Path, record: BuildRecord) -> Path:
-        """Keep a freshly built wheel and its record; returns the stored wheel's path."""
+    def _keep_metadata(self, digest: str, data: bytes) -> None:
+        if self._metadata_dir is not None:
+            with suppress(OSError):
+                _keep(self._metadata_dir / f"{digest}.metadata", data)
+
+    def add(self, wheel: Path, record: BuildRecord, *, metadata: bytes | None = None) -> Path:
+        """Keep a freshly built wheel and its record; returns the stored wheel's path.
+        ``metadata``: the wheel's METADATA, when the caller has read it (it is kept too,
+        so that publishing and the next run need not open the wheel for it)."""
         dest = self.built_dir / wheel.name
         # The record first: a run killed in between leaves a record with no wheel (or an
         # older wheel its hash does not match), never a wheel without the record that
@@ -142,6 +148,8 @@ class WheelStore:
                 "from its build record); is something else writing there?",
                 package=record.name,
             )
+        if metadata is not None:
+            self._keep_metadata(record.wheel_sha256, metadata)
         key = (canonicalize_name(record.name), Version(record.version))
         with self._lock:
             self._verified.pop(dest, None)

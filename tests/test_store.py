@@ -7,7 +7,9 @@ import hashlib
 from pathlib import Path
 from unittest.mock import patch
 
+from bootstrapper.records import BuildRecord
 from bootstrapper.store import WheelStore
+from bootstrapper.wheelfile import read_wheel_metadata
 
 from .support import Project, wheel_of
 
@@ -67,3 +69,35 @@ def test_kept_metadata_that_is_not_whole_is_read_from_the_wheel_again(tmp_path: 
         assert again == data
         assert [str(r) for r in parsed.requires_dist] == ["one", "two"]
         assert kept.read_bytes() == whole  # kept whole again
+
+
+def test_a_stored_wheels_metadata_is_kept_from_the_build(tmp_path: Path) -> None:
+    kept_dir = tmp_path / "metadata"
+    built = tmp_path / "scratch" / "lib-1.0-py3-none-any.whl"
+    built.parent.mkdir()
+    built.write_bytes(wheel_of(Project("lib", "1.0"), requires=["one"]))
+    digest = hashlib.sha256(built.read_bytes()).hexdigest()
+    record = BuildRecord(
+        name="lib",
+        version="1.0",
+        wheel=built.name,
+        wheel_sha256=digest,
+        sdist="lib-1.0.tar.gz",
+        sdist_sha256="0" * 64,
+        source_url="",
+        build_backend="in-tree",
+        build_system_requires=(),
+        backend_requires=(),
+        discovery_env=(),
+        build_env=(),
+        python="3.11",
+    )
+    store = WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir)
+    (tmp_path / "built").mkdir()
+    read = read_wheel_metadata(built)
+    stored = store.add(built, record, metadata=read)
+    # Publishing (and the next run) take it from the kept copy: the zip is not opened.
+    with patch("bootstrapper.store.read_wheel_metadata", side_effect=AssertionError("read")):
+        data, parsed = store.metadata(stored)
+    assert data == read
+    assert [str(r) for r in parsed.requires_dist] == ["one"]
