@@ -81,7 +81,7 @@ from .signing import Signer
 from .single_build import BuildConfig, BuiltWheel, recorded_for, unit_runner
 from .sources import SourceStore
 from .stamps import TreeStamp
-from .store import WheelStore
+from .store import KEPT_METADATA_DIR, WheelStore
 
 if TYPE_CHECKING:
     from .remote import DaskCluster
@@ -228,7 +228,7 @@ class Bootstrapper:
             out / "sdists",
             self.work_dir / "built",
             self.work_dir / "downloads",
-            self.work_dir / "metadata",
+            self.work_dir / KEPT_METADATA_DIR,
         ):
             sweep_temporary_files(directory, recursive=directory.name == "simple")
         for directory in (self.logs_dir, self.work_dir / "built", self.publisher.wheels_dir):
@@ -540,7 +540,7 @@ class PythonPart:
             run.work_dir / "built",
             run.publisher.wheels_dir,
             accepts=interpreter.accepts,
-            metadata_dir=run.work_dir / "metadata",
+            metadata_dir=run.work_dir / KEPT_METADATA_DIR,
         )
         self.builder = run.config.builder(
             run.work_dir,

@@ -54,7 +54,7 @@ from .single_build import (
     run_unit,
 )
 from .sources import PREBUILT_DIR, SourceStore, fetch_planned_source
-from .store import WheelStore
+from .store import KEPT_METADATA_DIR, WheelStore
 from .wheelfile import read_wheel_metadata
 
 
@@ -208,7 +208,7 @@ def build_one(
             release, plan.settings, store, http, plugins, builder.context(release, plan)
         )
     )
-    kept = WheelStore(work / "built", output_dir / "wheels", metadata_dir=work / "metadata")
+    kept = WheelStore(work / "built", output_dir / "wheels", metadata_dir=work / KEPT_METADATA_DIR)
     chain = (project,)
 
     def environment_for(requirements: Sequence[Requirement]) -> tuple[EnvInput, ...]:

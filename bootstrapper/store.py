@@ -19,6 +19,9 @@ from .records import RECORD_SUFFIX, BuildRecord, records_in
 from .wheelfile import read_wheel_metadata
 
 Key = tuple[NormalizedName, Version]
+#: The folder of the run's private directory where each stored wheel's METADATA is kept
+#: (``metadata_dir`` of :class:`WheelStore`).
+KEPT_METADATA_DIR = "metadata"
 
 
 class WheelStore:
