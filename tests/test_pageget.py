@@ -12,6 +12,7 @@ import threading
 import urllib.parse
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture
-def server() -> Iterator[_Server]:
+@contextmanager
+def _serving(tls: ssl.SSLContext | None = None) -> Iterator[_Server]:
+    """The test server on a free port of 127.0.0.1, over TLS with ``tls``."""
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.requests = []
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    with _serving() as httpd:
+        yield httpd
 
 
 def _url(server: _Server, path: str) -> str:
@@ -179,16 +191,10 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[_Server, Path]]:
         check=True,
         capture_output=True,
     )
-    httpd = _Server(("127.0.0.1", 0), _Handler)
-    httpd.requests = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd, cert
-    httpd.shutdown()
-    httpd.server_close()
+    with _serving(context) as httpd:
+        yield httpd, cert
 
 
 def test_https_trusts_the_bundle_of_ssl_cert_file_on_both_paths(

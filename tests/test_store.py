@@ -32,47 +32,41 @@ def test_metadata_is_read_again_when_the_wheel_changes(tmp_path: Path) -> None:
     assert [str(r) for r in store.metadata(wheel)[1].requires_dist] == ["three"]
 
 
+def _keeping(tmp_path: Path) -> WheelStore:
+    """A store (a new one: as the next run makes) keeping METADATA in ``tmp_path/metadata``."""
+    return WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=tmp_path / "metadata")
+
+
 def test_a_wheels_metadata_is_kept_by_its_digest_for_the_next_run(tmp_path: Path) -> None:
-    kept_dir = tmp_path / "metadata"
     wheel = tmp_path / "lib-1.0-py3-none-any.whl"
     wheel.write_bytes(wheel_of(Project("lib", "1.0"), requires=["one"]))
-    data, _ = WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir).metadata(
-        wheel
-    )
-    (kept,) = kept_dir.iterdir()
+    data, _ = _keeping(tmp_path).metadata(wheel)
+    (kept,) = (tmp_path / "metadata").iterdir()
     assert kept.name == f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}.metadata"
 
     # The next run (a new store) takes it from there: the zip is not opened again.
     with patch("bootstrapper.store.read_wheel_metadata", side_effect=AssertionError("read")):
-        again, parsed = WheelStore(
-            tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir
-        ).metadata(wheel)
+        again, parsed = _keeping(tmp_path).metadata(wheel)
     assert again == data
     assert [str(r) for r in parsed.requires_dist] == ["one"]
 
 
 def test_kept_metadata_that_is_not_whole_is_read_from_the_wheel_again(tmp_path: Path) -> None:
-    kept_dir = tmp_path / "metadata"
     wheel = tmp_path / "lib-1.0-py3-none-any.whl"
     wheel.write_bytes(wheel_of(Project("lib", "1.0"), requires=["one", "two"]))
-    data, _ = WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir).metadata(
-        wheel
-    )
-    (kept,) = kept_dir.iterdir()
+    data, _ = _keeping(tmp_path).metadata(wheel)
+    (kept,) = (tmp_path / "metadata").iterdir()
     whole = kept.read_bytes()
     # Cut short after a crash (the second Requires-Dist lost), or emptied.
     for damaged in (whole[: whole.index(b"Requires-Dist: two")], b""):
         kept.write_bytes(damaged)
-        again, parsed = WheelStore(
-            tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir
-        ).metadata(wheel)
+        again, parsed = _keeping(tmp_path).metadata(wheel)
         assert again == data
         assert [str(r) for r in parsed.requires_dist] == ["one", "two"]
         assert kept.read_bytes() == whole  # kept whole again
 
 
 def test_a_stored_wheels_metadata_is_kept_from_the_build(tmp_path: Path) -> None:
-    kept_dir = tmp_path / "metadata"
     built = tmp_path / "scratch" / "lib-1.0-py3-none-any.whl"
     built.parent.mkdir()
     built.write_bytes(wheel_of(Project("lib", "1.0"), requires=["one"]))
@@ -92,7 +86,7 @@ def test_a_stored_wheels_metadata_is_kept_from_the_build(tmp_path: Path) -> None
         build_env=(),
         python="3.11",
     )
-    store = WheelStore(tmp_path / "built", tmp_path / "wheels", metadata_dir=kept_dir)
+    store = _keeping(tmp_path)
     (tmp_path / "built").mkdir()
     read = read_wheel_metadata(built)
     stored = store.add(built, record, metadata=read)
