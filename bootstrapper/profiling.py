@@ -52,6 +52,10 @@ class _Active:
 class Section:
     seconds: float = 0.0
     calls: int = 0
+    #: When, in seconds since the profile started, the section was first entered and
+    #: last left: where in the run it lies (a tail after the builds, say).
+    first: float = float("inf")
+    last: float = 0.0
 
 
 class Profile:
@@ -64,11 +68,16 @@ class Profile:
         self._started = time.perf_counter()
         self._cpu_started = _cpu_times()
 
-    def add(self, section: str, seconds: float) -> None:
+    def add(self, section: str, seconds: float, *, ended: float | None = None) -> None:
+        """Add ``seconds`` to ``section``, for a call that ended at ``ended`` (a
+        ``time.perf_counter()`` reading; now when not given)."""
+        end = (time.perf_counter() if ended is None else ended) - self._started
         with self._lock:
             entry = self._sections.setdefault(section, Section())
             entry.seconds += seconds
             entry.calls += 1
+            entry.first = min(entry.first, end - seconds)
+            entry.last = max(entry.last, end)
 
     def count(self, what: str, n: int = 1) -> None:
         """Count an event that takes no measurable time of its own (e.g. a reuse)."""
@@ -106,6 +115,8 @@ class Profile:
                     "seconds": round(sections[name].seconds, 4),
                     "calls": sections[name].calls,
                     "ms_per_call": round(1000 * sections[name].seconds / sections[name].calls, 2),
+                    "first": round(max(sections[name].first, 0.0), 3),
+                    "last": round(sections[name].last, 3),
                 }
                 for name in ordered
             },
@@ -128,14 +139,20 @@ def summary(data: dict[str, Any]) -> str:
     lines = [
         f"profile: {wall:.2f} s wall; CPU {cpu['self']:.2f} s in bootstrapper, "
         f"{cpu['children']:.2f} s in subprocesses",
-        f"  {'section':<{width}} {'seconds':>8} {'calls':>6} {'ms/call':>8}",
+        f"  {'section':<{width}} {'seconds':>8} {'calls':>6} {'ms/call':>8} {'from':>7} {'to':>7}",
     ]
     for name, entry in data["sections"].items():
         seconds, calls, each = entry["seconds"], entry["calls"], entry["ms_per_call"]
-        lines.append(f"  {name:<{width}} {seconds:8.2f} {calls:6d} {each:8.1f}")
+        lines.append(
+            f"  {name:<{width}} {seconds:8.2f} {calls:6d} {each:8.1f}"
+            f" {entry['first']:7.2f} {entry['last']:7.2f}"
+        )
     if data["counts"]:
         lines.append("  " + ", ".join(f"{k}: {v}" for k, v in sorted(data["counts"].items())))
-    lines.append("  (seconds are summed over threads; sections may overlap)")
+    lines.append(
+        "  (seconds are summed over threads; sections may overlap; from/to: seconds since "
+        "the start of the run)"
+    )
     return "\n".join(lines)
 
 
@@ -150,7 +167,8 @@ def timed(section: str) -> Iterator[None]:
     try:
         yield
     finally:
-        profile.add(section, time.perf_counter() - started)
+        ended = time.perf_counter()
+        profile.add(section, ended - started, ended=ended)
 
 
 def timed_call(section: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

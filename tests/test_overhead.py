@@ -329,6 +329,10 @@ def test_profile_is_written_with_its_sections(
         assert section in sections, section
         assert sections[section]["calls"] >= 1
     assert sections["hook build_wheel"]["calls"] == 2
+    for entry in sections.values():  # where in the run: within it, in order
+        assert 0 <= entry["first"] <= entry["last"] <= profile["wall_seconds"]
+    # Publishing follows the builds it publishes.
+    assert sections["publishing"]["first"] >= sections["hook build_wheel"]["last"]
     assert "profile:" in run.stderr
     assert "hook build_wheel" in run.stderr
 
