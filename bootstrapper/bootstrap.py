@@ -354,6 +354,7 @@ class Bootstrapper:
                     checks.append(([requirement], file, f"install-check-{file.stem}{suffix}"))
         elif part.roots and file_of:
             checks.append((part.roots, next(iter(file_of.values())), f"install-check{suffix}"))
+        wheel_bytes = sum(w.path.stat().st_size for w in part.built.values())
         for wanted, constraints_file, stamp in checks:
             timed_call(
                 "install check",
@@ -363,6 +364,7 @@ class Bootstrapper:
                 constraints_file,
                 stamp=work / stamp,
                 python=part.interpreter.executable,
+                wheel_bytes=wheel_bytes,
             )
 
     def _record(

@@ -22,6 +22,39 @@ class InstallCheckError(BootstrapError):
     """The published index does not install the requirements it was built for."""
 
 
+#: A memory-backed directory (Linux's tmpfs): the throw-away environment is made there
+#: when it fits well, since it is written once, never read again and then deleted. On
+#: disk, the installer's thousands of small files cost the file system's journal several
+#: times the install itself (300 small wheels: about 1.2 s on disk, 0.3 s in memory).
+MEMORY_DIR = Path("/dev/shm")
+#: How many times their size wheels take once installed, and the share of the memory
+#: directory's free space an install check may take, up to a cap.
+UNPACKED_RATIO = 4
+MEMORY_SHARE = 4
+MEMORY_CAP = 1 << 30
+
+
+def fits_in_memory(wheel_bytes: int, free_bytes: int) -> bool:
+    """Whether installing wheels of ``wheel_bytes`` in all may use a memory-backed
+    directory with ``free_bytes`` free."""
+    needed = wheel_bytes * UNPACKED_RATIO
+    return needed <= min(free_bytes // MEMORY_SHARE, MEMORY_CAP)
+
+
+def throwaway_parent(wheel_bytes: int, memory_dir: Path | None = None) -> Path | None:
+    """Where to make the throw-away environment for wheels of ``wheel_bytes``: the
+    memory-backed directory (``memory_dir``, by default :data:`MEMORY_DIR`) when there
+    is one, writable, with room to spare; otherwise None (the temporary directory)."""
+    memory_dir = memory_dir or MEMORY_DIR
+    if not os.access(memory_dir, os.W_OK | os.X_OK):
+        return None
+    try:
+        stat = os.statvfs(memory_dir)
+    except OSError:
+        return None
+    return memory_dir if fits_in_memory(wheel_bytes, stat.f_bavail * stat.f_frsize) else None
+
+
 def index_digest(
     simple_dir: Path, requirements: Sequence[Requirement], constraints: Path | None
 ) -> str:
@@ -44,13 +77,15 @@ def check_installable(
     *,
     stamp: Path | None = None,
     python: Path | None = None,
+    wheel_bytes: int | None = None,
 ) -> bool:
     """Install ``requirements`` (with ``constraints``) from ``simple_dir`` alone, offline,
     into a fresh environment; raise InstallCheckError with the installer's reason.
 
     With ``stamp``, a check that passed on exactly the same index is not repeated;
     returns whether the check ran. The environment is made with ``python`` (default:
-    this interpreter)."""
+    this interpreter), in memory when ``wheel_bytes`` (the size of the wheels it may
+    install) fits there."""
     if not requirements:
         return False
     digest = index_digest(simple_dir, requirements, constraints)
@@ -59,8 +94,12 @@ def check_installable(
     uv = find_uv()
     env = clean_environ(os.environ)
     index_url = simple_dir.absolute().as_uri() + "/"
-    with tempfile.TemporaryDirectory(prefix="bootstrapper-installcheck-") as tmp:
+    parent = None if wheel_bytes is None else throwaway_parent(wheel_bytes)
+    with tempfile.TemporaryDirectory(prefix="bootstrapper-installcheck-", dir=parent) as tmp:
         venv = Path(tmp) / "venv"
+        # The installer's own temporary files (unpacked wheels) go beside the
+        # environment: on the same file system they are moved, not copied.
+        env["TMPDIR"] = tmp
         steps = [
             [
                 uv,
