@@ -48,9 +48,11 @@ from .finder import IndexFinder
 from .fsutil import (
     HASHES_FILE,
     atomic_write_text,
+    each_at_once,
     kept_hashes,
     sha256_file,
     sweep_temporary_files,
+    synced_together,
 )
 from .graph import DependencyGraph, Node, NodeKey
 from .http import HttpClient
@@ -447,16 +449,12 @@ class Bootstrapper:
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
     def _publish_timed(self, wheels: Sequence[BuiltWheel]) -> None:
-        sources = []
-        for built in wheels:
-            sdist = self._source_of(built)
-            if not sdist.exists():
-                continue
-            # An upstream wheel taken as it is travels too (build-sequence needs it), but
-            # apart from the sources: it is not one.
-            self.sources.archive(sdist)
-            if not sdist.name.endswith(".whl"):
-                sources.append(built.key.name)
+        kept = [(b, s) for b in wheels if (s := self._source_of(b)).exists()]
+        with synced_together():
+            each_at_once(self.sources.archive, list(dict.fromkeys(sdist for _, sdist in kept)))
+        # An upstream wheel taken as it is travels too (build-sequence needs it), but
+        # apart from the sources: it is not one.
+        sources = [built.key.name for built, sdist in kept if not sdist.name.endswith(".whl")]
         SourceIndexWriter(self.sources.sdists_dir).update(
             sources, {w.record.sdist: w.record.sdist_sha256 for w in wheels}
         )

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .credentials import redact_url
-from .fsutil import write_text_if_changed
+from .fsutil import each_at_once, synced_together, write_text_if_changed
 from .records import BuildRecord
 from .signing import Signer, envelope
 from .sources import PREBUILT_DIR
@@ -214,10 +214,13 @@ def write_provenance(
     """Write (atomically, and only where the bytes change) the provenance beside each
     published wheel, from its build record; returns how many files were written. A
     record of another file does not describe the wheel: it gets none."""
-    written = 0
-    for wheel, record in published:
-        if record.wheel != wheel.name:
-            continue
-        if write_text_if_changed(provenance_path(wheel), provenance_text(record, signer)):
-            written += 1
-    return written
+    described = [(wheel, record) for wheel, record in published if record.wheel == wheel.name]
+    with synced_together():
+        return sum(
+            each_at_once(
+                lambda item: write_text_if_changed(
+                    provenance_path(item[0]), provenance_text(item[1], signer)
+                ),
+                described,
+            )
+        )

@@ -3,8 +3,10 @@ HTML page its PEP 691 JSON form with the PEP 700 fields (``index.json``, see
 :mod:`.simple_json`).
 
 Publishing is atomic per file and ordered so that a page never links to a file that is
-missing or half written: the wheel, then its metadata and record, then the project page,
-then the root page.
+missing or half written: the wheels, then their metadata and records, then the project
+pages, then the root page. Each step's files are written by several threads and synced to
+the disk together before they are renamed into place (:func:`.fsutil.synced_together`):
+one sync per step, not one per file.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from .candidates import parse_sdist_filename
 from .fsutil import (
     atomic_copy,
     copy_unless_identical,
+    each_at_once,
     sha256_file,
+    synced_together,
     write_if_changed,
     write_text_if_changed,
 )
@@ -103,30 +107,42 @@ class IndexWriter:
         """Add wheels (each with its core metadata and build record) to the index, then
         rewrite the pages of the projects concerned and the root page. ``known``: what
         the caller knows of some of these wheels, by file name."""
-        published = []
-        projects: set[NormalizedName] = set()
+        given = list(wheels)
+        known = known or {}
+
+        def add(wheel: Path, metadata: bytes, record: Path | None) -> Path:
+            dest = self.wheels_dir / wheel.name
+            copy_unless_identical(wheel, dest)
+            write_if_changed(dest.with_name(dest.name + METADATA_SUFFIX), metadata)
+            if record is not None:
+                _copy_small_file(record, dest.with_name(dest.name + RECORD_SUFFIX))
+            return dest
+
         #: What the pages say of the wheels published here, from what is known of them.
-        links: dict[str, _Listing] = {}
+        links = {
+            wheel.name: _Listing(
+                known[wheel.name].sha256,
+                known[wheel.name].requires_python,
+                hashlib.sha256(metadata).hexdigest(),
+            )
+            for wheel, metadata, _ in given
+            if wheel.name in known
+        }
+        projects = {parse_wheel_filename(wheel.name)[0] for wheel, _, _ in given}
         with self._lock:
-            for wheel, metadata, record in wheels:
-                name, _, _, _ = parse_wheel_filename(wheel.name)
-                dest = self.wheels_dir / wheel.name
-                copy_unless_identical(wheel, dest)
-                write_if_changed(dest.with_name(dest.name + METADATA_SUFFIX), metadata)
-                if record is not None:
-                    _copy_small_file(record, dest.with_name(dest.name + RECORD_SUFFIX))
-                facts = (known or {}).get(wheel.name)
-                if facts is not None:
-                    links[wheel.name] = _Listing(
-                        facts.sha256, facts.requires_python, hashlib.sha256(metadata).hexdigest()
-                    )
-                projects.add(name)
-                published.append(dest)
+            # Every file a page links to is in place before any page is written.
+            with synced_together():
+                published = each_at_once(lambda item: add(*item), given)
             # One listing of the directory for every page written (not one per project:
             # publishing a tree of n projects would read n^2 directory entries).
             listed = self._published_wheels()
-            for name in sorted(projects):
-                self._write_project_page(name, sorted(listed.get(name, [])), links)
+            with synced_together():
+                each_at_once(
+                    lambda name: self._write_project_page(
+                        name, sorted(listed.get(name, [])), links
+                    ),
+                    sorted(projects),
+                )
             _write_root_page(self.simple_dir, "Simple index", listed)
         return published
 
@@ -220,9 +236,13 @@ class SourceIndexWriter:
             names = sorted(set(projects))
             # Nothing archived (a run that built nothing): there may be no directory.
             archives = _ArchivesByProject(self.sdists_dir) if names else None
-            for name in names:
-                assert archives is not None
-                self._write_project_page(name, known or {}, archives.of(name))
+            if archives is not None:
+                found = archives
+                with synced_together():
+                    each_at_once(
+                        lambda name: self._write_project_page(name, known or {}, found.of(name)),
+                        names,
+                    )
             self._write_root_page(archives)
 
     def _write_project_page(
