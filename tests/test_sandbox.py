@@ -5,8 +5,13 @@ that lists only what it published, each against hostile fixture backends."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -267,9 +272,31 @@ def _planted(output: Path, elsewhere: Path) -> list[Path]:
     )
 
 
+@pytest.fixture(params=["compiled", "script"])
+def view_helper(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Each way to make the view: the helper compiled from fsview.c, and fsview.py (as
+    on a machine without a C compiler)."""
+    if request.param == "script":
+        monkeypatch.setattr(isolation, "FSVIEW_C", tmp_path / "missing.c")
+    elif isolation.compiled_view() is None:
+        pytest.skip("no C compiler here")
+    isolation.readonly_view_problem.cache_clear()
+    assert isolation.readonly_view_problem() is None
+    compiled = sys.executable not in isolation.readonly_view_command(["true"], [], network=False)
+    assert compiled == (request.param == "compiled")
+    yield request.param
+    isolation.readonly_view_problem.cache_clear()
+
+
 @needs_view
 def test_builds_see_the_machine_read_only_in_every_command(
-    tmp_path: Path, index: FixtureIndex, bootstrap: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    index: FixtureIndex,
+    bootstrap: Any,
+    capsys: pytest.CaptureFixture[str],
+    view_helper: str,
 ) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -318,8 +345,9 @@ def test_without_filesystem_isolation_builds_write_where_the_user_can(
 def test_a_machine_without_the_view_is_told_once(
     tmp_path: Path, index: FixtureIndex, bootstrap: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As where mount namespaces are refused: the probe's helper cannot run.
+    # As where mount namespaces are refused: the probe's helpers cannot run.
     monkeypatch.setattr(isolation, "FSVIEW", tmp_path / "missing.py")
+    monkeypatch.setattr(isolation, "FSVIEW_C", tmp_path / "missing.c")
     isolation.readonly_view_problem.cache_clear()
     try:
         index.add(Project("probe"), tmp_path / "sdists")
@@ -345,3 +373,69 @@ def test_no_process_a_build_started_outlives_it(
     assert run.code == 0, run.stderr
     beat = run.output / ".work" / "scratch" / "daemon-1.0" / "home" / "beat"
     wait_until_quiet(beat, timeout=2)  # nobody counts any more
+
+
+def test_the_view_helper_is_compiled_once_and_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not any(shutil.which(c) for c in isolation.COMPILERS):
+        pytest.skip("no C compiler here")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    made = isolation.compiled_view()
+    assert made is not None and made.parent == tmp_path / "cache" / "bootstrapper"
+    before = made.stat()
+    assert isolation.compiled_view() == made
+    assert made.stat().st_mtime_ns == before.st_mtime_ns  # kept, not compiled again
+    # One that another user could have changed is not run: it is made again.
+    made.chmod(0o777)
+    assert isolation.compiled_view() == made
+    assert made.stat().st_mode & 0o777 == 0o755
+    # A changed source is another helper.
+    changed = tmp_path / "fsview.c"
+    changed.write_text(isolation.FSVIEW_C.read_text() + "\n/* changed */\n")
+    monkeypatch.setattr(isolation, "FSVIEW_C", changed)
+    assert isolation.compiled_view() not in (None, made)
+
+
+def test_without_a_compiler_or_a_compilable_source_there_is_no_compiled_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(isolation, "COMPILERS", ("no-such-cc",))
+    assert isolation.compiled_view() is None
+    monkeypatch.setattr(isolation, "COMPILERS", ("cc", "gcc", "clang"))
+    broken = tmp_path / "fsview.c"
+    broken.write_text("this is not C\n")
+    monkeypatch.setattr(isolation, "FSVIEW_C", broken)
+    assert isolation.compiled_view() is None
+    assert not list((tmp_path / "cache" / "bootstrapper").glob("fsview-*"))
+
+
+@needs_view
+def test_both_view_helpers_fail_alike_when_the_view_cannot_be_made(tmp_path: Path) -> None:
+    compiled = isolation.compiled_view()
+    if compiled is None:
+        pytest.skip("no C compiler here")
+    script = [sys.executable, "-I", "-S", str(isolation.FSVIEW)]
+    said = []
+    for helper in ([str(compiled)], script):
+        cmd = isolation.readonly_view_command(
+            ["true"], [tmp_path / "missing"], network=False, helper=helper
+        )
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        said.append((done.returncode, done.stderr))
+    assert said[0] == said[1]
+    assert said[0][0] == 125
+    assert said[0][1] == (
+        "bootstrapper: cannot make the build's read-only view: [Errno 2] mount "
+        f"{tmp_path / 'missing'}: No such file or directory\n"
+    )
+    # A command that cannot be found: 127, named.
+    for helper in ([str(compiled)], script):
+        cmd = isolation.readonly_view_command(
+            ["no-such-program"], [tmp_path], network=False, helper=helper
+        )
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        assert done.returncode == 127
+        assert "bootstrapper: cannot run no-such-program:" in done.stderr
+    assert os.path.isdir(tmp_path)
