@@ -283,11 +283,12 @@ def _syncfs() -> Callable[[int], int] | None:
 
 
 @contextmanager
-def replacing(path: Path) -> Iterator[Path]:
+def replacing(path: Path, *, batched: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block ends without an
     exception, so readers never see a half-written file; it is removed otherwise. (In a
-    :func:`synced_together` block, it replaces ``path`` when the block ends.)"""
-    batch = _batches.current
+    :func:`synced_together` block, it replaces ``path`` when the block ends, unless not
+    ``batched``.)"""
+    batch = _batches.current if batched else None
     fd, tmp = _temporary_beside(path)
     os.close(fd)
     try:
@@ -380,7 +381,9 @@ def atomic_copy(src: Path, dest: Path, *, link: bool = True) -> None:
     atomically. A file the user keeps editing (a patch, a plugin's archive) is copied:
     a link would change with it, and what a build used must stay as it was."""
     known = HASHES.known(src)
-    with replacing(dest) as tmp:
+    # Not batched: the rename changes the file's ctime, which the hash cache must see
+    # below. A link needs no sync, and a copy was never synced.
+    with replacing(dest, batched=False) as tmp:
         tmp.unlink()
         try:
             if not link:

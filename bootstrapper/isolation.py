@@ -97,7 +97,10 @@ def compiled_view() -> Path | None:
     except OSError:
         return None
     digest = hashlib.sha256(source + platform.machine().encode()).hexdigest()[:16]
-    target = helper_cache_dir() / f"fsview-{digest}"
+    try:
+        target = helper_cache_dir() / f"fsview-{digest}"
+    except RuntimeError:  # no home directory to be found
+        return None
     if _usable(target):
         return target
     compiler = next((c for c in COMPILERS if shutil.which(c)), None)
