@@ -52,7 +52,6 @@ from .fsutil import (
     kept_hashes,
     sha256_file,
     sweep_temporary_files,
-    synced_together,
 )
 from .graph import DependencyGraph, Node, NodeKey
 from .http import HttpClient
@@ -450,8 +449,7 @@ class Bootstrapper:
 
     def _publish_timed(self, wheels: Sequence[BuiltWheel]) -> None:
         kept = [(b, s) for b in wheels if (s := self._source_of(b)).exists()]
-        with synced_together():
-            each_at_once(self.sources.archive, list(dict.fromkeys(sdist for _, sdist in kept)))
+        each_at_once(self.sources.archive, list(dict.fromkeys(sdist for _, sdist in kept)))
         # An upstream wheel taken as it is travels too (build-sequence needs it), but
         # apart from the sources: it is not one.
         sources = [built.key.name for built, sdist in kept if not sdist.name.endswith(".whl")]

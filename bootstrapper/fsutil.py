@@ -283,6 +283,24 @@ def _syncfs() -> Callable[[int], int] | None:
 
 
 @contextmanager
+def _removed_on_failure(tmp: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _place(tmp: Path, path: Path, batch: _Batch | None) -> None:
+    """Rename ``tmp`` to ``path``: now, or when ``batch`` is committed."""
+    if batch is None:
+        os.replace(tmp, path)
+    else:
+        batch.add(tmp, path)
+
+
+@contextmanager
 def replacing(path: Path, *, batched: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block ends without an
     exception, so readers never see a half-written file; it is removed otherwise. (In a
@@ -291,16 +309,9 @@ def replacing(path: Path, *, batched: bool = True) -> Iterator[Path]:
     batch = _batches.current if batched else None
     fd, tmp = _temporary_beside(path)
     os.close(fd)
-    try:
+    with _removed_on_failure(tmp):
         yield tmp
-        if batch is not None:
-            batch.add(tmp, path)
-            return
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+        _place(tmp, path, batch)
 
 
 @contextmanager
@@ -309,20 +320,13 @@ def atomic_open(path: Path) -> Iterator[IO[bytes]]:
     the disk (in a :func:`synced_together` block, when the block ends)."""
     batch = _batches.current
     fd, tmp = _temporary_beside(path)
-    try:
+    with _removed_on_failure(tmp):
         with open(fd, "wb") as f:
             yield f
             if batch is None:
                 f.flush()
                 os.fsync(fd)
-        if batch is not None:
-            batch.add(tmp, path)
-            return
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+        _place(tmp, path, batch)
 
 
 #: How many files a batch writes at once. Their time goes to the file system (making

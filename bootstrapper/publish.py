@@ -6,7 +6,8 @@ Publishing is atomic per file and ordered so that a page never links to a file t
 missing or half written: the wheels, then their metadata and records, then the project
 pages, then the root page. Each step's files are written by several threads and synced to
 the disk together before they are renamed into place (:func:`.fsutil.synced_together`):
-one sync per step, not one per file.
+one sync per step, not one per file. (Copies, hard links where possible, are in place at
+once: they are never half written.)
 """
 
 from __future__ import annotations
