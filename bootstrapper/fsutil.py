@@ -226,12 +226,14 @@ _batches = _Batches()
 
 @contextmanager
 def synced_together() -> Iterator[None]:
-    """Within the block, the atomic writes of this thread (and of the workers it starts
-    with :func:`each_at_once`) go to temporary names; when it ends, they are synced to
-    the disk at once, then each renamed into place. As safe as syncing each file before
-    its rename (no file is ever seen half-written, even after a crash), with one sync
-    of the file system instead of one per file. Until the block ends, the files are not
-    where they are going: read none of them back inside it. If it fails, none is."""
+    """Within the block, the atomic writes (:func:`atomic_open` and what uses it) of
+    this thread and of the workers it starts with :func:`each_at_once` go to temporary
+    names; when it ends, they are synced to the disk at once, then each renamed into
+    place. As safe as syncing each file before its rename (no file is ever seen
+    half-written, even after a crash), with one sync of the file system instead of one
+    per file. Until the block ends, the files are not where they are going: read none of
+    them back inside it. If it fails, none is. (:func:`replacing` and the copies made
+    with it are never deferred.)"""
     outer, batch = _batches.current, _Batch()
     _batches.current = batch
     try:
@@ -292,26 +294,17 @@ def _removed_on_failure(tmp: Path) -> Iterator[None]:
         raise
 
 
-def _place(tmp: Path, path: Path, batch: _Batch | None) -> None:
-    """Rename ``tmp`` to ``path``: now, or when ``batch`` is committed."""
-    if batch is None:
-        os.replace(tmp, path)
-    else:
-        batch.add(tmp, path)
-
-
 @contextmanager
-def replacing(path: Path, *, batched: bool = True) -> Iterator[Path]:
+def replacing(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it only if the block ends without an
-    exception, so readers never see a half-written file; it is removed otherwise. (In a
-    :func:`synced_together` block, it replaces ``path`` when the block ends, unless not
-    ``batched``.)"""
-    batch = _batches.current if batched else None
+    exception, so readers never see a half-written file; it is removed otherwise. Never
+    deferred by :func:`synced_together`: what fills it (a link, a copy, a download) is
+    not synced, and a caller may look at ``path`` at once (the hash cache does)."""
     fd, tmp = _temporary_beside(path)
     os.close(fd)
     with _removed_on_failure(tmp):
         yield tmp
-        _place(tmp, path, batch)
+        os.replace(tmp, path)
 
 
 @contextmanager
@@ -326,7 +319,10 @@ def atomic_open(path: Path) -> Iterator[IO[bytes]]:
             if batch is None:
                 f.flush()
                 os.fsync(fd)
-        _place(tmp, path, batch)
+        if batch is None:
+            os.replace(tmp, path)
+        else:
+            batch.add(tmp, path)  # synced and renamed when the batch ends
 
 
 #: How many files a batch writes at once. Their time goes to the file system (making
@@ -385,9 +381,7 @@ def atomic_copy(src: Path, dest: Path, *, link: bool = True) -> None:
     atomically. A file the user keeps editing (a patch, a plugin's archive) is copied:
     a link would change with it, and what a build used must stay as it was."""
     known = HASHES.known(src)
-    # Not batched: the rename changes the file's ctime, which the hash cache must see
-    # below. A link needs no sync, and a copy was never synced.
-    with replacing(dest, batched=False) as tmp:
+    with replacing(dest) as tmp:
         tmp.unlink()
         try:
             if not link:
