@@ -128,12 +128,15 @@ def compiled_view() -> Path | None:
     return target
 
 
+def _script() -> list[str]:
+    """The view made by fsview.py (-I -S: it needs only the standard library)."""
+    return [sys.executable, "-I", "-S", str(FSVIEW)]
+
+
 def _helpers() -> list[list[str]]:
-    """The commands that can make the view, best first: the compiled helper, the script
-    (-I -S: it needs only the standard library, and starts in milliseconds)."""
+    """The commands that can make the view, best first: the compiled helper, the script."""
     compiled = compiled_view()
-    script = [sys.executable, "-I", "-S", str(FSVIEW)]
-    return [[str(compiled)], script] if compiled is not None else [script]
+    return [[str(compiled)], _script()] if compiled is not None else [_script()]
 
 
 def readonly_view_command(
@@ -178,7 +181,7 @@ class _Probed:
 
 def _probed_helper() -> list[str]:
     readonly_view_problem()
-    return _Probed.helper or [sys.executable, "-I", "-S", str(FSVIEW)]
+    return _Probed.helper or _script()
 
 
 @functools.cache

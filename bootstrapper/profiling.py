@@ -68,16 +68,15 @@ class Profile:
         self._started = time.perf_counter()
         self._cpu_started = _cpu_times()
 
-    def add(self, section: str, seconds: float, *, ended: float | None = None) -> None:
-        """Add ``seconds`` to ``section``, for a call that ended at ``ended`` (a
-        ``time.perf_counter()`` reading; now when not given)."""
-        end = (time.perf_counter() if ended is None else ended) - self._started
+    def add(self, section: str, started: float, ended: float) -> None:
+        """Add a call of ``section`` from ``started`` to ``ended`` (``time.perf_counter()``
+        readings)."""
         with self._lock:
             entry = self._sections.setdefault(section, Section())
-            entry.seconds += seconds
+            entry.seconds += ended - started
             entry.calls += 1
-            entry.first = min(entry.first, end - seconds)
-            entry.last = max(entry.last, end)
+            entry.first = min(entry.first, started - self._started)
+            entry.last = max(entry.last, ended - self._started)
 
     def count(self, what: str, n: int = 1) -> None:
         """Count an event that takes no measurable time of its own (e.g. a reuse)."""
@@ -167,8 +166,7 @@ def timed(section: str) -> Iterator[None]:
     try:
         yield
     finally:
-        ended = time.perf_counter()
-        profile.add(section, ended - started, ended=ended)
+        profile.add(section, started, time.perf_counter())
 
 
 def timed_call(section: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
