@@ -3,6 +3,7 @@ outside DIR, byte ranges, the command line (a free port, Ctrl-C, usage errors)."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -378,13 +379,13 @@ def test_pip_and_uv_install_through_serve_and_a_bootstrap_reads_its_json(
         uv = uv_install(f"{base}/simple/", tmp_path / "uv-venv", "top")
         assert uv.returncode == 0, uv.stderr
         assert installed(tmp_path / "uv-venv")["via-extra"] == "3.0"
-        assert json_pages_served(log) >= {"top", "host", "via-extra", "libtwo"}
+        assert json_pages_served(log, wanted=JSON_WANTED) >= JSON_WANTED
 
         seen = log.stat().st_size
         pip = pip_from(f"{base}/simple/", tmp_path / "pip-venv", "top")
         assert pip.returncode == 0, pip.stderr
         assert installed(tmp_path / "pip-venv")["via-extra"] == "3.0"
-        assert json_pages_served(log, seen) >= {"top", "host", "via-extra", "libtwo"}
+        assert json_pages_served(log, seen, wanted=JSON_WANTED) >= JSON_WANTED
 
         # The sources, served as JSON with upload times: --exclude-newer can be honoured
         # (an index without upload times refuses it), and a cut-off before the run
@@ -428,15 +429,26 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def json_pages_served(log: Path, since: int = 0) -> set[str]:
+JSON_WANTED = frozenset({"top", "host", "via-extra", "libtwo"})
+
+
+def json_pages_served(log: Path, since: int = 0, *, wanted: frozenset[str]) -> set[str]:
     """The projects whose page the server's log shows it served as JSON (after the
-    first ``since`` bytes of the log)."""
-    found = set()
-    for line in log.read_bytes()[since:].decode().splitlines():
-        match = re.search(r'"GET /simple/([^/ ]+)/ HTTP/1.1" 200 \d+ (\S+)$', line)
-        if match and match[2] == JSON_MEDIA_TYPE:
-            found.add(match[1])
-    return found
+    first ``since`` bytes of the log). The server logs a request after it answered, so
+    a client can be done before its last lines are written: wait up to 10 s for
+    ``wanted`` to appear, then return what is there."""
+
+    def found() -> set[str]:
+        pages = set()
+        for line in log.read_bytes()[since:].decode().splitlines():
+            match = re.search(r'"GET /simple/([^/ ]+)/ HTTP/1.1" 200 \d+ (\S+)$', line)
+            if match and match[2] == JSON_MEDIA_TYPE:
+                pages.add(match[1])
+        return pages
+
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: found() >= wanted, timeout=10)
+    return found()
 
 
 def test_the_log_escapes_what_a_client_wrote(served: tuple[Path, Client, list[str]]) -> None:
