@@ -85,11 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console() -> None:
     """The console script (and ``python -m bootstrapper``): :func:`main`, then exit.
 
-    What the run made is garbage now, and the interpreter's last collections would walk
-    all of it on the way out (about 50 ms after a 300-package re-run): it is frozen
-    instead. Nothing here relies on a collection at exit (files are closed and written
-    when they are made; clean-ups are ``atexit`` hooks, which still run).
+    Everything imported by now (the modules, their classes and functions) lives as long
+    as the process: it is frozen first, so that the cyclic collector does not walk it
+    again at every older-generation collection of the run (2% of a 300-package re-run).
+    What the run made is garbage at the end, and the interpreter's last collections
+    would walk all of it on the way out (about 50 ms more): it is frozen too. Nothing
+    here relies on a collection at exit (files are closed and written when they are
+    made; clean-ups are ``atexit`` hooks, which still run).
     """
+    gc.freeze()
     status = main()
     gc.freeze()
     sys.exit(status)
