@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -275,14 +275,24 @@ def test_nothing_outside_the_directory_is_served(
     assert client.get("/graph.json").headers["content-type"] == "application/json"
 
 
-def serve_command(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bootstrapper", "serve", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def serve_command(
+    cwd: Path, *args: str, stderr: IO[str] | int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    """``bootstrapper serve`` in ``cwd``, with Ctrl-C as a terminal delivers it. A test
+    run started in the background by a shell without job control has SIGINT ignored,
+    and an ignored signal stays ignored in a child (the server would never stop); one
+    this process handles is the default again in the child."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bootstrapper", "serve", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    finally:  # the child runs its own program by the time Popen returns
+        signal.signal(signal.SIGINT, previous)
 
 
 def started(process: subprocess.Popen[str]) -> str:
@@ -367,13 +377,7 @@ def test_pip_and_uv_install_through_serve_and_a_bootstrap_reads_its_json(
 
     log = tmp_path / "serve.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bootstrapper", "serve", run.output.name, "--port", "0"],
-            cwd=run.output.parent,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
+        process = serve_command(run.output.parent, run.output.name, "--port", "0", stderr=stderr)
     try:
         base = started(process)
         uv = uv_install(f"{base}/simple/", tmp_path / "uv-venv", "top")
