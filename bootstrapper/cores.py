@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .affinity import given_cpus
+
 #: Variables for tools that do not join the jobserver: each is set to the build's share
 #: (PyTorch-style ``MAX_JOBS``, ``cmake --build``, cargo, numpy.distutils).
 SHARE_VARIABLES = (
@@ -75,11 +77,9 @@ def format_size(size: int) -> str:
 
 
 def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask, where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+    """The CPUs this process may run on (its affinity mask as it was given, where the
+    OS has one)."""
+    return max(1, len(given_cpus()) or os.cpu_count() or 1)
 
 
 def machine_memory() -> int:

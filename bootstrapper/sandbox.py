@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from . import affinity
+
 #: Three hours: long enough for the big C++ trees on a few cores; raise it per package
 #: (``build-timeout:``) for the known-long ones.
 DEFAULT_BUILD_TIMEOUT = 3 * 60 * 60
@@ -180,6 +182,7 @@ def start_in_own_group(
 ) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in a new session (so its own process group, which :func:`kill_group`
     ends whole), its output and errors into ``stdout``, a pipe on its standard input."""
+    affinity.release()  # a backend: the run builds now, on every core
     return subprocess.Popen(
         list(cmd),
         cwd=cwd,

@@ -9,9 +9,11 @@ import os
 import select
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from .. import __version__
+from ..affinity import one_core
 from ..errors import BootstrapError, UsageError
 from . import (
     bootstrap_command,
@@ -48,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The commands whose own work is orchestration (resolving, reusing, starting builds,
+#: publishing): their threads run on one core, which is faster (see ``affinity``); the
+#: programs they start have every core.
+ONE_CORE_COMMANDS = frozenset(
+    {"bootstrap", "build", "build-sequence", "verify", "update", "find-updates"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (the console script exits with it)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -57,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return EXIT_USAGE
-        status: int = args.handler(args)
+        with one_core() if args.command in ONE_CORE_COMMANDS else nullcontext():
+            status: int = args.handler(args)
         return status
     except UsageError as e:
         print(f"bootstrapper: error: {e.message}", file=sys.stderr)
