@@ -10,7 +10,9 @@ more than one core at a time anyway, so the run's own threads lose nothing.
 
 What the run starts (backends and their compilers, probes, uv) must have every core the
 process was given: a thread gets the process's whole mask back just before it starts a
-child (an audit hook on every way of starting one), and keeps it.
+child (an audit hook on every way of starting one), and keeps it. Once the run starts
+its first backend, every thread gets the whole mask back (:func:`release`): from then on
+the builds keep the cores busy, and pinned threads would wait for their one core.
 
 Linux only (``sched_setaffinity``); elsewhere, and on a single CPU, nothing changes.
 """
@@ -41,6 +43,8 @@ SPAWN_EVENTS = frozenset(
 _lock = threading.Lock()
 #: The CPUs the process was given, while :func:`one_core` is in force; None otherwise.
 _given: frozenset[int] | None = None
+#: Whether :func:`release` gave every thread the whole mask back already.
+_released = False
 _hooked = False
 
 
@@ -61,7 +65,7 @@ def one_core() -> Iterator[None]:
     """Run the block with the calling thread, and the threads it starts, on the CPU it
     is on now, until :func:`release`; children get every CPU of the process whatever
     happens. A use inside another (or beside it, in another thread) changes nothing."""
-    global _given, _hooked
+    global _given, _hooked, _released
     cpus = given_cpus()
     cpu = _current_cpu()
     with _lock:
@@ -71,6 +75,7 @@ def one_core() -> Iterator[None]:
                 sys.addaudithook(_before_spawn)
                 _hooked = True
             _given = cpus
+            _released = False
     if not pinned or cpu is None:
         yield
         return
@@ -88,8 +93,10 @@ def release() -> None:
     :func:`one_core` block: the run starts builds now, and their processes will keep
     the cores busy, the pinned core among them, where the run's own threads would then
     wait their turn."""
-    given = _given
-    if given is None:
+    global _released
+    with _lock:
+        given, done, _released = _given, _released, True
+    if given is None or done:
         return
     try:
         threads = os.listdir("/proc/self/task")
