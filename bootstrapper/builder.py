@@ -29,7 +29,7 @@ from .archive import DEFAULT_UNPACK_LIMITS, UnpackLimits, unpack
 from .buildenv import BuildEnv, EnvFactory
 from .buildsystem import BuildSystem, beyond_declared, read_build_system
 from .candidates import Release
-from .cores import CoreBudget, Demand, Grant, demand_json, format_size
+from .cores import SHARE_VARIABLES, CoreBudget, Demand, Grant, demand_json, format_size
 from .errors import BootstrapError, BuildError, VendoringError
 from .fsutil import empty_dir, sha256_file
 from .interpreters import Interpreter, current, probe
@@ -643,7 +643,10 @@ class PackageBuilder:
                 kept.backend.close()
             backend = self._new_backend(release, tree, env, plan, log)
             kept = _KeptHost(backend, tree, env.path, _wheel_key(wheels), log)
-        backend.use_environ(extra)
+        jobs = grant.build_ext_jobs() if grant is not None else None
+        if jobs is not None and plan.env.keys() & {"DIST_EXTRA_CONFIG", *SHARE_VARIABLES}:
+            jobs = None  # the package's settings fix its number of jobs
+        backend.use_environ(extra, build_ext=jobs)
         try:
             yield backend
         except BaseException:

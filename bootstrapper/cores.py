@@ -14,7 +14,10 @@ Two mechanisms, because build tools differ:
   ``NPY_NUM_BUILD_JOBS``, make's ``-jN`` where the make on PATH is older than 4.4, and
   setuptools' parallel ``build_ext`` (a ``[build_ext] parallel`` config file named by
   ``DIST_EXTRA_CONFIG``). The rule: a build gets the cores not promised to builds
-  already running (at least 1), and promises them while it runs.
+  already running (at least 1), and promises them while it runs. setuptools'
+  ``build_ext`` is then joined to the jobserver by the backend's host
+  (:func:`bootstrapper.hookhost.join_build_ext`), so it grows past that share as the
+  other builds end.
 
 A package's settings may ask for more: ``exclusive: true`` (wait until nothing else runs;
 nothing else starts while it waits or runs; it gets every core), ``cores: N`` (wait until
@@ -115,6 +118,21 @@ class Demand:
 
 
 @dataclass(frozen=True)
+class BuildExtJobs:
+    """setuptools' parallel ``build_ext`` joined to the run's jobserver by the backend's
+    host (:func:`bootstrapper.hookhost.join_build_ext`): where its config file gave the
+    build's ``share``, up to ``most`` extensions build at once, each past the first
+    holding a token of the FIFO at ``fifo`` while it builds."""
+
+    fifo: str
+    share: int
+    most: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fifo": self.fifo, "share": self.share, "most": self.most}
+
+
+@dataclass(frozen=True)
 class Grant:
     """The budget one backend call got, and the variables that tell its tools."""
 
@@ -146,6 +164,16 @@ class Grant:
         if self.demand != Demand():
             data["settings"] = demand_json(self.demand)
         return data
+
+    def build_ext_jobs(self) -> BuildExtJobs | None:
+        """How setuptools' ``build_ext`` may grow past the share as other builds end:
+        to every core of the budget, or to the share where the build's settings ask
+        cores or memory of their own. None for a light call, or without a jobserver."""
+        if self.jobserver is None or not self.promised:
+            return None
+        own = self.demand.cores is not None or self.demand.memory is not None
+        most = self.cores if own else self.machine
+        return BuildExtJobs(self.jobserver.removeprefix("fifo:"), self.cores, most)
 
     def describe(self) -> str:
         how = "joined to the run's jobserver" if self.jobserver else "no jobserver"

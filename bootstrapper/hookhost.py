@@ -12,7 +12,8 @@ writes one JSON line to REPLY_FD: ``{"value": ...}``, ``{"missing": true}`` (the
 has no such hook), ``{"unavailable": TEXT}`` (the backend cannot be imported),
 ``{"invalid": TEXT}`` or ``{"failed": STATUS}`` (the hook raised, or its process ended
 without an answer; the traceback went to standard error). The host ends when standard
-input does.
+input does. A request may also carry ``"build_ext": {"fifo": PATH, "share": N, "most":
+M}``: see :func:`join_build_ext`.
 
 A fork per hook keeps PEP 517's promise of a fresh process to each hook (a backend may
 change its working directory, its environment, its modules) while the interpreter's start
@@ -110,11 +111,103 @@ def _reap() -> None:
             return
 
 
+class Tokens:
+    """Jobs that take turns at a GNU make jobserver (a FIFO holding one token per core):
+    the first job running uses the slot the backend call holds already, as make's first
+    job does; every other job holds a token while it runs."""
+
+    def __init__(self, fifo: str) -> None:
+        import threading
+
+        # Read and write ends in one descriptor, as the run's budget opens it: never blocks.
+        self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self._lock = threading.Lock()
+        self._own_slot_free = True
+
+    def run(self, job: Callable[..., Any], *args: Any) -> Any:
+        token = self._take()
+        try:
+            return job(*args)
+        finally:
+            self._give(token)
+
+    def _take(self) -> bytes:
+        """A token (empty: the call's own slot), once one is free."""
+        import select
+
+        while True:
+            with self._lock:
+                if self._own_slot_free:
+                    self._own_slot_free = False
+                    return b""
+            try:
+                token = os.read(self._fd, 1)
+            except BlockingIOError:
+                token = b""
+            if token:
+                return token
+            # Woken by a token coming back; the call's own slot frees without a wake-up.
+            select.select([self._fd], [], [], 0.2)
+
+    def _give(self, token: bytes) -> None:
+        if token:
+            os.write(self._fd, token)
+        else:
+            with self._lock:
+                self._own_slot_free = True
+
+
+def join_build_ext(fifo: str, share: int, most: int) -> bool:
+    """Join setuptools' parallel ``build_ext`` (the distutils the backend imported) to
+    the run's jobserver: where the build's config file set ``parallel`` to its ``share``
+    of the cores, up to ``most`` extensions build at once, each past the first holding a
+    token while it builds. A build that started beside another thus takes the cores the
+    other leaves when it ends, instead of running on its share to the end. Whether it
+    applies (not where the backend did not import setuptools, or has no such method)."""
+    if "setuptools" not in sys.modules:
+        return False
+    try:
+        from distutils.command import build_ext as module
+    except ImportError:
+        return False
+    command = getattr(module, "build_ext", None)
+    parallel = getattr(command, "_build_extensions_parallel", None)
+    if command is None or parallel is None:
+        return False
+    try:
+        tokens = Tokens(fifo)
+    except OSError:  # not in this process's view of the machine: the share stands
+        return False
+
+    def joined(self: Any) -> None:
+        # A number of the package's own, or one its settings gave, is kept.
+        if type(self.parallel) is int and self.parallel == share and most > share:
+            self.parallel = most
+        print(
+            f"bootstrapper: build_ext builds up to {self.parallel} extensions at once, "
+            "each past the first with a token of the run's jobserver",
+            file=sys.stderr,
+            flush=True,
+        )
+        build = self.build_extension
+        self.build_extension = lambda ext: tokens.run(build, ext)
+        try:
+            parallel(self)
+        finally:
+            del self.build_extension
+
+    command._build_extensions_parallel = joined
+    return True
+
+
 def _run_child(hook: Callable[..., Any], request: dict[str, Any], result_file: str) -> int:
     """In the forked child: the hook's answer into ``result_file``; the exit status."""
     try:
         os.environ.clear()
         os.environ.update(request.get("environ") or {})
+        build_ext = request.get("build_ext")
+        if build_ext:
+            join_build_ext(build_ext["fifo"], build_ext["share"], build_ext["most"])
         value = hook(**(request.get("kwargs") or {}))
         partial = result_file + ".part"
         with open(partial, "w", encoding="utf-8") as out:

@@ -21,6 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from .buildenv import BuildEnv
 from .buildsystem import BuildSystem
+from .cores import BuildExtJobs
 from .errors import BuildError, BuildTimeoutError, InvalidSourceError
 from .isolation import readonly_view_command
 from .profiling import count, timed
@@ -77,13 +78,17 @@ class Backend:
         self._limit = time_limit or TimeLimit(DEFAULT_BUILD_TIMEOUT, "the default")
         #: With a read-only view of the machine, the directories the hooks may write.
         self._writable = None if writable is None else list(writable)
+        self._build_ext: BuildExtJobs | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._replies: IO[bytes] | None = None
 
-    def use_environ(self, extra_environ: Mapping[str, str]) -> None:
+    def use_environ(
+        self, extra_environ: Mapping[str, str], *, build_ext: BuildExtJobs | None = None
+    ) -> None:
         """The variables the next hooks see on top of the clean environment (a new core
-        grant's, for one)."""
+        grant's, for one), and how their setuptools ``build_ext`` joins the jobserver."""
         self._extra = dict(extra_environ)
+        self._build_ext = build_ext
 
     @property
     def pid(self) -> int | None:
@@ -158,6 +163,8 @@ class Backend:
         """Send one request and wait, within the time limit, for its answer."""
         process, replies = self._start()
         request = {"hook": hook, "kwargs": dict(kwargs), "environ": self._environ()}
+        if self._build_ext is not None:
+            request["build_ext"] = self._build_ext.to_json()
         assert process.stdin is not None
         with tracked(process.pid):
             try:

@@ -1,0 +1,186 @@
+"""setuptools' parallel build_ext joined to the run's jobserver: a build that started
+beside another (and so got one core of two) takes the second core once the other ends.
+
+Real processes throughout: the run's core budget with its FIFO, the backend host, and
+setuptools' own ``build_meta`` in this interpreter. The package's ``build_ext`` sleeps in
+place of a compiler and notes when each extension starts and ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bootstrapper.buildenv import BuildEnv
+from bootstrapper.buildsystem import BuildSystem
+from bootstrapper.cores import BuildExtJobs, CoreBudget, Demand, Grant
+from bootstrapper.pep517 import Backend
+from bootstrapper.sandbox import TimeLimit
+
+pytest.importorskip("setuptools", reason="the test runs setuptools' own backend")
+
+#: Extensions of the probe package, and how long each one's "compile" takes.
+EXTENSIONS = 8
+COMPILE = 0.4
+
+SETUP = f"""
+import json, os, time
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+class probe_build_ext(build_ext):
+    def build_extension(self, ext):
+        start = time.time()
+        with open(os.environ["PROBE_FILE"] + ".started", "a") as f:
+            f.write(ext.name + "\\n")
+        time.sleep({COMPILE})
+        with open(os.environ["PROBE_FILE"], "a") as f:
+            f.write(json.dumps([ext.name, start, time.time(), self.parallel]) + "\\n")
+
+
+setup(
+    name="probe",
+    version="1.0",
+    ext_modules=[Extension(f"probe_{{i}}", [f"probe_{{i}}.c"]) for i in range({EXTENSIONS})],
+    cmdclass={{"build_ext": probe_build_ext}},
+)
+"""
+
+
+def make_tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "probe-1.0"
+    tree.mkdir()
+    (tree / "setup.py").write_text(textwrap.dedent(SETUP))
+    for i in range(EXTENSIONS):
+        (tree / f"probe_{i}.c").write_text("int probe(void) { return 0; }\n")
+    return tree
+
+
+def build(tmp_path: Path, grant: Grant, *, joined: bool = True) -> list[tuple[float, float, int]]:
+    """Build the probe's wheel under ``grant``; each extension's (start, end, parallel)."""
+    tree = make_tree(tmp_path)
+    probe = probe_file(tmp_path)
+    log = (tmp_path / "build.log").open("ab", buffering=0)
+    backend = Backend(
+        tree,
+        BuildSystem((), "setuptools.build_meta:__legacy__", ()),
+        BuildEnv.at(Path(sys.prefix)),
+        log,
+        package="probe",
+        exchange_dir=tmp_path / "exchange",
+        base_environ={"PATH": os.environ["PATH"]},
+        time_limit=TimeLimit(120, "the test"),
+    )
+    environ = {**grant.variables, "PROBE_FILE": str(probe)}
+    backend.use_environ(environ, build_ext=grant.build_ext_jobs() if joined else None)
+    with backend, log:
+        backend.build_wheel(tmp_path / "wheels")
+    rows = [json.loads(line) for line in probe.read_text().splitlines()]
+    return [(start, end, parallel) for _, start, end, parallel in rows]
+
+
+def probe_file(tmp_path: Path) -> Path:
+    return tmp_path / "probe.jsonl"
+
+
+def wait_for_extensions(tmp_path: Path, started: int) -> None:
+    """Until ``started`` extensions have started building."""
+    marks = probe_file(tmp_path).with_name("probe.jsonl.started")
+    deadline = time.monotonic() + 60
+    while not (marks.exists() and len(marks.read_text().split()) >= started):
+        assert time.monotonic() < deadline, "the build never started its extensions"
+        time.sleep(0.02)
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_a_build_that_started_beside_another_takes_its_core_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    with CoreBudget(2, make_joins=True) as budget:
+        other = budget.lease()
+        other.__enter__()  # a build running already: it holds one token of two
+        with budget.lease() as grant:
+            assert (grant.cores, grant.alongside) == (1, 1)
+            ended: list[float] = []
+
+            def end_the_other() -> None:
+                wait_for_extensions(tmp_path, 1)
+                time.sleep(2 * COMPILE)
+                ended.append(time.time())
+                other.__exit__(None, None, None)
+
+            thread = threading.Thread(target=end_the_other, daemon=True)
+            thread.start()
+            rows = build(tmp_path, grant)
+            thread.join()
+    log = (tmp_path / "build.log").read_text()
+    assert "build_ext builds up to 2 extensions at once" in log
+    assert len(rows) == EXTENSIONS and {parallel for *_, parallel in rows} == {2}
+    before = [(s, e) for s, e, _ in rows if s < ended[0]]
+    after = [(s, e) for s, e, _ in rows if s >= ended[0]]
+    # One at a time while the other build held the second core, two at once after.
+    assert most_at_once(before) == 1
+    assert most_at_once(after) == 2
+
+
+def test_without_joining_the_share_stands_to_the_end(tmp_path: Path) -> None:
+    with CoreBudget(2, make_joins=True) as budget, budget.lease(), budget.lease() as grant:
+        assert grant.cores == 1
+        rows = build(tmp_path, grant, joined=False)
+    assert {parallel for *_, parallel in rows} == {1}
+    assert most_at_once([(s, e) for s, e, _ in rows]) == 1
+    assert "build_ext builds up to" not in (tmp_path / "build.log").read_text()
+
+
+def test_a_build_alone_never_runs_more_jobs_than_tokens(tmp_path: Path) -> None:
+    """Alone it has both cores, and a build that starts meanwhile waits for a token."""
+    with CoreBudget(2, make_joins=True) as budget, budget.lease() as grant:
+        assert grant.cores == 2
+        leased: list[float] = []
+
+        def a_second_build() -> None:
+            wait_for_extensions(tmp_path, 2)
+            with budget.lease():
+                leased.append(time.time())
+
+        thread = threading.Thread(target=a_second_build, daemon=True)
+        thread.start()
+        rows = build(tmp_path, grant)
+        thread.join()
+    assert most_at_once([(s, e) for s, e, _ in rows]) == 2
+    # Both tokens were out, the build's own and its second extension's, until one ended.
+    assert leased[0] >= min(end for _, end, _ in rows)
+
+
+@pytest.mark.parametrize(
+    ("demand", "share", "most"),
+    [(Demand(), 3, 4), (Demand(cores=2), 2, 2), (Demand(memory=1 << 20), 3, 3)],
+)
+def test_how_far_build_ext_may_grow(demand: Demand, share: int, most: int) -> None:
+    """To the whole budget, unless the package's settings ask cores or memory."""
+    with (
+        CoreBudget(4, make_joins=True) as budget,
+        budget.lease(Demand(cores=1)),
+        budget.lease(demand) as grant,
+    ):
+        assert grant.build_ext_jobs() == BuildExtJobs(str(budget.fifo), share, most)
+
+
+def test_a_light_call_joins_nothing() -> None:
+    with CoreBudget(2, make_joins=True) as budget, budget.lease(light=True) as asking:
+        assert asking.build_ext_jobs() is None
