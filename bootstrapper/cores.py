@@ -28,6 +28,7 @@ machine's memory is not promised to other running builds).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import select
@@ -50,6 +51,10 @@ SHARE_VARIABLES = (
     "CARGO_BUILD_JOBS",
     "NPY_NUM_BUILD_JOBS",
 )
+#: The jobserver directories' names in the temporary directory, and the file whose lock
+#: says the run that made one is alive.
+JOBSERVER_PREFIX = "bootstrapper-jobserver-"
+OWNER = "owner"
 #: Seconds between checks, by a build waiting for a token, that the run goes on.
 POLL = 0.2
 #: The token GNU make writes (any byte works; make gives back the byte it took).
@@ -209,6 +214,44 @@ def share_variables(cores: int) -> dict[str, str]:
     return {name: str(cores) for name in SHARE_VARIABLES}
 
 
+def claim(directory: Path) -> int:
+    """Lock ``directory`` as this process's, for as long as the returned descriptor is
+    open: the kernel drops the lock however the process ends (``kill -9`` included)."""
+    part = directory / f"{OWNER}.part"
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a new file: nobody else can hold it
+    # Only now under its name: a run that looks for abandoned directories never sees it
+    # unlocked.
+    os.replace(part, directory / OWNER)
+    return fd
+
+
+def remove_abandoned(parent: Path) -> None:
+    """Remove the jobserver directories in ``parent`` of runs that ended without removing
+    their own (killed): the lock of a live run's owner file is held."""
+    try:
+        entries = [e for e in os.scandir(parent) if e.name.startswith(JOBSERVER_PREFIX)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if not (
+                entry.is_dir(follow_symlinks=False)
+                and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+            ):
+                continue
+            fd = os.open(Path(entry.path) / OWNER, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # no owner file (being made, or an older version's): left alone
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its run is alive
+            os.close(fd)
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        os.close(fd)
+
+
 def merge_makeflags(user: str | None, ours: str) -> str:
     """The user's ``MAKEFLAGS`` without its job settings, then ours (which win)."""
     kept = [
@@ -221,7 +264,8 @@ def merge_makeflags(user: str | None, ours: str) -> str:
 
 class CoreBudget:
     """The cores of this machine shared by the builds of one run. The jobserver FIFO is
-    made by the first lease and removed by :meth:`close` (or leaving the ``with``)."""
+    made by the first lease and removed by :meth:`close` (or leaving the ``with``); a run
+    that was killed leaves its directory to the next run, which removes it."""
 
     def __init__(
         self,
@@ -235,6 +279,7 @@ class CoreBudget:
         self._make_joins = make_joins
         self._dir: Path | None = None
         self._fd = -1
+        self._owner = -1
         self._lock = threading.Condition()
         self._running: dict[int, Grant] = {}
         self._exclusive_waiting = 0
@@ -246,7 +291,9 @@ class CoreBudget:
             if self._make_joins is None:
                 version = make_version(os.environ.get("PATH"))
                 self._make_joins = version is None or version >= FIFO_MAKE
-            directory = Path(tempfile.mkdtemp(prefix="bootstrapper-jobserver-"))
+            remove_abandoned(Path(tempfile.gettempdir()))
+            directory = Path(tempfile.mkdtemp(prefix=JOBSERVER_PREFIX))
+            self._owner = claim(directory)
             os.mkfifo(directory / "fifo", 0o600)
             # Read and write ends in one descriptor: opening never blocks, and the FIFO
             # never reads as closed while the budget lives. Backends reach it under their
@@ -282,6 +329,8 @@ class CoreBudget:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
                 shutil.rmtree(self._dir, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    os.close(self._owner)
 
     def running(self) -> int:
         with self._lock:

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import zipfile
 from pathlib import Path
@@ -111,6 +114,50 @@ def test_an_old_make_gets_a_fixed_share_and_cargo_the_jobserver() -> None:
         assert grant.variables["CMAKE_BUILD_PARALLEL_LEVEL"] == "3"
         config = Path(grant.variables["DIST_EXTRA_CONFIG"]).read_text()
         assert config == "[build_ext]\nparallel = 3\n"
+
+
+HOLD_A_BUDGET = """
+import sys
+from bootstrapper.cores import CoreBudget
+
+with CoreBudget(2, make_joins=True) as budget:
+    print(budget.fifo.parent, flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_killed_runs_jobserver_directory_is_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kill -9`` leaves no chance to clean up; the next run's budget removes the
+    directory, and leaves a live run's alone."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", HOLD_A_BUDGET],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    killed, alive = runs
+    dirs = [Path(run.stdout.readline().strip()) for run in runs if run.stdout is not None]
+    assert all((d / "fifo").exists() and d.parent == tmp_path for d in dirs)
+    killed.kill()
+    killed.wait()
+    other = tmp_path / "bootstrapper-jobserver-of-an-older-version"
+    other.mkdir()
+    with CoreBudget(2, make_joins=True) as budget:
+        ours = budget.fifo.parent
+        assert not dirs[0].exists(), "the killed run's directory is gone"
+        assert (dirs[1] / "fifo").exists(), "the live run's is kept"
+        assert other.exists(), "one with no owner file is not known to be abandoned"
+    assert not ours.exists()
+    alive.communicate("")
+    assert not dirs[1].exists(), "a run that ends removes its own"
 
 
 def tokens_free(budget: CoreBudget) -> int:
