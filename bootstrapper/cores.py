@@ -5,10 +5,11 @@ Two mechanisms, because build tools differ:
 
 * a GNU make **jobserver** shared by every build of the run: a named FIFO holding one
   token per core (``--jobserver-auth=fifo:PATH``, as GNU make 4.4 exports it). Each
-  backend call takes one token for itself while it runs (the implicit slot of the make,
-  ninja or cargo it starts); every further parallel job of a tool that joins the
-  jobserver takes a token and gives it back. So the whole run never runs more jobs than
-  there are cores, and a build that runs alone can have them all.
+  build takes one token for itself while it runs (the implicit slot of the make, ninja
+  or cargo it starts); every further parallel job of a tool that joins the jobserver
+  takes a token and gives it back. So the builds never run more jobs than there are
+  cores, and a build that runs alone can have them all. Asking a backend for its
+  requirements or metadata takes none: resolution never waits for a compile.
 * for tools that do not speak the jobserver, fixed numbers decided when the build starts:
   ``MAX_JOBS``, ``CMAKE_BUILD_PARALLEL_LEVEL``, ``CARGO_BUILD_JOBS``,
   ``NPY_NUM_BUILD_JOBS``, make's ``-jN`` where the make on PATH is older than 4.4, and
@@ -344,18 +345,21 @@ class CoreBudget:
     ) -> Iterator[Grant]:
         """Wait until ``demand`` can be met, take the cores and one jobserver token for
         the duration of the block. A ``light`` call (a hook that compiles nothing as a
-        rule) takes its token and one core, and promises none to the others."""
+        rule: asking a backend its requirements or metadata) takes no token and promises
+        no cores, so that resolution never waits for a compile to end."""
         grant = self._admit(demand, user_makeflags, light)
         ident = id(grant)
-        try:
-            self._take_token()
-        except BaseException:
-            self._leave(ident)
-            raise
+        if not light:
+            try:
+                self._take_token()
+            except BaseException:
+                self._leave(ident)
+                raise
         try:
             yield grant
         finally:
-            self._give_token()
+            if not light:
+                self._give_token()
             self._leave(ident)
 
     def _promised(self) -> tuple[int, int]:

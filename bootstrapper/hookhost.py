@@ -111,6 +111,10 @@ def _reap() -> None:
             return
 
 
+#: Seconds a job that gave a token back waits before the next job asks for one.
+FAIR_TURN = 0.05
+
+
 class Tokens:
     """Jobs that take turns at a GNU make jobserver (a FIFO holding one token per core):
     the first job running uses the slot the backend call holds already, as make's first
@@ -121,6 +125,9 @@ class Tokens:
 
         # Read and write ends in one descriptor, as the run's budget opens it: never blocks.
         self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        # Wakes the jobs waiting for a token when the call's own slot frees.
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
         self._lock = threading.Lock()
         self._own_slot_free = True
 
@@ -130,9 +137,16 @@ class Tokens:
             return job(*args)
         finally:
             self._give(token)
+            if token:
+                # A build waiting for a token was woken by this one: let it take it
+                # before this build's next job does.
+                import time
+
+                time.sleep(FAIR_TURN)
 
     def _take(self) -> bytes:
         """A token (empty: the call's own slot), once one is free."""
+        import contextlib
         import select
 
         while True:
@@ -146,15 +160,18 @@ class Tokens:
                 token = b""
             if token:
                 return token
-            # Woken by a token coming back; the call's own slot frees without a wake-up.
-            select.select([self._fd], [], [], 0.2)
+            ready, _, _ = select.select([self._fd, self._wake_read], [], [], 1.0)
+            if self._wake_read in ready:
+                with contextlib.suppress(BlockingIOError):  # another job drained it
+                    os.read(self._wake_read, 64)
 
     def _give(self, token: bytes) -> None:
         if token:
             os.write(self._fd, token)
-        else:
-            with self._lock:
-                self._own_slot_free = True
+            return
+        with self._lock:
+            self._own_slot_free = True
+        os.write(self._wake_write, b"!")
 
 
 def join_build_ext(fifo: str, share: int, most: int) -> bool:

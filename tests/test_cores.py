@@ -78,14 +78,29 @@ def test_alone_every_core_together_the_cores_not_promised() -> None:
             assert (small.cores, rest.cores) == (1, 3)
 
 
-def test_asking_for_requirements_promises_no_cores() -> None:
+def test_asking_for_requirements_promises_no_cores_and_takes_no_token() -> None:
     with (
         CoreBudget(2, make_joins=True) as budget,
         budget.lease(light=True) as asking,
         budget.lease() as building,
     ):
         assert (asking.cores, building.cores, building.alongside) == (1, 2, 0)
+        assert tokens_free(budget) == 1
+
+
+def test_asking_never_waits_for_a_token() -> None:
+    """Compiles holding every token do not stop resolution's questions."""
+    with CoreBudget(1, make_joins=True) as budget, budget.lease():
         assert tokens_free(budget) == 0
+
+        def ask() -> None:
+            with budget.lease(light=True):
+                pass
+
+        asked = threading.Thread(target=ask, daemon=True)
+        asked.start()
+        asked.join(10)
+        assert not asked.is_alive()
 
 
 def test_a_cores_hint_waits_until_that_many_are_not_promised() -> None:
