@@ -38,7 +38,16 @@ from .pep517 import Backend
 from .plugins import PluginContext, Plugins
 from .profiling import count, timed
 from .records import BuildRecord, EnvWheel
-from .reproducible import FIXED_ENVIRONMENT, ZIP_EPOCH, normalize_wheel, source_date_epoch
+from .reproducible import (
+    BUILD_ROOT,
+    FIXED_ENVIRONMENT,
+    FLAG_VARIABLES,
+    ZIP_EPOCH,
+    compiler_maps_paths,
+    normalize_wheel,
+    path_map_flags,
+    source_date_epoch,
+)
 from .sandbox import Sandbox, TimeLimit, make_scratch, sandbox_environ
 from .settings import PackageSettings, Settings
 from .vendoring import (
@@ -566,6 +575,15 @@ class PackageBuilder:
         log.write(f"== rewrote it as {edited.name} (requires and rebuild number)\n".encode())
         return edited
 
+    def path_map(self, plan: BuildPlan) -> tuple[Path, ...]:
+        """The work directory, as given and without symbolic links, which compilers are
+        told to record as another path; none where the C compiler cannot be told (``CC``
+        of the settings' ``env`` or ours, else ``cc``)."""
+        compiler = plan.env.get("CC") or os.environ.get("CC") or "cc"
+        if not compiler_maps_paths(compiler):
+            return ()
+        return (self._work, self._work.resolve())
+
     def out_dir(self, release: Release) -> Path:
         """Where the package's wheel is made (and a wheel built elsewhere is received)."""
         return self._own_dir("out", release)
@@ -632,6 +650,8 @@ class PackageBuilder:
             tree.epoch,
             cargo_offline=bool(tree.vendored),
             cores=grant.variables if grant is not None else {},
+            path_map=self.path_map(plan),
+            inherited=os.environ,
         )
         with self._hosts_lock:
             kept = self._hosts.pop(own, None)
@@ -673,6 +693,11 @@ class PackageBuilder:
             f"HOME and TMPDIR in {scratch}; passed from the environment by --pass-env: "
             f"{list(self.sandbox.pass_env)}; build timeout {limit.describe()}\n".encode()
         )
+        if self.path_map(plan):
+            log.write(
+                f"compilers record {self._work} as {BUILD_ROOT} (-ffile-prefix-map in "
+                "CPPFLAGS)\n".encode()
+            )
         writable = self._writable(release, scratch) if self.sandbox.readonly_view else None
         if writable is not None:
             log.write(
@@ -732,18 +757,29 @@ def build_environment(
     *,
     cargo_offline: bool = False,
     cores: Mapping[str, str] | None = None,
+    path_map: Sequence[Path] = (),
+    inherited: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The variables bootstrapper sets for a build (on top of a cleaned environment);
     cargo is kept offline where the crates were vendored, whatever its configuration.
     ``cores``: the variables of the build's core grant; the settings' ``env`` wins over
-    them (a package's own ``MAX_JOBS``), and they win over the user's environment."""
+    them (a package's own ``MAX_JOBS``), and they win over the user's environment.
+    ``path_map``: the work directory's paths compilers record as
+    ``/bootstrapper-build``; the
+    ``CPPFLAGS`` of the settings' ``env``, else of the user's environment
+    (``inherited``), follow that flag."""
     offline = {"CARGO_NET_OFFLINE": "true"} if cargo_offline else {}
+    flags: dict[str, str] = {}
+    if path_map:
+        theirs = {k: v for k, v in (inherited or {}).items() if k in FLAG_VARIABLES}
+        flags = path_map_flags(path_map, {**theirs, **plan.env})
     return {
         **FIXED_ENVIRONMENT,
         "SOURCE_DATE_EPOCH": str(epoch),
         **offline,
         **(cores or {}),
         **plan.env,
+        **flags,
     }
 
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 import base64
 import calendar
 import csv
+import functools
 import gzip
 import hashlib
 import os
+import shlex
+import shutil
 import stat
+import subprocess
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from .fsutil import replacing
@@ -29,6 +33,45 @@ FIXED_ENVIRONMENT = {
     "TZ": "UTC",
     "PYTHONHASHSEED": "0",
 }
+
+
+#: Where C and C++ compilers record the paths of a build's work directory (its sources,
+#: build environments and temporary files), so that no object file depends on it.
+BUILD_ROOT = "/bootstrapper-build"
+#: Where the path map goes: setuptools, meson, autotools and make's rules add
+#: ``CPPFLAGS`` to every C and C++ compile. ``CFLAGS`` would reach CMake too, but it
+#: replaces autoconf's default ``-g -O2``.
+FLAG_VARIABLES = ("CPPFLAGS",)
+
+
+def path_map_flags(work: Sequence[Path], theirs: Mapping[str, str]) -> dict[str, str]:
+    """``CPPFLAGS`` that maps the work directory (each of its spellings in ``work``: as
+    given, and without symbolic links, as the compiler's working directory reads) to
+    :data:`BUILD_ROOT` in what the compiler writes (debug information, ``__FILE__``),
+    followed by ``theirs`` (the package's or the user's own)."""
+    ours = [shlex.quote(f"-ffile-prefix-map={path}={BUILD_ROOT}") for path in dict.fromkeys(work)]
+    return {name: " ".join([*ours, theirs.get(name, "")]).strip() for name in FLAG_VARIABLES}
+
+
+@functools.cache
+def compiler_maps_paths(compiler: str) -> bool:
+    """Whether the C compiler ``compiler`` (a command line, as ``CC`` gives it) takes
+    ``-ffile-prefix-map`` (gcc 8 and clang 10 on)."""
+    words = shlex.split(compiler)
+    if not words or shutil.which(words[0]) is None:
+        return False
+    try:
+        return (
+            subprocess.run(
+                [*words, "-ffile-prefix-map=/a=/b", "-x", "c", "-c", "-o", os.devnull, os.devnull],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def source_date_epoch(sdist: Path) -> int:
