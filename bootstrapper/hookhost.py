@@ -117,19 +117,20 @@ FAIR_TURN = 0.05
 
 class Tokens:
     """Jobs that take turns at a GNU make jobserver (a FIFO holding one token per core):
-    the first job running uses the slot the backend call holds already, as make's first
-    job does; every other job holds a token while it runs."""
+    the first ``share`` jobs running use the cores the build was promised (its own
+    token among them, as make's first job does); every other job holds a token while it
+    runs."""
 
-    def __init__(self, fifo: str) -> None:
+    def __init__(self, fifo: str, share: int) -> None:
         import threading
 
         # Read and write ends in one descriptor, as the run's budget opens it: never blocks.
         self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-        # Wakes the jobs waiting for a token when the call's own slot frees.
+        # Wakes the jobs waiting for a token when one of the share's slots frees.
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         self._lock = threading.Lock()
-        self._own_slot_free = True
+        self._free_in_share = max(1, share)
 
     def run(self, job: Callable[..., Any], *args: Any) -> Any:
         token = self._take()
@@ -145,14 +146,14 @@ class Tokens:
                 time.sleep(FAIR_TURN)
 
     def _take(self) -> bytes:
-        """A token (empty: the call's own slot), once one is free."""
+        """A token (empty: a slot of the share), once one is free."""
         import contextlib
         import select
 
         while True:
             with self._lock:
-                if self._own_slot_free:
-                    self._own_slot_free = False
+                if self._free_in_share:
+                    self._free_in_share -= 1
                     return b""
             try:
                 token = os.read(self._fd, 1)
@@ -170,17 +171,17 @@ class Tokens:
             os.write(self._fd, token)
             return
         with self._lock:
-            self._own_slot_free = True
+            self._free_in_share += 1
         os.write(self._wake_write, b"!")
 
 
 def join_build_ext(fifo: str, share: int, most: int) -> bool:
     """Join setuptools' parallel ``build_ext`` (the distutils the backend imported) to
     the run's jobserver: where the build's config file set ``parallel`` to its ``share``
-    of the cores, up to ``most`` extensions build at once, each past the first holding a
-    token while it builds. A build that started beside another thus takes the cores the
-    other leaves when it ends, instead of running on its share to the end. Whether it
-    applies (not where the backend did not import setuptools, or has no such method)."""
+    of the cores, up to ``most`` extensions build at once; those past the share each hold
+    a token while they build. A build that started beside another thus takes the cores
+    the other leaves when it ends, instead of running on its share to the end. Whether
+    it applies (not where the backend did not import setuptools, or has no such method)."""
     if "setuptools" not in sys.modules:
         return False
     try:
@@ -192,7 +193,7 @@ def join_build_ext(fifo: str, share: int, most: int) -> bool:
     if command is None or parallel is None:
         return False
     try:
-        tokens = Tokens(fifo)
+        tokens = Tokens(fifo, share)
     except OSError:  # not in this process's view of the machine: the share stands
         return False
 
@@ -200,12 +201,13 @@ def join_build_ext(fifo: str, share: int, most: int) -> bool:
         # A number of the package's own, or one its settings gave, is kept.
         if type(self.parallel) is int and self.parallel == share and most > share:
             self.parallel = most
-        print(
-            f"bootstrapper: build_ext builds up to {self.parallel} extensions at once, "
-            "each past the first with a token of the run's jobserver",
-            file=sys.stderr,
-            flush=True,
-        )
+        if self.parallel is True or self.parallel > share:
+            print(
+                f"bootstrapper: build_ext builds up to {self.parallel} extensions at once, "
+                f"those past its share of {share} with a token of the run's jobserver",
+                file=sys.stderr,
+                flush=True,
+            )
         build = self.build_extension
         self.build_extension = lambda ext: tokens.run(build, ext)
         try:

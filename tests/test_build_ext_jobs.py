@@ -7,6 +7,7 @@ place of a compiler and notes when each extension starts and ends."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -129,7 +130,7 @@ def test_a_build_that_started_beside_another_takes_its_core_when_it_ends(
             rows = build(tmp_path, grant)
             thread.join()
     log = (tmp_path / "build.log").read_text()
-    assert "build_ext builds up to 2 extensions at once" in log
+    assert "build_ext builds up to 2 extensions at once, those past its share of 1" in log
     assert len(rows) == EXTENSIONS and {parallel for *_, parallel in rows} == {2}
     before = [(s, e) for s, e, _ in rows if s < ended[0]]
     after = [(s, e) for s, e, _ in rows if s >= ended[0]]
@@ -147,27 +148,65 @@ def test_without_joining_the_share_stands_to_the_end(tmp_path: Path) -> None:
     assert "build_ext builds up to" not in (tmp_path / "build.log").read_text()
 
 
-def test_a_build_alone_never_runs_more_jobs_than_tokens(tmp_path: Path) -> None:
-    """Alone it has both cores; a build that starts meanwhile waits for a token, and gets
-    the first one an extension gives back."""
+def test_alone_a_build_runs_its_share_on_the_token_it_holds(tmp_path: Path) -> None:
+    """Promised both cores, it takes no second token: a build starting meanwhile gets
+    one at once and runs beside it, as builds with a fixed share do."""
     with CoreBudget(2, make_joins=True) as budget, budget.lease() as grant:
         assert grant.cores == 2
-        leased: list[float] = []
+        free: list[int] = []
 
-        def a_second_build() -> None:
+        def look() -> None:
             wait_for_extensions(tmp_path, 2)
-            with budget.lease():
-                leased.append(time.time())
+            free.append(tokens_free(budget))
 
-        thread = threading.Thread(target=a_second_build, daemon=True)
+        thread = threading.Thread(target=look, daemon=True)
         thread.start()
         rows = build(tmp_path, grant)
         thread.join()
+    assert free == [1]
     assert most_at_once([(s, e) for s, e, _ in rows]) == 2
+    assert "build_ext builds up to" not in (tmp_path / "build.log").read_text()
+
+
+def test_past_its_share_a_build_takes_turns_with_a_build_waiting(tmp_path: Path) -> None:
+    """The token an extension past the share gives back goes to a build waiting for
+    one, not to the next extension."""
+    with CoreBudget(2, make_joins=True) as budget:
+        other = budget.lease()
+        other.__enter__()
+        with budget.lease() as grant:
+            assert grant.cores == 1
+            leased: list[float] = []
+
+            def the_other_ends_and_a_third_starts() -> None:
+                wait_for_extensions(tmp_path, 1)
+                other.__exit__(None, None, None)
+                # Past the share: the second extension at once holds the freed token.
+                wait_for_extensions(tmp_path, 3)
+                with budget.lease():
+                    leased.append(time.time())
+
+            thread = threading.Thread(target=the_other_ends_and_a_third_starts, daemon=True)
+            thread.start()
+            rows = build(tmp_path, grant)
+            thread.join()
     ends = sorted(end for _, end, _ in rows)
-    # Both tokens were out, the build's own and its second extension's, until one ended;
-    # the token that came back went to the waiting build, not to the next extension.
-    assert ends[0] <= leased[0] < ends[2]
+    assert most_at_once([(s, e) for s, e, _ in rows]) == 2
+    # Not starved until the last extensions: it got the first token given back.
+    assert leased[0] < ends[-2]
+
+
+def tokens_free(budget: CoreBudget) -> int:
+    fd = os.open(budget.fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        taken = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(fd, 64):
+                taken += chunk
+        os.write(fd, taken)
+        return len(taken)
+    finally:
+        os.close(fd)
 
 
 @pytest.mark.parametrize(
