@@ -22,7 +22,11 @@ from http.server import ThreadingHTTPServer as _ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from packaging.utils import canonicalize_name
+
+from bootstrapper.cli import main
+from bootstrapper.isolation import isolation_prefix
 
 BACKEND_SOURCE = (Path(__file__).parent / "fixtures" / "fixture_backend.py").read_text()
 
@@ -465,3 +469,23 @@ def serve_directory(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``bootstrapper ARGS`` in this process: its exit status, output and errors."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def isolation_args() -> list[str]:
+    """Network isolation stays on (the default) where the machine can make a namespace."""
+    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
+
+
+def record_of(wheel: Path) -> dict[str, Any]:
+    """The build record beside ``wheel``."""
+    data: dict[str, Any] = json.loads(
+        wheel.with_name(wheel.name + ".build.json").read_text(encoding="utf-8")
+    )
+    return data

@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from bootstrapper.cli import main
-from bootstrapper.isolation import isolation_prefix
 from bootstrapper.wheeledit import record_problems
 
 from .conftest import clean_env, installed, pip_install, uv_install
-from .support import FixtureIndex, Project
+from .support import FixtureIndex, Project, isolation_args
 
 # -- helpers -------------------------------------------------------------------------
 
@@ -611,10 +610,6 @@ def module_patch(dirs: Dirs, name: str, made_against: str) -> Path:
             made_against.replace("VALUE_6 = 6\n", "VALUE_6 = 'patched'\n"),
         ),
     )
-
-
-def isolation_args() -> list[str]:
-    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
 
 
 def test_a_patch_needing_fuzz_fails_unless_the_settings_allow_it(

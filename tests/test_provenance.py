@@ -16,15 +16,13 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from bootstrapper.cli import main
-from bootstrapper.isolation import isolation_prefix
 from bootstrapper.provenance import provenance_text, statement
 from bootstrapper.provenance_check import Locations
 from bootstrapper.records import BuildRecord, EnvWheel
 from bootstrapper.signing import pae
 
 from .conftest import helper_project
-from .support import FixtureIndex, Project, backend_package
+from .support import FixtureIndex, Project, backend_package, cli, isolation_args
 
 # -- helpers -------------------------------------------------------------------------
 
@@ -56,16 +54,6 @@ def make_key(private: Path, public: Path | None = None) -> ed25519.Ed25519Privat
 def keyid(key: ed25519.Ed25519PrivateKey) -> str:
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def isolation_args() -> list[str]:
-    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
 
 
 def module(name: str, version: str = "1.0", **kwargs: Any) -> Project:

@@ -21,20 +21,17 @@ import sys
 import sysconfig
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bootstrapper.buildenv import find_uv
-from bootstrapper.cli import main
 from bootstrapper.fsutil import sha256_file
-from bootstrapper.isolation import isolation_prefix
 from bootstrapper.repair import exclusions, install_closures
 from bootstrapper.repair.elf import read_dynamic
 from bootstrapper.repair.scan import ElfMember, WheelElf
 
 from .conftest import ROOT, clean_env, pip_install
-from .support import FixtureIndex, Project
+from .support import FixtureIndex, Project, cli, isolation_args, record_of
 
 C_BACKEND = (Path(__file__).parent / "fixtures" / "c_backend.py").read_text()
 GRAFTED = "liblzma.so.5"
@@ -106,23 +103,6 @@ def native_tree() -> list[Project]:
     )
     app = Project("app", "1.0", optional={"native": ["fooext"]})
     return [library, extension, app]
-
-
-def isolation_args() -> list[str]:
-    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def record_of(wheel: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        wheel.with_name(wheel.name + ".build.json").read_text(encoding="utf-8")
-    )
-    return data
 
 
 def only(directory: Path, pattern: str) -> Path:

@@ -7,21 +7,17 @@ in-tree backend (``fixtures/c_backend.py``); the package is reached through an e
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bootstrapper.cli import main
-from bootstrapper.isolation import isolation_prefix
 from bootstrapper.reproducible import BUILD_ROOT, compiler_maps_paths, path_map_flags
 
 from .conftest import pip_install
-from .support import FixtureIndex, Project
+from .support import FixtureIndex, Project, cli, isolation_args, record_of
 
 C_BACKEND = (Path(__file__).parent / "fixtures" / "c_backend.py").read_text()
 EXT_C = """\
@@ -55,25 +51,10 @@ def c_tree() -> list[Project]:
     return [cext, Project("app", "1.0", optional={"native": ["cext"]})]
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def isolation_args() -> list[str]:
-    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
-
-
 def the_wheel(wheels: Path) -> Path:
     found = sorted(wheels.glob("cext-1.0-*.whl"))
     assert len(found) == 1, sorted(p.name for p in wheels.iterdir())
     return found[0]
-
-
-def record_of(wheel: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(wheel.with_name(wheel.name + ".build.json").read_text())
-    return data
 
 
 def extension_bytes(wheel: Path) -> bytes:

@@ -15,9 +15,8 @@ import pytest
 
 from bootstrapper.cli import main
 from bootstrapper.cli.common import absolute_path, location
-from bootstrapper.isolation import isolation_prefix
 
-from .support import FixtureIndex, Project
+from .support import FixtureIndex, Project, isolation_args
 
 DEP_WHEEL = "dep_pkg-1.0-1-py3-none-any.whl"  # build tag 1: ./overrides was read
 
@@ -33,10 +32,6 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
     code = main(list(args))
     captured = capsys.readouterr()
     return Result(code, captured.out, captured.err)
-
-
-def isolation_args() -> list[str]:
-    return [] if isolation_prefix() is not None else ["--no-network-isolation"]
 
 
 def write(path: Path, text: str) -> Path:
