@@ -56,6 +56,10 @@ SHARE_VARIABLES = (
 #: says the run that made one is alive.
 JOBSERVER_PREFIX = "bootstrapper-jobserver-"
 OWNER = "owner"
+#: The file in the jobserver's directory that says how many builds wait for a token
+#: (ASCII digits): the jobs a setuptools ``build_ext`` runs past its share leave tokens
+#: to them.
+WAITING = "waiting"
 #: Seconds between checks, by a build waiting for a token, that the run goes on.
 POLL = 0.2
 #: The token GNU make writes (any byte works; make gives back the byte it took).
@@ -133,9 +137,11 @@ class BuildExtJobs:
     fifo: str
     share: int
     most: int
+    #: The budget's count of builds waiting for a token (:data:`WAITING`).
+    waiting: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"fifo": self.fifo, "share": self.share, "most": self.most}
+        return {"fifo": self.fifo, "share": self.share, "most": self.most, "waiting": self.waiting}
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,8 @@ class Grant:
             return None
         own = self.demand.cores is not None or self.demand.memory is not None
         most = self.cores if own else self.machine
-        return BuildExtJobs(self.jobserver.removeprefix("fifo:"), self.cores, most)
+        fifo = Path(self.jobserver.removeprefix("fifo:"))
+        return BuildExtJobs(str(fifo), self.cores, most, str(fifo.with_name(WAITING)))
 
     def describe(self) -> str:
         how = "joined to the run's jobserver" if self.jobserver else "no jobserver"
@@ -281,6 +288,9 @@ class CoreBudget:
         self._dir: Path | None = None
         self._fd = -1
         self._owner = -1
+        self._waiting_fd = -1
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()
         self._lock = threading.Condition()
         self._running: dict[int, Grant] = {}
         self._exclusive_waiting = 0
@@ -301,6 +311,8 @@ class CoreBudget:
             # read-only view of the machine: a FIFO's I/O writes nothing to its file system.
             self._fd = os.open(directory / "fifo", os.O_RDWR | os.O_NONBLOCK)
             os.write(self._fd, TOKEN * self.total)
+            self._waiting_fd = os.open(directory / WAITING, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)
+            self._count_waiting(0)
             self._dir = directory
         return self._dir
 
@@ -327,8 +339,9 @@ class CoreBudget:
             self._closed = True
             self._lock.notify_all()
             if self._dir is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)
+                for fd in (self._fd, self._waiting_fd):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
                 shutil.rmtree(self._dir, ignore_errors=True)
                 with contextlib.suppress(OSError):
                     os.close(self._owner)
@@ -463,14 +476,30 @@ class CoreBudget:
         os.write(self._fd, TOKEN * self.total)
 
     def _take_token(self) -> None:
-        while True:
-            if self._closed:
-                raise RuntimeError("the run is over: no cores to lease")
-            with contextlib.suppress(BlockingIOError):
-                if os.read(self._fd, 1):
-                    return
-            with contextlib.suppress(OSError, ValueError):
-                select.select([self._fd], [], [], POLL)
+        if self._read_token():
+            return
+        # Counted while it waits: build_ext's jobs past their share leave tokens to it.
+        self._count_waiting(+1)
+        try:
+            while not self._read_token():
+                if self._closed:
+                    raise RuntimeError("the run is over: no cores to lease")
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([self._fd], [], [], POLL)
+        finally:
+            self._count_waiting(-1)
+
+    def _read_token(self) -> bool:
+        with contextlib.suppress(BlockingIOError):
+            return bool(os.read(self._fd, 1))
+        return False
+
+    def _count_waiting(self, change: int) -> None:
+        with self._waiting_lock:
+            self._waiting += change
+            with contextlib.suppress(OSError):
+                # Fixed width: a reader never sees a shorter number's leftover digits.
+                os.pwrite(self._waiting_fd, f"{self._waiting:<8}".encode(), 0)
 
     def _give_token(self) -> None:
         with contextlib.suppress(OSError):

@@ -13,7 +13,7 @@ has no such hook), ``{"unavailable": TEXT}`` (the backend cannot be imported),
 ``{"invalid": TEXT}`` or ``{"failed": STATUS}`` (the hook raised, or its process ended
 without an answer; the traceback went to standard error). The host ends when standard
 input does. A request may also carry ``"build_ext": {"fifo": PATH, "share": N, "most":
-M}``: see :func:`join_build_ext`.
+M, "waiting": PATH}``: see :func:`join_build_ext`.
 
 A fork per hook keeps PEP 517's promise of a fresh process to each hook (a backend may
 change its working directory, its environment, its modules) while the interpreter's start
@@ -111,21 +111,18 @@ def _reap() -> None:
             return
 
 
-#: Seconds a job that gave a token back waits before the next job asks for one.
-FAIR_TURN = 0.05
-
-
 class Tokens:
     """Jobs that take turns at a GNU make jobserver (a FIFO holding one token per core):
     the first ``share`` jobs running use the cores the build was promised (its own
     token among them, as make's first job does); every other job holds a token while it
-    runs."""
+    runs, and takes none while the file ``waiting`` counts builds waiting for one."""
 
-    def __init__(self, fifo: str, share: int) -> None:
+    def __init__(self, fifo: str, share: int, waiting: str) -> None:
         import threading
 
         # Read and write ends in one descriptor, as the run's budget opens it: never blocks.
         self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self._waiting = os.open(waiting, os.O_RDONLY)
         # Wakes the jobs waiting for a token when one of the share's slots frees.
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -138,12 +135,13 @@ class Tokens:
             return job(*args)
         finally:
             self._give(token)
-            if token:
-                # A build waiting for a token was woken by this one: let it take it
-                # before this build's next job does.
-                import time
 
-                time.sleep(FAIR_TURN)
+    def _builds_waiting(self) -> bool:
+        try:
+            count = os.pread(self._waiting, 16, 0).strip()
+        except OSError:
+            return False
+        return count not in (b"", b"0")
 
     def _take(self) -> bytes:
         """A token (empty: a slot of the share), once one is free."""
@@ -155,13 +153,17 @@ class Tokens:
                 if self._free_in_share:
                     self._free_in_share -= 1
                     return b""
-            try:
-                token = os.read(self._fd, 1)
-            except BlockingIOError:
-                token = b""
-            if token:
-                return token
-            ready, _, _ = select.select([self._fd, self._wake_read], [], [], 1.0)
+            waiting = self._builds_waiting()
+            if not waiting:
+                try:
+                    token = os.read(self._fd, 1)
+                except BlockingIOError:
+                    token = b""
+                if token:
+                    return token
+            # While builds wait, a token in the FIFO is theirs: do not wake for it.
+            watched = [self._wake_read] if waiting else [self._fd, self._wake_read]
+            ready, _, _ = select.select(watched, [], [], 0.1 if waiting else 1.0)
             if self._wake_read in ready:
                 with contextlib.suppress(BlockingIOError):  # another job drained it
                     os.read(self._wake_read, 64)
@@ -175,13 +177,15 @@ class Tokens:
         os.write(self._wake_write, b"!")
 
 
-def join_build_ext(fifo: str, share: int, most: int) -> bool:
+def join_build_ext(fifo: str, share: int, most: int, waiting: str) -> bool:
     """Join setuptools' parallel ``build_ext`` (the distutils the backend imported) to
     the run's jobserver: where the build's config file set ``parallel`` to its ``share``
-    of the cores, up to ``most`` extensions build at once; those past the share each hold
-    a token while they build. A build that started beside another thus takes the cores
-    the other leaves when it ends, instead of running on its share to the end. Whether
-    it applies (not where the backend did not import setuptools, or has no such method)."""
+    of the cores, up to ``most`` extensions build at once. Those past the share each
+    hold a token while they build, and take none while builds wait for one (``waiting``
+    holds the budget's count), so a build starting is never held up by them. A build
+    that started beside another thus takes the cores the other leaves when it ends,
+    instead of running on its share to the end. Whether it applies (not where the
+    backend did not import setuptools, or has no such method)."""
     if "setuptools" not in sys.modules:
         return False
     try:
@@ -193,7 +197,7 @@ def join_build_ext(fifo: str, share: int, most: int) -> bool:
     if command is None or parallel is None:
         return False
     try:
-        tokens = Tokens(fifo, share)
+        tokens = Tokens(fifo, share, waiting)
     except OSError:  # not in this process's view of the machine: the share stands
         return False
 
@@ -226,7 +230,9 @@ def _run_child(hook: Callable[..., Any], request: dict[str, Any], result_file: s
         os.environ.update(request.get("environ") or {})
         build_ext = request.get("build_ext")
         if build_ext:
-            join_build_ext(build_ext["fifo"], build_ext["share"], build_ext["most"])
+            join_build_ext(
+                build_ext["fifo"], build_ext["share"], build_ext["most"], build_ext["waiting"]
+            )
         value = hook(**(request.get("kwargs") or {}))
         partial = result_file + ".part"
         with open(partial, "w", encoding="utf-8") as out:

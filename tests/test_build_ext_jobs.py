@@ -24,6 +24,8 @@ from bootstrapper.cores import BuildExtJobs, CoreBudget, Demand, Grant
 from bootstrapper.pep517 import Backend
 from bootstrapper.sandbox import TimeLimit
 
+from .support import wait_for
+
 pytest.importorskip("setuptools", reason="the test runs setuptools' own backend")
 
 #: Extensions of the probe package, and how long each one's "compile" takes.
@@ -168,32 +170,44 @@ def test_alone_a_build_runs_its_share_on_the_token_it_holds(tmp_path: Path) -> N
     assert "build_ext builds up to" not in (tmp_path / "build.log").read_text()
 
 
-def test_past_its_share_a_build_takes_turns_with_a_build_waiting(tmp_path: Path) -> None:
-    """The token an extension past the share gives back goes to a build waiting for
-    one, not to the next extension."""
+def test_a_build_waiting_for_a_token_goes_before_the_jobs_past_a_share(
+    tmp_path: Path,
+) -> None:
+    """When a token comes back, a build waiting for one takes it, not an extension past
+    another build's share: a build starting is never held up by them."""
     with CoreBudget(2, make_joins=True) as budget:
         other = budget.lease()
         other.__enter__()
         with budget.lease() as grant:
             assert grant.cores == 1
-            leased: list[float] = []
+            times: dict[str, float] = {}
 
-            def the_other_ends_and_a_third_starts() -> None:
-                wait_for_extensions(tmp_path, 1)
-                other.__exit__(None, None, None)
-                # Past the share: the second extension at once holds the freed token.
-                wait_for_extensions(tmp_path, 3)
+            def a_third_build() -> None:
                 with budget.lease():
-                    leased.append(time.time())
+                    times["leased"] = time.time()
+                    time.sleep(3 * COMPILE)
+                    times["released"] = time.time()
 
-            thread = threading.Thread(target=the_other_ends_and_a_third_starts, daemon=True)
+            def the_other_ends_while_a_third_waits() -> None:
+                wait_for_extensions(tmp_path, 1)
+                third = threading.Thread(target=a_third_build, daemon=True)
+                third.start()
+                wait_for(lambda: budget.fifo.with_name("waiting").read_text().strip() == "1")
+                times["ended"] = time.time()
+                other.__exit__(None, None, None)
+                third.join()
+
+            thread = threading.Thread(target=the_other_ends_while_a_third_waits, daemon=True)
             thread.start()
             rows = build(tmp_path, grant)
             thread.join()
-    ends = sorted(end for _, end, _ in rows)
-    assert most_at_once([(s, e) for s, e, _ in rows]) == 2
-    # Not starved until the last extensions: it got the first token given back.
-    assert leased[0] < ends[-2]
+    spans = [(s, e) for s, e, _ in rows]
+    assert times["leased"] - times["ended"] < COMPILE / 2
+    held = [(s, e) for s, e in spans if e > times["leased"] and s < times["released"]]
+    after = [(s, e) for s, e in spans if s >= times["released"]]
+    # One extension at a time while the third build held the token, two once it ended.
+    assert most_at_once(held) == 1
+    assert most_at_once(after) == 2
 
 
 def tokens_free(budget: CoreBudget) -> int:
@@ -220,7 +234,8 @@ def test_how_far_build_ext_may_grow(demand: Demand, share: int, most: int) -> No
         budget.lease(Demand(cores=1)),
         budget.lease(demand) as grant,
     ):
-        assert grant.build_ext_jobs() == BuildExtJobs(str(budget.fifo), share, most)
+        waiting = budget.fifo.with_name("waiting")
+        assert grant.build_ext_jobs() == BuildExtJobs(str(budget.fifo), share, most, str(waiting))
 
 
 def test_a_light_call_joins_nothing() -> None:
