@@ -17,7 +17,7 @@ Two mechanisms, because build tools differ:
   ``DIST_EXTRA_CONFIG``). The rule: a build gets the cores not promised to builds
   already running (at least 1), and promises them while it runs. setuptools'
   ``build_ext`` is then joined to the jobserver by the backend's host
-  (:func:`bootstrapper.hookhost.join_build_ext`), so it grows past that share as the
+  (:func:`bootstrapper.extjobs.join_build_ext`), so it grows past that share as the
   other builds end.
 
 A package's settings may ask for more: ``exclusive: true`` (wait until nothing else runs;
@@ -130,7 +130,7 @@ class Demand:
 @dataclass(frozen=True)
 class BuildExtJobs:
     """setuptools' parallel ``build_ext`` joined to the run's jobserver by the backend's
-    host (:func:`bootstrapper.hookhost.join_build_ext`): where its config file gave the
+    host (:func:`bootstrapper.extjobs.join_build_ext`): where its config file gave the
     build's ``share``, up to ``most`` extensions build at once, each past the first
     holding a token of the FIFO at ``fifo`` while it builds."""
 

@@ -111,116 +111,21 @@ def _reap() -> None:
             return
 
 
-class Tokens:
-    """Jobs that take turns at a GNU make jobserver (a FIFO holding one token per core):
-    the first ``share`` jobs running use the cores the build was promised (its own
-    token among them, as make's first job does); every other job holds a token while it
-    runs, and takes none while the file ``waiting`` counts builds waiting for one."""
-
-    def __init__(self, fifo: str, share: int, waiting: str) -> None:
-        import threading
-
-        # Read and write ends in one descriptor, as the run's budget opens it: never blocks.
-        self._fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
-        self._waiting = os.open(waiting, os.O_RDONLY)
-        # Wakes the jobs waiting for a token when one of the share's slots frees.
-        self._wake_read, self._wake_write = os.pipe()
-        os.set_blocking(self._wake_read, False)
-        self._lock = threading.Lock()
-        self._free_in_share = max(1, share)
-
-    def run(self, job: Callable[..., Any], *args: Any) -> Any:
-        token = self._take()
-        try:
-            return job(*args)
-        finally:
-            self._give(token)
-
-    def _builds_waiting(self) -> bool:
-        try:
-            count = os.pread(self._waiting, 16, 0).strip()
-        except OSError:
-            return False
-        return count not in (b"", b"0")
-
-    def _take(self) -> bytes:
-        """A token (empty: a slot of the share), once one is free."""
-        import contextlib
-        import select
-
-        while True:
-            with self._lock:
-                if self._free_in_share:
-                    self._free_in_share -= 1
-                    return b""
-            waiting = self._builds_waiting()
-            if not waiting:
-                try:
-                    token = os.read(self._fd, 1)
-                except BlockingIOError:
-                    token = b""
-                if token:
-                    return token
-            # While builds wait, a token in the FIFO is theirs: do not wake for it.
-            watched = [self._wake_read] if waiting else [self._fd, self._wake_read]
-            ready, _, _ = select.select(watched, [], [], 0.1 if waiting else 1.0)
-            if self._wake_read in ready:
-                with contextlib.suppress(BlockingIOError):  # another job drained it
-                    os.read(self._wake_read, 64)
-
-    def _give(self, token: bytes) -> None:
-        if token:
-            os.write(self._fd, token)
-            return
-        with self._lock:
-            self._free_in_share += 1
-        os.write(self._wake_write, b"!")
-
-
-def join_build_ext(fifo: str, share: int, most: int, waiting: str) -> bool:
-    """Join setuptools' parallel ``build_ext`` (the distutils the backend imported) to
-    the run's jobserver: where the build's config file set ``parallel`` to its ``share``
-    of the cores, up to ``most`` extensions build at once. Those past the share each
-    hold a token while they build, and take none while builds wait for one (``waiting``
-    holds the budget's count), so a build starting is never held up by them. A build
-    that started beside another thus takes the cores the other leaves when it ends,
-    instead of running on its share to the end. Whether it applies (not where the
-    backend did not import setuptools, or has no such method)."""
+def join_build_ext(jobs: dict[str, Any]) -> None:
+    """Where the backend imported setuptools, join its parallel ``build_ext`` to the
+    run's jobserver (``extjobs.py`` beside this file, loaded only then: every backend
+    process compiles this file, and most builds have no use for that one)."""
     if "setuptools" not in sys.modules:
-        return False
-    try:
-        from distutils.command import build_ext as module
-    except ImportError:
-        return False
-    command = getattr(module, "build_ext", None)
-    parallel = getattr(command, "_build_extensions_parallel", None)
-    if command is None or parallel is None:
-        return False
-    try:
-        tokens = Tokens(fifo, share, waiting)
-    except OSError:  # not in this process's view of the machine: the share stands
-        return False
+        return
+    import importlib.util
 
-    def joined(self: Any) -> None:
-        # A number of the package's own, or one its settings gave, is kept.
-        if type(self.parallel) is int and self.parallel == share and most > share:
-            self.parallel = most
-        if self.parallel is True or self.parallel > share:
-            print(
-                f"bootstrapper: build_ext builds up to {self.parallel} extensions at once, "
-                f"those past its share of {share} with a token of the run's jobserver",
-                file=sys.stderr,
-                flush=True,
-            )
-        build = self.build_extension
-        self.build_extension = lambda ext: tokens.run(build, ext)
-        try:
-            parallel(self)
-        finally:
-            del self.build_extension
-
-    command._build_extensions_parallel = joined
-    return True
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "extjobs.py")
+    spec = importlib.util.spec_from_file_location("_bootstrapper_extjobs", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.join_build_ext(jobs["fifo"], jobs["share"], jobs["most"], jobs["waiting"])
 
 
 def _run_child(hook: Callable[..., Any], request: dict[str, Any], result_file: str) -> int:
@@ -228,11 +133,8 @@ def _run_child(hook: Callable[..., Any], request: dict[str, Any], result_file: s
     try:
         os.environ.clear()
         os.environ.update(request.get("environ") or {})
-        build_ext = request.get("build_ext")
-        if build_ext:
-            join_build_ext(
-                build_ext["fifo"], build_ext["share"], build_ext["most"], build_ext["waiting"]
-            )
+        if request.get("build_ext"):
+            join_build_ext(request["build_ext"])
         value = hook(**(request.get("kwargs") or {}))
         partial = result_file + ".part"
         with open(partial, "w", encoding="utf-8") as out:
