@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -356,6 +357,31 @@ def test_serve_listens_on_ipv6_loopback(tmp_path: Path) -> None:
             connection.close()
         finally:
             server.shutdown()
+
+
+def test_requests_answered_together_are_logged_one_line_each(tmp_path: Path) -> None:
+    """The log is written from the threads that answer: no two lines run together."""
+    out = make_output(tmp_path)
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        process = serve_command(tmp_path, out.name, "--port", "0", stderr=stderr)
+    try:
+        port = int(started(process).rsplit(":", 1)[1])
+
+        def ask(_: int) -> int:
+            return Client(port).get("/simple/lib/", Accept=UV_ACCEPT).status
+
+        with ThreadPoolExecutor(16) as pool:
+            assert set(pool.map(ask, range(200))) == {200}
+        line = re.compile(r'127\.0\.0\.1 "GET /simple/lib/ HTTP/1\.1" 200 \d+ \S+')
+        wait_for(lambda: len(log.read_text().splitlines()) >= 200, timeout=20)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    lines = log.read_text().splitlines()
+    assert lines[-1] == "stopped"
+    assert [x for x in lines[:-2] if not line.fullmatch(x)] == []
+    assert len(lines[:-2]) == 200
 
 
 def test_pip_and_uv_install_through_serve_and_a_bootstrap_reads_its_json(

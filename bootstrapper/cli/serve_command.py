@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import sys
+import threading
 from typing import Any
 
 from ..errors import UsageError
@@ -64,9 +65,15 @@ def run_serve(args: argparse.Namespace) -> int:
             "give the output directory of a bootstrap"
         )
 
+    # Requests are answered in threads: one write per line, one line at a time (print
+    # writes the line and its newline apart, and lines ran into each other).
+    lock = threading.Lock()
+
     def log(line: str) -> None:
         if not args.quiet:
-            print(line, file=sys.stderr, flush=True)
+            with lock:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
 
     try:
         server = IndexServer(args.dir, args.host, args.port, log)
