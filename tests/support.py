@@ -489,3 +489,13 @@ def record_of(wheel: Path) -> dict[str, Any]:
         wheel.with_name(wheel.name + ".build.json").read_text(encoding="utf-8")
     )
     return data
+
+
+def most_at_once(spans: Sequence[tuple[float, float]]) -> int:
+    """The most intervals open at one instant (an end before a start at the same stamp)."""
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    peak = now = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak

@@ -24,7 +24,7 @@ from bootstrapper.cores import BuildExtJobs, CoreBudget, Demand, Grant
 from bootstrapper.pep517 import Backend
 from bootstrapper.sandbox import TimeLimit
 
-from .support import wait_for
+from .support import most_at_once, wait_for
 
 pytest.importorskip("setuptools", reason="the test runs setuptools' own backend")
 
@@ -100,15 +100,6 @@ def wait_for_extensions(tmp_path: Path, started: int) -> None:
     while not (marks.exists() and len(marks.read_text().split()) >= started):
         assert time.monotonic() < deadline, "the build never started its extensions"
         time.sleep(0.02)
-
-
-def most_at_once(spans: list[tuple[float, float]]) -> int:
-    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-    running = most = 0
-    for _, step in edges:
-        running += step
-        most = max(most, running)
-    return most
 
 
 def test_a_build_that_started_beside_another_takes_its_core_when_it_ends(

@@ -26,7 +26,7 @@ from bootstrapper.index import DistFile
 from bootstrapper.records import BuildRecord
 from bootstrapper.settings import Settings, SettingsError
 
-from .support import FixtureIndex, Project, wait_for
+from .support import FixtureIndex, Project, most_at_once, wait_for
 
 # -- pure parts ---------------------------------------------------------------------------
 
@@ -334,16 +334,6 @@ def intervals(seen: dict[str, Any]) -> list[tuple[int, int]]:
             found.append((starts.pop(target), int(stamp)))
     assert not starts, "a target never ended"
     return found
-
-
-def most_at_once(spans: list[tuple[int, int]]) -> int:
-    """The most intervals open at one instant (an end before a start at the same stamp)."""
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    peak = now = 0
-    for _, step in events:
-        now += step
-        peak = max(peak, now)
-    return peak
 
 
 def test_a_build_alone_gets_every_core_and_make_uses_them(
