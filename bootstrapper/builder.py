@@ -188,6 +188,9 @@ class PackageBuilder:
         suffix: str = "",
     ) -> None:
         self._work = work_dir
+        #: Its spellings compilers are told to map: as given, and as their working
+        #: directory reads it (without symbolic links).
+        self._work_spellings = (work_dir, work_dir.resolve())
         #: Ends the name of each log and work directory: the interpreter's, when a run
         #: builds for several (one version is then built once for each).
         self._suffix = suffix
@@ -580,9 +583,7 @@ class PackageBuilder:
         told to record as another path; none where the C compiler cannot be told (``CC``
         of the settings' ``env`` or ours, else ``cc``)."""
         compiler = plan.env.get("CC") or os.environ.get("CC") or "cc"
-        if not compiler_maps_paths(compiler):
-            return ()
-        return (self._work, self._work.resolve())
+        return self._work_spellings if compiler_maps_paths(compiler) else ()
 
     def out_dir(self, release: Release) -> Path:
         """Where the package's wheel is made (and a wheel built elsewhere is received)."""
@@ -764,9 +765,8 @@ def build_environment(
     cargo is kept offline where the crates were vendored, whatever its configuration.
     ``cores``: the variables of the build's core grant; the settings' ``env`` wins over
     them (a package's own ``MAX_JOBS``), and they win over the user's environment.
-    ``path_map``: the work directory's paths compilers record as
-    ``/bootstrapper-build``; the
-    ``CPPFLAGS`` of the settings' ``env``, else of the user's environment
+    ``path_map``: the work directory's paths compilers record as ``/bootstrapper-build``;
+    the ``CPPFLAGS`` of the settings' ``env``, else of the user's environment
     (``inherited``), follow that flag."""
     offline = {"CARGO_NET_OFFLINE": "true"} if cargo_offline else {}
     flags: dict[str, str] = {}

@@ -131,8 +131,9 @@ class Demand:
 class BuildExtJobs:
     """setuptools' parallel ``build_ext`` joined to the run's jobserver by the backend's
     host (:func:`bootstrapper.extjobs.join_build_ext`): where its config file gave the
-    build's ``share``, up to ``most`` extensions build at once, each past the first
-    holding a token of the FIFO at ``fifo`` while it builds."""
+    build's ``share``, up to ``most`` extensions build at once, each past the share
+    holding a token of the FIFO at ``fifo`` while it builds, and taking none while the
+    file ``waiting`` counts builds waiting for one."""
 
     fifo: str
     share: int
