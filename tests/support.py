@@ -8,9 +8,11 @@ they name build requirements, in which case the backend comes from the installed
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
+import os
 import tarfile
 import threading
 import time
@@ -26,6 +28,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from bootstrapper.cli import main
+from bootstrapper.cores import CoreBudget
 from bootstrapper.isolation import isolation_prefix
 
 BACKEND_SOURCE = (Path(__file__).parent / "fixtures" / "fixture_backend.py").read_text()
@@ -499,3 +502,17 @@ def most_at_once(spans: Sequence[tuple[float, float]]) -> int:
         now += step
         peak = max(peak, now)
     return peak
+
+
+def tokens_free(budget: CoreBudget) -> int:
+    """The tokens in ``budget``'s jobserver FIFO now (taken out and put back)."""
+    fd = os.open(budget.fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        taken = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(fd, 64):
+                taken += chunk
+        os.write(fd, taken)
+        return len(taken)
+    finally:
+        os.close(fd)

@@ -7,7 +7,6 @@ place of a compiler and notes when each extension starts and ends."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -24,7 +23,7 @@ from bootstrapper.cores import BuildExtJobs, CoreBudget, Demand, Grant
 from bootstrapper.pep517 import Backend
 from bootstrapper.sandbox import TimeLimit
 
-from .support import most_at_once, wait_for
+from .support import most_at_once, tokens_free, wait_for
 
 pytest.importorskip("setuptools", reason="the test runs setuptools' own backend")
 
@@ -199,19 +198,6 @@ def test_a_build_waiting_for_a_token_goes_before_the_jobs_past_a_share(
     # One extension at a time while the third build held the token, two once it ended.
     assert most_at_once(held) == 1
     assert most_at_once(after) == 2
-
-
-def tokens_free(budget: CoreBudget) -> int:
-    fd = os.open(budget.fifo, os.O_RDWR | os.O_NONBLOCK)
-    try:
-        taken = b""
-        with contextlib.suppress(BlockingIOError):
-            while chunk := os.read(fd, 64):
-                taken += chunk
-        os.write(fd, taken)
-        return len(taken)
-    finally:
-        os.close(fd)
 
 
 @pytest.mark.parametrize(

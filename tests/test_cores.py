@@ -26,7 +26,7 @@ from bootstrapper.index import DistFile
 from bootstrapper.records import BuildRecord
 from bootstrapper.settings import Settings, SettingsError
 
-from .support import FixtureIndex, Project, most_at_once, wait_for
+from .support import FixtureIndex, Project, most_at_once, tokens_free, wait_for
 
 # -- pure parts ---------------------------------------------------------------------------
 
@@ -173,22 +173,6 @@ def test_a_killed_runs_jobserver_directory_is_removed_by_the_next(
     assert not ours.exists()
     alive.communicate("")
     assert not dirs[1].exists(), "a run that ends removes its own"
-
-
-def tokens_free(budget: CoreBudget) -> int:
-    fd = os.open(budget.fifo, os.O_RDWR | os.O_NONBLOCK)
-    try:
-        taken = b""
-        while True:
-            try:
-                chunk = os.read(fd, 64)
-            except BlockingIOError:
-                break
-            taken += chunk
-        os.write(fd, taken)
-        return len(taken)
-    finally:
-        os.close(fd)
 
 
 def test_each_lease_holds_a_token_and_lost_tokens_come_back() -> None:
